@@ -1,0 +1,254 @@
+"""Ensemble graph rules (Triton's ValidateEnsembleSchedulingConfig and ensemble_utils.cc).
+
+Every ensemble input is read, every ensemble output is written by exactly one step, every tensor
+a step writes is read, map keys exist in the member's config, required member inputs are
+mapped, connected tensors agree in type and shape, members batch at least as much as the
+ensemble (or not at all), and no cycle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from tritonclient.grpc import model_config_pb2 as pb
+
+from chalicelib.validation.archive import ArchiveScan
+from chalicelib.validation.findings import Code, Finding
+from chalicelib.validation.repository import ParsedModel, Repository
+
+
+@dataclass(frozen=True)
+class _Declaration:
+    where: str
+    data_type: str
+    shape: tuple[int, ...]
+
+
+def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
+    findings: list[Finding] = []
+    for model in repo.models.values():
+        if model.is_ensemble:
+            findings += _check(model, repo, scan)
+    findings += _nested_cycles(repo)
+    return findings
+
+
+def _shape(model: ParsedModel, tensor: pb.ModelInput | pb.ModelOutput) -> tuple[int, ...]:
+    dims = tuple(tensor.dims)
+    return (-1, *dims) if model.config.max_batch_size > 0 else dims
+
+
+def _member_input_names(member: ParsedModel, scan: ArchiveScan) -> set[str]:
+    if member.config.input:
+        return {t.name for t in member.config.input}
+    if member.backend == "onnxruntime":  # Triton auto-completes the inputs from the ONNX graph
+        for version in member.served_versions:
+            summary = scan.onnx.get(member.path(version, "model.onnx"))
+            if summary and not summary.error:
+                return {t.name for t in summary.runtime_inputs}
+    return set()
+
+
+def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[Finding]:
+    findings: list[Finding] = []
+    where_config = ensemble.config_path
+
+    def add(code: Code, message: str) -> None:
+        findings.append(Finding.of(code, where_config, message))
+
+    steps = list(ensemble.config.ensemble_scheduling.step)
+    if not steps:
+        add(Code.ENSEMBLE_NO_STEPS, f"ensemble '{ensemble.name}' has no ensemble_scheduling steps")
+        return findings
+    producers: dict[str, list[str]] = defaultdict(list)
+    consumers: dict[str, list[int]] = defaultdict(list)
+    declarations: dict[str, list[_Declaration]] = defaultdict(list)
+    for tensor in ensemble.config.input:
+        producers[tensor.name].append("the ensemble input")
+        declarations[tensor.name].append(
+            _Declaration(
+                f"ensemble input '{tensor.name}'", pb.DataType.Name(tensor.data_type), _shape(ensemble, tensor)
+            )
+        )
+    for tensor in ensemble.config.output:
+        declarations[tensor.name].append(
+            _Declaration(
+                f"ensemble output '{tensor.name}'", pb.DataType.Name(tensor.data_type), _shape(ensemble, tensor)
+            )
+        )
+
+    for index, step in enumerate(steps):
+        label = f"step {index} ('{step.model_name}')"
+        member = repo.models.get(step.model_name)
+        for tensor in step.input_map.values():
+            consumers[tensor].append(index)
+        for tensor in step.output_map.values():
+            producers[tensor].append(label)
+        if member is None:
+            if step.model_name in repo.dirs_without_config:
+                findings.append(
+                    Finding.of(
+                        Code.CONFIG_MISSING,
+                        f"{step.model_name}/config.pbtxt",
+                        f"'{step.model_name}/' has no config.pbtxt; mmedeploy needs one for every member "
+                        "model so it can check the ensemble's wiring",
+                    )
+                )
+            else:
+                add(
+                    Code.ENSEMBLE_MEMBER_MISSING,
+                    f"{label} of '{ensemble.name}' uses model '{step.model_name}', which is not a directory "
+                    f"with a config.pbtxt in the tarball (models: {', '.join(sorted(repo.models)) or 'none'})",
+                )
+            continue
+        if step.model_version > 0 and step.model_version not in member.versions:
+            add(
+                Code.ENSEMBLE_MEMBER_VERSION_MISSING,
+                f"{label} pins version {step.model_version}, but '{step.model_name}' has versions {member.versions}",
+            )
+        if member.config.max_batch_size != 0 and member.config.max_batch_size < ensemble.config.max_batch_size:
+            add(
+                Code.ENSEMBLE_BATCH_MISMATCH,
+                f"'{step.model_name}' allows max_batch_size {member.config.max_batch_size}, below the ensemble's "
+                f"{ensemble.config.max_batch_size}",
+            )
+        _maps(ensemble, label, step, member, scan, declarations, add)
+
+    _graph(ensemble, steps, producers, consumers, add)
+    for tensor, decls in declarations.items():
+        first = decls[0]
+        for other in decls[1:]:
+            if other.data_type != first.data_type:
+                add(
+                    Code.ENSEMBLE_TYPE_MISMATCH,
+                    f"tensor '{tensor}' is {first.data_type} as {first.where} but {other.data_type} as {other.where}",
+                )
+                break
+        for other in decls[1:]:
+            if not _compatible(first.shape, other.shape):
+                add(
+                    Code.ENSEMBLE_SHAPE_MISMATCH,
+                    f"tensor '{tensor}' has shape {list(first.shape)} as {first.where} but {list(other.shape)} as "
+                    f"{other.where} (batch dimension included)",
+                )
+                break
+    return findings
+
+
+def _maps(ensemble, label, step, member, scan, declarations, add) -> None:  # type: ignore[no-untyped-def]
+    member_inputs = {t.name: t for t in member.config.input}
+    member_outputs = {t.name: t for t in member.config.output}
+    known_inputs = _member_input_names(member, scan)
+    for key, tensor in step.input_map.items():
+        if known_inputs and key not in known_inputs:
+            add(
+                Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
+                f"{label} maps input '{key}', but '{step.model_name}' has inputs {sorted(known_inputs)}",
+            )
+        elif key in member_inputs:
+            spec = member_inputs[key]
+            declarations[tensor].append(
+                _Declaration(
+                    f"input '{key}' of '{step.model_name}'", pb.DataType.Name(spec.data_type), _shape(member, spec)
+                )
+            )
+    required = {t.name for t in member.config.input if not t.optional} or known_inputs
+    for name in sorted(required - set(step.input_map)):
+        add(
+            Code.ENSEMBLE_MEMBER_INPUT_UNMAPPED,
+            f"{label} does not map the required input '{name}' of '{step.model_name}' in its input_map",
+        )
+    for key, tensor in step.output_map.items():
+        if member_outputs and key not in member_outputs:
+            add(
+                Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
+                f"{label} maps output '{key}', but '{step.model_name}' has outputs {sorted(member_outputs)}",
+            )
+        elif key in member_outputs:
+            spec = member_outputs[key]
+            declarations[tensor].append(
+                _Declaration(
+                    f"output '{key}' of '{step.model_name}'", pb.DataType.Name(spec.data_type), _shape(member, spec)
+                )
+            )
+
+
+def _graph(ensemble, steps, producers, consumers, add) -> None:  # type: ignore[no-untyped-def]
+    inputs = {t.name for t in ensemble.config.input}
+    outputs = {t.name for t in ensemble.config.output}
+    for tensor, writers in producers.items():
+        if len(writers) > 1:
+            add(Code.ENSEMBLE_TENSOR_MULTIPLE_WRITERS, f"tensor '{tensor}' is written by {' and '.join(writers)}")
+    for name in sorted(inputs):
+        if name not in consumers:
+            add(Code.ENSEMBLE_INPUT_UNUSED, f"ensemble input '{name}' is read by no step; remove it or map it")
+    for name in sorted(outputs):
+        if not any(w != "the ensemble input" for w in producers.get(name, [])):
+            add(Code.ENSEMBLE_OUTPUT_NOT_PRODUCED, f"ensemble output '{name}' is written by no step's output_map")
+    for tensor in sorted(consumers):
+        if tensor not in producers:
+            add(
+                Code.ENSEMBLE_TENSOR_UNDEFINED,
+                f"tensor '{tensor}' is read by step {consumers[tensor][0]} but is neither an ensemble input "
+                "nor written by a step",
+            )
+    for tensor in sorted(producers):
+        if tensor not in inputs and tensor not in consumers and tensor not in outputs:
+            add(
+                Code.ENSEMBLE_TENSOR_UNUSED,
+                f"tensor '{tensor}' is written by {producers[tensor][0]} but read by nothing; Triton refuses "
+                "unused tensors: drop it from the output_map",
+            )
+    # Run the steps in dependency order; steps that never become ready with all their inputs
+    # defined are waiting on each other.
+    ready, pending = set(inputs), set(range(len(steps)))
+    progressed = True
+    while progressed:
+        progressed = False
+        for index in sorted(pending):
+            if set(steps[index].input_map.values()) <= ready:
+                ready |= set(steps[index].output_map.values())
+                pending.discard(index)
+                progressed = True
+    stuck = [i for i in sorted(pending) if set(steps[i].input_map.values()) <= set(producers)]
+    if stuck:
+        names = ", ".join(f"step {i} ('{steps[i].model_name}')" for i in stuck)
+        add(Code.ENSEMBLE_CYCLE, f"{names} wait on each other's outputs: the steps form a cycle")
+
+
+def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b, strict=True))
+
+
+def _nested_cycles(repo: Repository) -> list[Finding]:
+    """Ensembles that contain each other, directly or not."""
+    edges = {
+        d: [s.model_name for s in m.config.ensemble_scheduling.step if s.model_name in repo.models]
+        for d, m in repo.models.items()
+        if m.is_ensemble
+    }
+    findings: list[Finding] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in edges.get(node, []):
+            if state.get(nxt) == 1:
+                path = [*trail, node]
+                cycle = [*path[path.index(nxt) :], nxt]
+                findings.append(
+                    Finding.of(
+                        Code.ENSEMBLE_CYCLE,
+                        repo.models[node].config_path,
+                        f"ensembles contain each other: {' -> '.join(cycle)}",
+                    )
+                )
+            elif nxt not in state:
+                visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for node in edges:
+        if node not in state:
+            visit(node, [])
+    return findings

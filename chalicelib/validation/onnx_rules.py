@@ -1,0 +1,147 @@
+"""Config vs ONNX graph agreement, as Triton's onnxruntime backend checks it at load.
+
+Inputs: when the config lists inputs, their count must equal the graph's runtime inputs, names
+must exist, element types must match and shapes must fit (an ONNX -1 accepts anything). With
+batching the ONNX first dimension must be variable. Outputs: the config may list a subset, but
+each must exist with the same type and exactly the same shape.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from tritonclient.grpc import model_config_pb2 as pb
+
+from chalicelib.validation.archive import ArchiveScan
+from chalicelib.validation.findings import Code, Finding
+from chalicelib.validation.onnx_probe import OnnxSummary, OnnxTensor
+from chalicelib.validation.repository import ParsedModel
+
+
+def check_onnx(model: ParsedModel, scan: ArchiveScan) -> list[Finding]:
+    if model.backend != "onnxruntime":
+        return []
+    findings: list[Finding] = []
+    filename = model.config.default_model_filename or "model.onnx"
+    for version in model.served_versions:
+        path = model.path(version, filename)
+        summary = scan.onnx.get(path) or scan.onnx.get(posixpath.join(path, "model.onnx"))
+        if summary is None:
+            continue  # missing file is MODEL_FILE_MISSING
+        onnx_path = path if path in scan.onnx else posixpath.join(path, "model.onnx")
+        if summary.error:
+            findings.append(
+                Finding.of(
+                    Code.ONNX_UNREADABLE, onnx_path, f"'{onnx_path}' is not a readable ONNX model: {summary.error}"
+                )
+            )
+            continue
+        _inputs(model, onnx_path, summary, findings)
+        _outputs(model, onnx_path, summary, findings)
+        _external_data(onnx_path, summary, scan, findings)
+    return findings
+
+
+def _full_shape(model: ParsedModel, tensor: pb.ModelInput | pb.ModelOutput) -> list[int]:
+    dims = list(tensor.reshape.shape) if tensor.HasField("reshape") else list(tensor.dims)
+    return [-1, *dims] if model.config.max_batch_size > 0 else dims
+
+
+def _inputs(model: ParsedModel, path: str, summary: OnnxSummary, findings: list[Finding]) -> None:
+    configured = [t for t in model.config.input if not t.optional]
+    if not model.config.input:
+        return  # Triton auto-completes the inputs from the model
+    graph = {t.name: t for t in summary.runtime_inputs}
+    for tensor in configured:
+        onnx_tensor = graph.get(tensor.name)
+        if onnx_tensor is None:
+            findings.append(
+                Finding.of(
+                    Code.ONNX_INPUT_MISSING,
+                    model.config_path,
+                    f"input '{tensor.name}' of '{model.name}' is not an input of '{path}' "
+                    f"(its inputs: {', '.join(sorted(graph)) or 'none'})",
+                )
+            )
+            continue
+        _compare(model, "input", tensor, onnx_tensor, path, findings)
+    names = {t.name for t in model.config.input}
+    for name in sorted(set(graph) - names):
+        findings.append(
+            Finding.of(
+                Code.ONNX_INPUT_UNCONFIGURED,
+                model.config_path,
+                f"'{path}' needs input '{name}', which the config of '{model.name}' does not declare",
+            )
+        )
+
+
+def _outputs(model: ParsedModel, path: str, summary: OnnxSummary, findings: list[Finding]) -> None:
+    graph = {t.name: t for t in summary.outputs}
+    for tensor in model.config.output:
+        onnx_tensor = graph.get(tensor.name)
+        if onnx_tensor is None:
+            findings.append(
+                Finding.of(
+                    Code.ONNX_OUTPUT_MISSING,
+                    model.config_path,
+                    f"output '{tensor.name}' of '{model.name}' is not an output of '{path}' "
+                    f"(its outputs: {', '.join(sorted(graph)) or 'none'})",
+                )
+            )
+            continue
+        _compare(model, "output", tensor, onnx_tensor, path, findings)
+
+
+def _compare(
+    model: ParsedModel,
+    kind: str,
+    tensor: pb.ModelInput | pb.ModelOutput,
+    onnx_tensor: OnnxTensor,
+    path: str,
+    findings: list[Finding],
+) -> None:
+    config_type = pb.DataType.Name(tensor.data_type)
+    if onnx_tensor.data_type is not None and config_type != onnx_tensor.data_type:
+        findings.append(
+            Finding.of(
+                Code.ONNX_TYPE_MISMATCH,
+                model.config_path,
+                f"{kind} '{tensor.name}' of '{model.name}' is {config_type} in the config but "
+                f"{onnx_tensor.data_type} in '{path}'",
+            )
+        )
+    if onnx_tensor.dims is None:
+        return
+    expected, actual = _full_shape(model, tensor), list(onnx_tensor.dims)
+    batching = model.config.max_batch_size > 0
+    if batching and (not actual or actual[0] != -1):
+        problem = "with max_batch_size > 0 the ONNX first dimension must be variable (-1 / symbolic)"
+    elif len(expected) != len(actual):
+        problem = "the ranks differ"
+    elif any(a != e and not (kind == "input" and a == -1) for a, e in zip(actual, expected, strict=True)):
+        problem = "the dimensions differ"
+    else:
+        return
+    findings.append(
+        Finding.of(
+            Code.ONNX_SHAPE_MISMATCH,
+            model.config_path,
+            f"{kind} '{tensor.name}' of '{model.name}': the config implies shape {expected}"
+            f"{' (batch dimension first)' if batching else ''} but '{path}' has {actual}: {problem}",
+        )
+    )
+
+
+def _external_data(path: str, summary: OnnxSummary, scan: ArchiveScan, findings: list[Finding]) -> None:
+    base = posixpath.dirname(path)
+    for location in sorted(summary.external_files):
+        target = posixpath.normpath(posixpath.join(base, location))
+        if target not in scan.members:
+            findings.append(
+                Finding.of(
+                    Code.ONNX_EXTERNAL_DATA_MISSING,
+                    path,
+                    f"'{path}' keeps weights in external file '{location}', which is not at '{target}' in the tarball",
+                )
+            )

@@ -1,0 +1,52 @@
+"""The validation report: the JSON contract of ``mmedeploy validate --json`` and the registry."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.validation.findings import Finding, Severity
+
+
+class TensorSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    data_type: str
+    dims: list[int]
+
+
+class ModelSummary(BaseModel):
+    """One Triton model in the tarball, as Triton will see it (platform/backend auto-completed)."""
+
+    name: str
+    platform: str | None = None
+    backend: str | None = None
+    max_batch_size: int = 0
+    inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
+    versions: list[int] = []
+    served: bool = False  # the model the MME loads under the TargetModel name
+
+
+class ValidationReport(BaseModel):
+    valid: bool
+    model: str | None
+    version: str | None
+    sha256: str | None
+    size: int
+    uncompressed_size: int
+    member_count: int
+    findings: list[Finding]
+    models: list[ModelSummary]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    @property
+    def served_model(self) -> ModelSummary | None:
+        return next((m for m in self.models if m.served), None)

@@ -1,0 +1,103 @@
+"""The one validator, used alike by the Validate stage Lambda (S3 body) and ``mmedeploy validate``."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from tritonclient.grpc import model_config_pb2 as pb
+
+from chalicelib.naming import ArtifactName, InvalidArtifactName
+from chalicelib.validation.archive import ArchiveScan, scan_archive
+from chalicelib.validation.ensemble_rules import check_ensembles
+from chalicelib.validation.findings import Code, Finding, has_errors
+from chalicelib.validation.limits import ArchiveLimits
+from chalicelib.validation.model_rules import check_model
+from chalicelib.validation.onnx_rules import check_onnx
+from chalicelib.validation.report import ModelSummary, TensorSpec, ValidationReport
+from chalicelib.validation.repository import ParsedModel, discover
+
+VERSION_FILE = "model_version.txt"
+
+
+def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = None) -> ValidationReport:
+    """Validate the tarball read from ``stream``; ``key`` is its file name or S3 key.
+
+    Reads the stream exactly once and never raises for any content of it.
+    """
+    filename = key.rsplit("/", 1)[-1]
+    findings: list[Finding] = []
+    artifact: ArtifactName | None = None
+    try:
+        artifact = ArtifactName.parse(filename)
+    except InvalidArtifactName as exc:
+        findings.append(Finding.of(Code.NAME_INVALID, filename, str(exc)))
+
+    scan = scan_archive(stream, limits or ArchiveLimits(), filename)
+    findings += scan.findings
+    models: list[ParsedModel] = []
+    if scan.complete:
+        findings += _version_file(scan, artifact)
+        target = artifact.filename if artifact else filename
+        models, repo_findings = _check_repository(scan, target)
+        findings += repo_findings
+    return ValidationReport(
+        valid=not has_errors(findings),
+        model=artifact.name if artifact else None,
+        version=artifact.version if artifact else None,
+        sha256=scan.sha256,
+        size=scan.compressed_bytes,
+        uncompressed_size=scan.uncompressed_bytes,
+        member_count=len(scan.members),
+        findings=findings,
+        models=[_summary(m) for m in models],
+    )
+
+
+def _version_file(scan: ArchiveScan, artifact: ArtifactName | None) -> list[Finding]:
+    raw = scan.small_files.get(VERSION_FILE)
+    if raw is None:
+        return [
+            Finding.of(
+                Code.VERSION_FILE_MISSING,
+                VERSION_FILE,
+                "model_version.txt is missing at the archive root; 'mmedeploy package' writes it",
+            )
+        ]
+    recorded = raw.decode("utf-8", "replace").strip()
+    if artifact and recorded != artifact.version:
+        return [
+            Finding.of(
+                Code.VERSION_FILE_MISMATCH,
+                VERSION_FILE,
+                f"model_version.txt says '{recorded[:40]}' but the file name says version '{artifact.version}'",
+            )
+        ]
+    return []
+
+
+def _check_repository(scan: ArchiveScan, target_model: str) -> tuple[list[ParsedModel], list[Finding]]:
+    findings: list[Finding] = []
+    repo = discover(scan, target_model, findings)
+    dirs = scan.directories()
+    for model in repo.models.values():
+        findings += check_model(model, scan, dirs)
+        findings += check_onnx(model, scan)
+    findings += check_ensembles(repo, scan)
+    return list(repo.models.values()), findings
+
+
+def _tensors(tensors: list[pb.ModelInput] | list[pb.ModelOutput]) -> list[TensorSpec]:
+    return [TensorSpec(name=t.name, data_type=pb.DataType.Name(t.data_type), dims=list(t.dims)) for t in tensors]
+
+
+def _summary(model: ParsedModel) -> ModelSummary:
+    return ModelSummary(
+        name=model.name,
+        platform=model.platform or None,
+        backend=model.backend or None,
+        max_batch_size=model.config.max_batch_size,
+        inputs=_tensors(list(model.config.input)),
+        outputs=_tensors(list(model.config.output)),
+        versions=model.versions,
+        served=model.served,
+    )

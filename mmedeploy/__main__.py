@@ -1,0 +1,5 @@
+import sys
+
+from mmedeploy.cli import main
+
+sys.exit(main())
