@@ -17,7 +17,7 @@ from pathlib import Path
 
 from isal import igzip
 
-from chalicelib.naming import ArtifactName
+from chalicelib.naming import ARTIFACT_PATTERN, ArtifactName
 from chalicelib.validation.report import ValidationReport
 from chalicelib.validation.validator import VERSION_FILE, validate_tarball
 
@@ -49,6 +49,11 @@ def _excluded(name: str) -> bool:
     return name in EXCLUDED_NAMES or name.startswith("._") or name.endswith(".pyc")
 
 
+def _is_previous_output(root: Path, path: Path) -> bool:
+    # `mmedeploy package . -o .` must not pack its own earlier tarballs (or a partial one).
+    return path.parent == root and (ARTIFACT_PATTERN.match(path.name) is not None or path.name.endswith(".partial"))
+
+
 def _walk(root: Path) -> list[tuple[str, Path, os.stat_result]]:
     """Sorted (archive name, path, lstat) of everything to pack; refuses links and specials."""
     entries: list[tuple[str, Path, os.stat_result]] = []
@@ -56,6 +61,8 @@ def _walk(root: Path) -> list[tuple[str, Path, os.stat_result]]:
         dirnames[:] = sorted(d for d in dirnames if not _excluded(d))
         for name in sorted([*dirnames, *(f for f in filenames if not _excluded(f))]):
             path = Path(dirpath, name)
+            if _is_previous_output(root, path):
+                continue
             info = path.lstat()
             rel = path.relative_to(root).as_posix()
             if stat.S_ISLNK(info.st_mode):
