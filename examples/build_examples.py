@@ -91,6 +91,7 @@ def build() -> list[Path]:
     # git keeps no empty directories, and an ensemble still needs its version directory.
     (IDCHECK / "idcheck_pipeline" / "1").mkdir(parents=True, exist_ok=True)
     (MODELS / "textstats" / "textstats" / "1").mkdir(parents=True, exist_ok=True)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     onnx_path.write_bytes(build_onnx().SerializeToString())
     env_path.write_bytes(build_env_archive())
     return [onnx_path, env_path]
