@@ -22,7 +22,8 @@ from chalicelib.validation.repository import ParsedModel, Repository
 class _Declaration:
     where: str
     data_type: str
-    shape: tuple[int, ...]
+    dims: tuple[int, ...]
+    shape: tuple[int, ...]  # with the batch dimension
 
 
 def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
@@ -34,17 +35,24 @@ def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
     return findings
 
 
-def _shape(model: ParsedModel, tensor: pb.ModelInput | pb.ModelOutput) -> tuple[int, ...]:
-    dims = tuple(tensor.dims)
-    return (-1, *dims) if model.config.max_batch_size > 0 else dims
+def _declaration(
+    where: str, model: ParsedModel, tensor: pb.ModelInput | pb.ModelOutput, use_reshape: bool = False
+) -> _Declaration:
+    """A tensor's type and shape as Triton's ensemble check sees them: the dims (the ensemble's own
+    inputs and outputs use their reshape) and the full shape with the batch dimension."""
+    dims = tuple(tensor.reshape.shape) if use_reshape and tensor.HasField("reshape") else tuple(tensor.dims)
+    full = (-1, *dims) if model.config.max_batch_size > 0 else dims
+    return _Declaration(where, pb.DataType.Name(tensor.data_type), dims, full)
 
 
 def _member_input_names(member: ParsedModel, scan: ArchiveScan) -> set[str]:
     if member.config.input:
         return {t.name for t in member.config.input}
     if member.backend == "onnxruntime":  # Triton auto-completes the inputs from the ONNX graph
+        filename = member.config.default_model_filename or "model.onnx"
         for version in member.served_versions:
-            summary = scan.onnx.get(member.path(version, "model.onnx"))
+            path = member.path(version, filename)
+            summary = scan.onnx.get(path) or scan.onnx.get(f"{path}/model.onnx")
             if summary and not summary.error:
                 return {t.name for t in summary.runtime_inputs}
     return set()
@@ -64,19 +72,11 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
     producers: dict[str, list[str]] = defaultdict(list)
     consumers: dict[str, list[int]] = defaultdict(list)
     declarations: dict[str, list[_Declaration]] = defaultdict(list)
+    inputs = {t.name for t in ensemble.config.input}
     for tensor in ensemble.config.input:
-        producers[tensor.name].append("the ensemble input")
-        declarations[tensor.name].append(
-            _Declaration(
-                f"ensemble input '{tensor.name}'", pb.DataType.Name(tensor.data_type), _shape(ensemble, tensor)
-            )
-        )
+        declarations[tensor.name].append(_declaration(f"ensemble input '{tensor.name}'", ensemble, tensor, True))
     for tensor in ensemble.config.output:
-        declarations[tensor.name].append(
-            _Declaration(
-                f"ensemble output '{tensor.name}'", pb.DataType.Name(tensor.data_type), _shape(ensemble, tensor)
-            )
-        )
+        declarations[tensor.name].append(_declaration(f"ensemble output '{tensor.name}'", ensemble, tensor, True))
 
     for index, step in enumerate(steps):
         label = f"step {index} ('{step.model_name}')"
@@ -102,10 +102,12 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
                     f"with a config.pbtxt in the tarball (models: {', '.join(sorted(repo.models)) or 'none'})",
                 )
             continue
-        if step.model_version > 0 and step.model_version not in member.versions:
+        # Triton needs the pinned version loaded, not merely present: the member's version_policy decides.
+        if step.model_version > 0 and member.versions and step.model_version not in member.served_versions:
             add(
                 Code.ENSEMBLE_MEMBER_VERSION_MISSING,
-                f"{label} pins version {step.model_version}, but '{step.model_name}' has versions {member.versions}",
+                f"{label} pins version {step.model_version}, but '{step.model_name}' has versions {member.versions} "
+                f"of which its version_policy loads {member.served_versions}; pin one of those or use -1",
             )
         if member.config.max_batch_size != 0 and member.config.max_batch_size < ensemble.config.max_batch_size:
             add(
@@ -115,7 +117,7 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
             )
         _maps(ensemble, label, step, member, scan, declarations, add)
 
-    _graph(ensemble, steps, producers, consumers, add)
+    _graph(ensemble, steps, inputs, producers, consumers, add)
     for tensor, decls in declarations.items():
         first = decls[0]
         for other in decls[1:]:
@@ -126,7 +128,8 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
                 )
                 break
         for other in decls[1:]:
-            if not _compatible(first.shape, other.shape):
+            # Triton accepts either the plain dims or the batch-expanded shapes agreeing.
+            if not _compatible(first.dims, other.dims) and not _compatible(first.shape, other.shape):
                 add(
                     Code.ENSEMBLE_SHAPE_MISMATCH,
                     f"tensor '{tensor}' has shape {list(first.shape)} as {first.where} but {list(other.shape)} as "
@@ -147,13 +150,11 @@ def _maps(ensemble, label, step, member, scan, declarations, add) -> None:  # ty
                 f"{label} maps input '{key}', but '{step.model_name}' has inputs {sorted(known_inputs)}",
             )
         elif key in member_inputs:
-            spec = member_inputs[key]
             declarations[tensor].append(
-                _Declaration(
-                    f"input '{key}' of '{step.model_name}'", pb.DataType.Name(spec.data_type), _shape(member, spec)
-                )
+                _declaration(f"input '{key}' of '{step.model_name}'", member, member_inputs[key])
             )
-    required = {t.name for t in member.config.input if not t.optional} or known_inputs
+    # Without configured inputs (ONNX auto-complete) every graph input is required.
+    required = {t.name for t in member.config.input if not t.optional} if member.config.input else known_inputs
     for name in sorted(required - set(step.input_map)):
         add(
             Code.ENSEMBLE_MEMBER_INPUT_UNMAPPED,
@@ -166,16 +167,14 @@ def _maps(ensemble, label, step, member, scan, declarations, add) -> None:  # ty
                 f"{label} maps output '{key}', but '{step.model_name}' has outputs {sorted(member_outputs)}",
             )
         elif key in member_outputs:
-            spec = member_outputs[key]
             declarations[tensor].append(
-                _Declaration(
-                    f"output '{key}' of '{step.model_name}'", pb.DataType.Name(spec.data_type), _shape(member, spec)
-                )
+                _declaration(f"output '{key}' of '{step.model_name}'", member, member_outputs[key])
             )
 
 
-def _graph(ensemble, steps, producers, consumers, add) -> None:  # type: ignore[no-untyped-def]
-    inputs = {t.name for t in ensemble.config.input}
+def _graph(ensemble, steps, inputs, producers, consumers, add) -> None:  # type: ignore[no-untyped-def]
+    # ``producers`` holds step writers only: Triton counts output_map entries, and an ensemble
+    # input that a step also writes (or that is passed straight through as an output) loads.
     outputs = {t.name for t in ensemble.config.output}
     for tensor, writers in producers.items():
         if len(writers) > 1:
@@ -184,10 +183,10 @@ def _graph(ensemble, steps, producers, consumers, add) -> None:  # type: ignore[
         if name not in consumers:
             add(Code.ENSEMBLE_INPUT_UNUSED, f"ensemble input '{name}' is read by no step; remove it or map it")
     for name in sorted(outputs):
-        if not any(w != "the ensemble input" for w in producers.get(name, [])):
+        if name not in producers and name not in inputs:
             add(Code.ENSEMBLE_OUTPUT_NOT_PRODUCED, f"ensemble output '{name}' is written by no step's output_map")
     for tensor in sorted(consumers):
-        if tensor not in producers:
+        if tensor not in producers and tensor not in inputs:
             add(
                 Code.ENSEMBLE_TENSOR_UNDEFINED,
                 f"tensor '{tensor}' is read by step {consumers[tensor][0]} but is neither an ensemble input "
@@ -211,7 +210,7 @@ def _graph(ensemble, steps, producers, consumers, add) -> None:  # type: ignore[
                 ready |= set(steps[index].output_map.values())
                 pending.discard(index)
                 progressed = True
-    stuck = [i for i in sorted(pending) if set(steps[i].input_map.values()) <= set(producers)]
+    stuck = [i for i in sorted(pending) if set(steps[i].input_map.values()) <= set(producers) | inputs]
     if stuck:
         names = ", ".join(f"step {i} ('{steps[i].model_name}')" for i in stuck)
         add(Code.ENSEMBLE_CYCLE, f"{names} wait on each other's outputs: the steps form a cycle")

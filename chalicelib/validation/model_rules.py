@@ -15,7 +15,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 from chalicelib.validation.archive import ArchiveScan
 from chalicelib.validation.findings import Code, Finding
-from chalicelib.validation.repository import IGNORED_VERSION_DIRS, ParsedModel
+from chalicelib.validation.repository import IGNORED_VERSION_DIRS, NOT_MODEL_DIRS, ParsedModel
 
 # platform -> backend it implies (GetBackendTypeFromPlatform)
 PLATFORM_BACKENDS = {
@@ -39,15 +39,16 @@ KNOWN_BACKENDS = {
     "vllm",
     "tensorrtllm",
 }
-# file in the first version directory -> (backend, platform), in Triton's auto-complete order
+# file in the first subdirectory -> (backend, platform, must be a directory: True/False/None for
+# either), in Triton's auto-complete order (AutoCompleteBackendFields)
 AUTO_COMPLETE = [
-    ("model.savedmodel", "tensorflow", "tensorflow_savedmodel"),
-    ("model.graphdef", "tensorflow", "tensorflow_graphdef"),
-    ("model.plan", "tensorrt", "tensorrt_plan"),
-    ("model.onnx", "onnxruntime", "onnxruntime_onnx"),
-    ("model.xml", "openvino", ""),
-    ("model.pt", "pytorch", "pytorch_libtorch"),
-    ("model.py", "python", ""),
+    ("model.savedmodel", "tensorflow", "tensorflow_savedmodel", True),
+    ("model.graphdef", "tensorflow", "tensorflow_graphdef", False),
+    ("model.plan", "tensorrt", "tensorrt_plan", False),
+    ("model.onnx", "onnxruntime", "onnxruntime_onnx", None),  # a file, or a directory for large models
+    ("model.xml", "openvino", "", None),
+    ("model.pt", "pytorch", "pytorch_libtorch", False),
+    ("model.py", "python", "", None),
 ]
 DEFAULT_FILE = {
     "tensorflow_savedmodel": "model.savedmodel",
@@ -76,11 +77,14 @@ def check_model(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[F
 
 
 def _versions(model: ParsedModel, dirs: set[str], findings: list[Finding]) -> None:
-    prefix = model.path("")
-    children = sorted(
-        d[len(prefix) :] for d in dirs if d.startswith(prefix) and "/" not in d[len(prefix) :] and d != model.directory
-    )
+    children = _subdirs(model, dirs)
+    env = model.config.parameters.get("EXECUTION_ENV_PATH")
+    env_dir = env.string_value.removeprefix(ENV_VARIABLE + "/").split("/", 1)[0] if env else ""
     for child in children:
+        if not model.directory and child in NOT_MODEL_DIRS:
+            continue  # root layout: smoke-test cases and macOS clutter are not version directories
+        if child == env_dir and not child.isdigit():
+            continue  # an unpacked Python environment, not a stray directory
         if child.isdigit() and (child == "0" or not child.startswith("0")):
             model.versions.append(int(child))
         elif child not in IGNORED_VERSION_DIRS and not child.endswith(".savedmodel"):
@@ -124,7 +128,7 @@ def _versions(model: ParsedModel, dirs: set[str], findings: list[Finding]) -> No
         served = model.versions[-count:]
     model.served_versions = served
     extra = [v for v in model.versions if v not in served]
-    if extra:
+    if extra and served:  # with none served, VERSION_POLICY_UNSATISFIED says it all
         findings.append(
             Finding.of(
                 Code.MULTIPLE_VERSIONS,
@@ -133,6 +137,32 @@ def _versions(model: ParsedModel, dirs: set[str], findings: list[Finding]) -> No
                 "make the tarball smaller and the MME load faster",
             )
         )
+
+
+def _subdirs(model: ParsedModel, dirs: set[str]) -> list[str]:
+    """The model directory's subdirectories, sorted as Triton's std::set<std::string> sorts them."""
+    prefix = model.path("")
+    return sorted(
+        d[len(prefix) :] for d in dirs if d.startswith(prefix) and "/" not in d[len(prefix) :] and d != model.directory
+    )
+
+
+def _auto_complete(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> tuple[str, str] | None:
+    """(backend, platform) as Triton infers them with neither set in the config, else None."""
+    filename = model.config.default_model_filename
+    if filename:
+        # Only the default names imply a backend; any other name stops the directory lookup.
+        return next(((b, p) for name, b, p, _ in AUTO_COMPLETE if name == filename), None)
+    subdirs = _subdirs(model, dirs)
+    if not subdirs:
+        return None
+    # Triton inspects the first subdirectory in byte order (so '10' before '2'), numeric or not.
+    first = subdirs[0]
+    for name, backend, platform, want_dir in AUTO_COMPLETE:
+        path = model.path(first, name)
+        if _exists(scan, dirs, path) and want_dir in (None, path in dirs):
+            return backend, platform
+    return None
 
 
 def _platform(model: ParsedModel, scan: ArchiveScan, dirs: set[str], findings: list[Finding]) -> None:
@@ -150,19 +180,23 @@ def _platform(model: ParsedModel, scan: ArchiveScan, dirs: set[str], findings: l
         model.platform = platform
         return
     if not platform and not backend:
-        first = model.versions[0] if model.versions else None
-        for filename, auto_backend, auto_platform in AUTO_COMPLETE:
-            if first is not None and _exists(scan, dirs, model.path(first, filename)):
-                platform, backend = auto_platform, auto_backend
-                break
+        inferred = _auto_complete(model, scan, dirs)
+        if inferred:
+            backend, platform = inferred
         else:
+            custom = model.config.default_model_filename
             findings.append(
                 Finding.of(
                     Code.PLATFORM_MISSING,
                     model.config_path,
-                    f"'{model.name}' sets neither 'platform' nor 'backend' and its first version directory "
-                    "holds no default model file (model.onnx, model.plan, model.pt, model.py, "
-                    'model.savedmodel) to infer one from; add e.g. backend: "python"',
+                    f"'{model.name}' sets neither 'platform' nor 'backend' and "
+                    + (
+                        f"its default_model_filename '{custom}' is not a default name Triton infers one from"
+                        if custom
+                        else "its first version directory holds no default model file (model.onnx, model.plan, "
+                        "model.pt, model.py, model.savedmodel) to infer one from"
+                    )
+                    + '; add e.g. backend: "python"',
                 )
             )
     elif platform and platform not in PLATFORM_BACKENDS:
@@ -172,6 +206,15 @@ def _platform(model: ParsedModel, scan: ArchiveScan, dirs: set[str], findings: l
                     Code.PLATFORM_UNKNOWN,
                     model.config_path,
                     f"unknown platform '{platform}'; use one of {sorted(PLATFORM_BACKENDS)} or set 'backend'",
+                )
+            )
+        elif backend in PLATFORM_BACKENDS.values():
+            # Triton accepts any platform beside a custom backend, but not beside one of its own.
+            findings.append(
+                Finding.of(
+                    Code.PLATFORM_BACKEND_CONFLICT,
+                    model.config_path,
+                    f"unknown platform '{platform}' with backend '{backend}'; remove the platform line",
                 )
             )
     elif platform and backend and backend in PLATFORM_BACKENDS.values() and PLATFORM_BACKENDS[platform] != backend:
@@ -290,7 +333,7 @@ def _reshape(model: ParsedModel, where: str, dims: list[int], shape: list[int], 
                     f"{where}: an empty reshape needs batching (max_batch_size > 0); scalars are not supported",
                 )
             )
-        elif len(dims) != 1 or prod(dims) != 1:
+        elif -1 in dims or prod(dims) != 1:  # Triton compares element counts, so [1, 1] is fine too
             findings.append(
                 Finding.of(Code.RESHAPE_MISMATCH, model.config_path, f"{where}: an empty reshape needs dims [1]")
             )
@@ -369,7 +412,7 @@ def _python(model: ParsedModel, scan: ArchiveScan, findings: list[Finding]) -> N
                 )
             )
             continue
-        if not any(isinstance(node, ast.ClassDef) and node.name == "TritonPythonModel" for node in tree.body):
+        if "TritonPythonModel" not in _module_names(tree.body):
             findings.append(
                 Finding.of(
                     Code.PYTHON_MODEL_CLASS_MISSING,
@@ -382,8 +425,29 @@ def _python(model: ParsedModel, scan: ArchiveScan, findings: list[Finding]) -> N
         _execution_env(model, scan, env.string_value, findings)
 
 
+def _module_names(body: list[ast.stmt]) -> set[str]:
+    """Names a module binds at import time: the backend reads ``module.TritonPythonModel``, which
+    may be a class, an import or an assignment, possibly under a top-level if/try/with."""
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            for block in ("body", "orelse", "finalbody"):
+                names |= _module_names(getattr(node, block, []))
+            for handler in getattr(node, "handlers", []):
+                names |= _module_names(handler.body)
+    return names
+
+
 def _execution_env(model: ParsedModel, scan: ArchiveScan, value: str, findings: list[Finding]) -> None:
-    if not value.startswith(ENV_VARIABLE):
+    # Triton substitutes the variable textually: '$$TRITON_MODEL_DIRECTORYx' names a sibling.
+    if not value.startswith(ENV_VARIABLE) or value[len(ENV_VARIABLE) : len(ENV_VARIABLE) + 1] not in ("", "/"):
         findings.append(
             Finding.of(
                 Code.PYTHON_ENV_OUTSIDE_MODEL,
@@ -406,6 +470,8 @@ def _execution_env(model: ParsedModel, scan: ArchiveScan, value: str, findings: 
         )
         return
     member = scan.members.get(relative)
+    if (member is None or member.kind == "dir") and relative in scan.directories():
+        return  # an unpacked environment directory is accepted too
     if member is None or member.kind != "file":
         findings.append(
             Finding.of(

@@ -47,12 +47,20 @@ def _full_shape(model: ParsedModel, tensor: pb.ModelInput | pb.ModelOutput) -> l
     return [-1, *dims] if model.config.max_batch_size > 0 else dims
 
 
+def _fed_by_triton(config: pb.ModelConfig) -> set[str]:
+    """Graph inputs Triton feeds itself, so the config's ``input`` list need not declare them."""
+    names = {target for batch_input in config.batch_input for target in batch_input.target_name}
+    names |= {control.name for control in config.sequence_batching.control_input}
+    names |= {state.input_name for state in config.sequence_batching.state}
+    return names
+
+
 def _inputs(model: ParsedModel, path: str, summary: OnnxSummary, findings: list[Finding]) -> None:
-    configured = [t for t in model.config.input if not t.optional]
     if not model.config.input:
         return  # Triton auto-completes the inputs from the model
     graph = {t.name: t for t in summary.runtime_inputs}
-    for tensor in configured:
+    # Optional inputs too: the backend requires every configured input to be a model input.
+    for tensor in model.config.input:
         onnx_tensor = graph.get(tensor.name)
         if onnx_tensor is None:
             findings.append(
@@ -65,7 +73,7 @@ def _inputs(model: ParsedModel, path: str, summary: OnnxSummary, findings: list[
             )
             continue
         _compare(model, "input", tensor, onnx_tensor, path, findings)
-    names = {t.name for t in model.config.input}
+    names = {t.name for t in model.config.input} | _fed_by_triton(model.config)
     for name in sorted(set(graph) - names):
         findings.append(
             Finding.of(
@@ -115,7 +123,13 @@ def _compare(
         return
     expected, actual = _full_shape(model, tensor), list(onnx_tensor.dims)
     batching = model.config.max_batch_size > 0
-    if batching and (not actual or actual[0] != -1):
+    if not actual:
+        # The backend skips the shape check for a scalar ONNX tensor; the config dims must be all 1.
+        configured = expected[1:] if batching else expected
+        if all(d == 1 for d in configured):
+            return
+        problem = "a scalar ONNX tensor needs config dims of 1 (e.g. dims: [ 1 ])"
+    elif batching and actual[0] != -1:
         problem = "with max_batch_size > 0 the ONNX first dimension must be variable (-1 / symbolic)"
     elif len(expected) != len(actual):
         problem = "the ranks differ"

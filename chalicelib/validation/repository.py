@@ -115,6 +115,7 @@ def discover(scan: ArchiveScan, target_model: str, findings: list[Finding]) -> R
         )
         if model:
             repo.models[directory] = model
+            _check_name(model, findings)
     repo.served = repo.models.get(served_dir) if served_dir else None
 
     if served_dir is None and len(detected) == 0:
@@ -138,6 +139,23 @@ def discover(scan: ArchiveScan, target_model: str, findings: list[Finding]) -> R
                 )
             )
     return repo
+
+
+def _check_name(model: ParsedModel, findings: list[Finding]) -> None:
+    """Triton refuses a config whose name differs from its directory ("directory name must equal
+    model name"). The served model is exempt: SageMaker loads it under the TargetModel name."""
+    name = model.config.name
+    if model.served or not name or name == model.directory:
+        return
+    findings.append(
+        Finding.of(
+            Code.CONFIG_NAME_MISMATCH,
+            model.config_path,
+            f"'{model.config_path}' says name: \"{name}\" but its directory is '{model.directory}'; Triton "
+            f'refuses to load it. Set name: "{model.directory}" (or remove the name line), or rename the '
+            "directory and every ensemble step that uses it",
+        )
+    )
 
 
 def _text(scan: ArchiveScan, path: str) -> str:
