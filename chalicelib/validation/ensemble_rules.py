@@ -9,13 +9,17 @@ ensemble (or not at all), and no cycle.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tritonclient.grpc import model_config_pb2 as pb
 
 from chalicelib.validation.archive import ArchiveScan
 from chalicelib.validation.findings import Code, Finding
+from chalicelib.validation.onnx_rules import find_onnx
 from chalicelib.validation.repository import ParsedModel, Repository
+
+Report = Callable[[Code, str], None]
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,10 @@ def _member_input_names(member: ParsedModel, scan: ArchiveScan) -> set[str]:
     if member.config.input:
         return {t.name for t in member.config.input}
     if member.backend == "onnxruntime":  # Triton auto-completes the inputs from the ONNX graph
-        filename = member.config.default_model_filename or "model.onnx"
         for version in member.served_versions:
-            path = member.path(version, filename)
-            summary = scan.onnx.get(path) or scan.onnx.get(f"{path}/model.onnx")
-            if summary and not summary.error:
-                return {t.name for t in summary.runtime_inputs}
+            found = find_onnx(member, scan, version)
+            if found and not found[1].error:
+                return {t.name for t in found[1].runtime_inputs}
     return set()
 
 
@@ -115,7 +117,7 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
                 f"'{step.model_name}' allows max_batch_size {member.config.max_batch_size}, below the ensemble's "
                 f"{ensemble.config.max_batch_size}",
             )
-        _maps(ensemble, label, step, member, scan, declarations, add)
+        _maps(label, step, member, scan, declarations, add)
 
     _graph(ensemble, steps, inputs, producers, consumers, add)
     for tensor, decls in declarations.items():
@@ -139,40 +141,45 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
     return findings
 
 
-def _maps(ensemble, label, step, member, scan, declarations, add) -> None:  # type: ignore[no-untyped-def]
-    member_inputs = {t.name: t for t in member.config.input}
-    member_outputs = {t.name: t for t in member.config.output}
-    known_inputs = _member_input_names(member, scan)
-    for key, tensor in step.input_map.items():
-        if known_inputs and key not in known_inputs:
-            add(
-                Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
-                f"{label} maps input '{key}', but '{step.model_name}' has inputs {sorted(known_inputs)}",
-            )
-        elif key in member_inputs:
-            declarations[tensor].append(
-                _declaration(f"input '{key}' of '{step.model_name}'", member, member_inputs[key])
-            )
-    # Without configured inputs (ONNX auto-complete) every graph input is required.
-    required = {t.name for t in member.config.input if not t.optional} if member.config.input else known_inputs
+def _maps(
+    label: str,
+    step: pb.ModelEnsembling.Step,
+    member: ParsedModel,
+    scan: ArchiveScan,
+    declarations: dict[str, list[_Declaration]],
+    add: Report,
+) -> None:
+    # The member's tensors as the step sees them; without configured inputs (ONNX auto-complete)
+    # the graph's inputs are the known ones, and all of them are required.
+    sides = (
+        ("input", step.input_map, {t.name: t for t in member.config.input}, _member_input_names(member, scan)),
+        ("output", step.output_map, {t.name: t for t in member.config.output}, {t.name for t in member.config.output}),
+    )
+    for kind, mapping, specs, known in sides:
+        for key, tensor in mapping.items():
+            if known and key not in known:
+                add(
+                    Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
+                    f"{label} maps {kind} '{key}', but '{step.model_name}' has {kind}s {sorted(known)}",
+                )
+            elif key in specs:
+                declarations[tensor].append(_declaration(f"{kind} '{key}' of '{step.model_name}'", member, specs[key]))
+    required = {t.name for t in member.config.input if not t.optional} if member.config.input else sides[0][3]
     for name in sorted(required - set(step.input_map)):
         add(
             Code.ENSEMBLE_MEMBER_INPUT_UNMAPPED,
             f"{label} does not map the required input '{name}' of '{step.model_name}' in its input_map",
         )
-    for key, tensor in step.output_map.items():
-        if member_outputs and key not in member_outputs:
-            add(
-                Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
-                f"{label} maps output '{key}', but '{step.model_name}' has outputs {sorted(member_outputs)}",
-            )
-        elif key in member_outputs:
-            declarations[tensor].append(
-                _declaration(f"output '{key}' of '{step.model_name}'", member, member_outputs[key])
-            )
 
 
-def _graph(ensemble, steps, inputs, producers, consumers, add) -> None:  # type: ignore[no-untyped-def]
+def _graph(
+    ensemble: ParsedModel,
+    steps: list[pb.ModelEnsembling.Step],
+    inputs: set[str],
+    producers: dict[str, list[str]],
+    consumers: dict[str, list[int]],
+    add: Report,
+) -> None:
     # ``producers`` holds step writers only: Triton counts output_map entries, and an ensemble
     # input that a step also writes (or that is passed straight through as an output) loads.
     outputs = {t.name for t in ensemble.config.output}

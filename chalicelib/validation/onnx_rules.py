@@ -22,13 +22,11 @@ def check_onnx(model: ParsedModel, scan: ArchiveScan) -> list[Finding]:
     if model.backend != "onnxruntime":
         return []
     findings: list[Finding] = []
-    filename = model.config.default_model_filename or "model.onnx"
     for version in model.served_versions:
-        path = model.path(version, filename)
-        summary = scan.onnx.get(path) or scan.onnx.get(posixpath.join(path, "model.onnx"))
-        if summary is None:
+        found = find_onnx(model, scan, version)
+        if found is None:
             continue  # missing file is MODEL_FILE_MISSING
-        onnx_path = path if path in scan.onnx else posixpath.join(path, "model.onnx")
+        onnx_path, summary = found
         if summary.error:
             findings.append(
                 Finding.of(
@@ -37,9 +35,19 @@ def check_onnx(model: ParsedModel, scan: ArchiveScan) -> list[Finding]:
             )
             continue
         _inputs(model, onnx_path, summary, findings)
-        _outputs(model, onnx_path, summary, findings)
+        _match(model, "output", list(model.config.output), summary.outputs, onnx_path, findings)
         _external_data(onnx_path, summary, scan, findings)
     return findings
+
+
+def find_onnx(model: ParsedModel, scan: ArchiveScan, version: int) -> tuple[str, OnnxSummary] | None:
+    """The probed ONNX file of one version: ``model.onnx``, or ``model.onnx/model.onnx`` when the
+    model is a directory (large models with external data)."""
+    path = model.path(version, model.config.default_model_filename or "model.onnx")
+    for candidate in (path, posixpath.join(path, "model.onnx")):
+        if candidate in scan.onnx:
+            return candidate, scan.onnx[candidate]
+    return None
 
 
 def _full_shape(model: ParsedModel, tensor: pb.ModelInput | pb.ModelOutput) -> list[int]:
@@ -58,23 +66,10 @@ def _fed_by_triton(config: pb.ModelConfig) -> set[str]:
 def _inputs(model: ParsedModel, path: str, summary: OnnxSummary, findings: list[Finding]) -> None:
     if not model.config.input:
         return  # Triton auto-completes the inputs from the model
-    graph = {t.name: t for t in summary.runtime_inputs}
     # Optional inputs too: the backend requires every configured input to be a model input.
-    for tensor in model.config.input:
-        onnx_tensor = graph.get(tensor.name)
-        if onnx_tensor is None:
-            findings.append(
-                Finding.of(
-                    Code.ONNX_INPUT_MISSING,
-                    model.config_path,
-                    f"input '{tensor.name}' of '{model.name}' is not an input of '{path}' "
-                    f"(its inputs: {', '.join(sorted(graph)) or 'none'})",
-                )
-            )
-            continue
-        _compare(model, "input", tensor, onnx_tensor, path, findings)
+    _match(model, "input", list(model.config.input), summary.runtime_inputs, path, findings)
     names = {t.name for t in model.config.input} | _fed_by_triton(model.config)
-    for name in sorted(set(graph) - names):
+    for name in sorted({t.name for t in summary.runtime_inputs} - names):
         findings.append(
             Finding.of(
                 Code.ONNX_INPUT_UNCONFIGURED,
@@ -84,21 +79,29 @@ def _inputs(model: ParsedModel, path: str, summary: OnnxSummary, findings: list[
         )
 
 
-def _outputs(model: ParsedModel, path: str, summary: OnnxSummary, findings: list[Finding]) -> None:
-    graph = {t.name: t for t in summary.outputs}
-    for tensor in model.config.output:
+def _match(
+    model: ParsedModel,
+    kind: str,
+    configured: list[pb.ModelInput] | list[pb.ModelOutput],
+    in_graph: list[OnnxTensor],
+    path: str,
+    findings: list[Finding],
+) -> None:
+    """Each configured tensor must be in the graph, with its type and shape."""
+    graph = {t.name: t for t in in_graph}
+    for tensor in configured:
         onnx_tensor = graph.get(tensor.name)
         if onnx_tensor is None:
             findings.append(
                 Finding.of(
-                    Code.ONNX_OUTPUT_MISSING,
+                    Code.ONNX_INPUT_MISSING if kind == "input" else Code.ONNX_OUTPUT_MISSING,
                     model.config_path,
-                    f"output '{tensor.name}' of '{model.name}' is not an output of '{path}' "
-                    f"(its outputs: {', '.join(sorted(graph)) or 'none'})",
+                    f"{kind} '{tensor.name}' of '{model.name}' is not an {kind} of '{path}' "
+                    f"(its {kind}s: {', '.join(sorted(graph)) or 'none'})",
                 )
             )
             continue
-        _compare(model, "output", tensor, onnx_tensor, path, findings)
+        _compare(model, kind, tensor, onnx_tensor, path, findings)
 
 
 def _compare(
