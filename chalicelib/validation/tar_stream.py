@@ -167,9 +167,8 @@ class TarStreamParser:
         """End of input: raise if the tar stream stopped mid-member."""
         if self._state is _State.END:
             return
-        if self._state is _State.HEADER and not self._header and not self._remaining:
-            self.saw_end_marker = False  # clean stop at a header boundary, but no marker
-            return
+        if self._state is _State.HEADER and not self._header and not self._pending.seen:
+            return  # a clean stop at a header boundary, only without the end marker
         raise self._error(
             Code.ARCHIVE_TRUNCATED,
             f"the tar stream ends inside a member (at byte {self._offset}): the archive was cut short",

@@ -226,3 +226,11 @@ def test_a_transport_error_mid_read_is_a_finding() -> None:
     report = validate_tarball(_OneWayStream(data, fail_after=0), "simple_1.tar.gz")  # type: ignore[arg-type]
     assert "ARCHIVE_READ_ERROR" in codes(report)
     assert "connection reset" in report.findings[-1].message
+
+
+def test_an_extended_header_without_its_member_is_truncation() -> None:
+    # GIVEN a pax header for a long name, and the stream ends before the member it describes
+    tar = raw_tar([(info("simple/1/" + "n" * 150), b"x")])
+    pax_header_and_data = tar[:1024]
+    # THEN the archive is cut short, not silently complete
+    assert "ARCHIVE_TRUNCATED" in codes(validate_bytes(gz(pax_header_and_data)))
