@@ -17,6 +17,7 @@ from chalicelib.naming import InvalidArtifactName
 from chalicelib.validation.findings import Code
 from chalicelib.validation.validator import validate_tarball
 from mmedeploy import __version__
+from mmedeploy.local.stack import DEFAULT_PORT_BASE
 from mmedeploy.packaging import InvalidPackage, PackagingError, package
 from mmedeploy.report_view import render_report
 
@@ -47,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     pkg.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR")
     pkg.add_argument("--json", action="store_true", help="print the validation report as JSON")
     pkg.set_defaults(handler=cmd_package)
+
+    up = commands.add_parser("up", help="start the local stack (AWS emulator, API, Slack sink)")
+    up.add_argument("--detach", action="store_true", help="run in the background and return when ready")
+    up.add_argument("--fresh", action="store_true", help="wipe the state kept from earlier runs")
+    up.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE, help="first of 4 consecutive ports")
+    up.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="where stack.json and state live")
+    up.set_defaults(handler=cmd_up)
+
+    down = commands.add_parser("down", help="stop the local stack")
+    down.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"))
+    down.set_defaults(handler=cmd_down)
     return parser
 
 
@@ -93,6 +105,28 @@ def cmd_package(args: argparse.Namespace, out: Console, err: Console) -> int:
         render_report(result.report, result.path.name, out)
         out.print(f"wrote {result.path}")
     return EXIT_OK
+
+
+def cmd_up(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.local import control
+
+    try:
+        if args.detach:
+            return control.up_detached(args.port_base, args.state_dir, args.fresh, out.print)
+        return control.up_foreground(args.port_base, args.state_dir, args.fresh, out.print)
+    except control.StackError as exc:
+        err.print(f"mmedeploy: {exc}")
+        return EXIT_INVALID
+
+
+def cmd_down(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.local import control
+
+    try:
+        return control.down(args.state_dir, out.print)
+    except control.StackError as exc:
+        err.print(f"mmedeploy: {exc}")
+        return EXIT_INVALID
 
 
 def main(argv: list[str] | None = None) -> int:

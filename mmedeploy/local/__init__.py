@@ -1,0 +1,4 @@
+"""The embedded local stack: moto server, the two moto seams, Slack sink, Chalice's local server.
+
+It differs from AWS only by endpoint URLs and credentials; nothing here is ever deployed.
+"""

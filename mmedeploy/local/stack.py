@@ -1,0 +1,407 @@
+"""The local stack's host process: moto server (with the seams), Slack sink and Chalice's local
+server in one process, provisioned from infra/template.yaml. ``mmedeploy up`` runs it in the
+foreground, or in a detached child with ``--detach``; ``mmedeploy down`` stops it.
+
+The stack is found through ``<state dir>/stack.json`` (default ``.mmedeploy/``), the contract of
+DESIGN.md: every shell, test and tool reads its endpoints, names and tokens from there.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+from pydantic import BaseModel, Field
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT_BASE = 4750
+SLACK_APPROVERS = ["U0LOCALAPPROVER"]
+log = logging.getLogger("mmedeploy.local")
+
+
+class StackInfo(BaseModel):
+    """``stack.json``: where everything of a running local stack is."""
+
+    api_url: str
+    aws_endpoint_url: str
+    mme_url: str | None = Field(description="the local MME; null until it exists")
+    slack_url: str
+    region: str
+    staging_bucket: str
+    production_bucket: str
+    staging_endpoint: str
+    production_endpoint: str
+    slack_signing_secret: str
+    slack_approver_ids: list[str]
+    api_token: str
+    admin_token: str
+    registry_table: str
+    idempotency_table: str
+    lifecycle_bus: str = "mmedeploy-lifecycle"
+    pid: int
+    started_at: float
+    ready_seconds: float
+    created_another_way: list[tuple[str, str]] = []
+
+
+class PortInUse(RuntimeError):
+    def __init__(self, port: int, role: str) -> None:
+        super().__init__(
+            f"port {port} (the local {role}) is already in use. Stop whatever listens there "
+            f"(see: ss -ltnp | grep :{port}) or choose another range with --port-base "
+            f"(the stack uses 4 consecutive ports, default {DEFAULT_PORT_BASE})."
+        )
+        self.port = port
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+class StackConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port_base: int = DEFAULT_PORT_BASE
+    state_dir: Path = Path(".mmedeploy")
+    region: str = "us-east-1"
+    fresh: bool = False
+
+    @property
+    def ports(self) -> dict[str, int]:
+        base = self.port_base
+        return {"AWS emulator": base, "API": base + 1, "Slack sink": base + 2, "MME": base + 3}
+
+    @property
+    def stack_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.state_dir / "state"
+
+    def url(self, role: str) -> str:
+        return f"http://{self.host}:{self.ports[role]}"
+
+
+def read_stack(state_dir: Path = Path(".mmedeploy")) -> StackInfo | None:
+    """The running stack's info, or None if none runs (a stale file from a dead process is removed)."""
+    path = state_dir / "stack.json"
+    try:
+        info = StackInfo.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(info.pid):
+        path.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_ports_free(config: StackConfig) -> None:
+    for role, port in config.ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((config.host, port))
+            except OSError as exc:
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    raise PortInUse(port, role) from None
+                raise
+
+
+def local_environment(config: StackConfig) -> dict[str, str]:
+    """The only difference between the local stack and AWS: endpoints and credentials."""
+    return {
+        "AWS_ENDPOINT_URL": config.url("AWS emulator"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": config.region,
+        "AWS_REGION": config.region,
+        # moto's Step Functions interpreter calls Lambda on localhost:MOTO_PORT
+        "MOTO_PORT": str(config.ports["AWS emulator"]),
+    }
+
+
+class LocalStack:
+    """Starts and stops the parts in this process. Use ``run_foreground`` from the CLI."""
+
+    def __init__(self, config: StackConfig, say: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.say = say
+        self._stoppers: list[Callable[[], None]] = []
+        self.info: StackInfo | None = None
+        self._session: Any = None
+
+    # -- start -------------------------------------------------------------------------------
+    def start(self) -> StackInfo:
+        started = time.monotonic()
+        config = self.config
+        if read_stack(config.state_dir):
+            raise AlreadyRunning("a local stack is already running; run 'mmedeploy down' first")
+        check_ports_free(config)
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        if config.fresh and config.snapshot_dir.exists():
+            _remove_tree(config.snapshot_dir)
+        os.environ.update(local_environment(config))
+        self._session = boto3.session.Session(region_name=config.region)
+
+        self._start_moto()
+        from mmedeploy.local.provision import provision
+
+        provisioned = provision(self._session)
+        tokens = self._restore_or_create_tokens(provisioned.secrets)
+        restored = self._restore_snapshot(provisioned.outputs)
+        self._start_slack_sink()
+        self._start_api()
+        outputs = provisioned.outputs
+        self.info = StackInfo(
+            api_url=config.url("API"),
+            aws_endpoint_url=config.url("AWS emulator"),
+            mme_url=None,
+            slack_url=config.url("Slack sink"),
+            region=config.region,
+            staging_bucket=outputs["StagingBucket"],
+            production_bucket=outputs["ProductionBucket"],
+            staging_endpoint=outputs["StagingEndpoint"],
+            production_endpoint=outputs["ProductionEndpoint"],
+            registry_table=outputs["RegistryTable"],
+            idempotency_table=outputs["IdempotencyTable"],
+            slack_signing_secret=tokens["slack_signing_secret"],
+            slack_approver_ids=SLACK_APPROVERS,
+            api_token=tokens["api_token"],
+            admin_token=tokens["admin_token"],
+            pid=os.getpid(),
+            started_at=time.time(),
+            ready_seconds=round(time.monotonic() - started, 2),
+            created_another_way=provisioned.adapted,
+        )
+        _write_atomically(config.stack_file, self.info.model_dump_json(indent=2))
+        if restored:
+            self.say(f"restored {restored} object(s) and item(s) from {config.snapshot_dir} (use --fresh to wipe)")
+        return self.info
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        from mmedeploy.local import moto_seams
+
+        url = self.config.url("AWS emulator")
+        moto_seams.install(url)
+        server = ThreadedMotoServer(ip_address=self.config.host, port=self.config.ports["AWS emulator"], verbose=False)
+        server.start()
+        self._stoppers.append(server.stop)
+        # Step Functions executes ASL only with this switched on.
+        request = urllib.request.Request(
+            f"{url}/moto-api/config",
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def _start_slack_sink(self) -> None:
+        from mmedeploy.local.slack_sink import SlackSink
+
+        sink = SlackSink(self.config.host, self.config.ports["Slack sink"])
+        sink.start()
+        self._stoppers.append(sink.stop)
+
+    def _start_api(self) -> None:
+        from chalice.cli.factory import CLIFactory
+
+        factory = CLIFactory(project_dir=str(ROOT), environ=os.environ)
+        chalice_config = factory.create_config_obj(chalice_stage_name="dev")
+        server = factory.create_local_server(
+            chalice_config.chalice_app, chalice_config, self.config.host, self.config.ports["API"]
+        )
+        thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="chalice-local")
+        thread.start()
+
+        def stop() -> None:
+            server.shutdown()
+            server.server.server_close()
+
+        self._stoppers.append(stop)
+
+    def _restore_or_create_tokens(self, secret_names: dict[str, str]) -> dict[str, str]:
+        path = self.config.snapshot_dir / "tokens.json"
+        try:
+            tokens: dict[str, str] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            tokens = {
+                "slack_signing_secret": secrets.token_hex(16),
+                "api_token": "mmd_" + secrets.token_urlsafe(24),
+                "admin_token": "mmd_" + secrets.token_urlsafe(24),
+            }
+        client = self._session.client("secretsmanager")
+        client.put_secret_value(
+            SecretId=secret_names["SlackSigningSecret"], SecretString=tokens["slack_signing_secret"]
+        )
+        hashed = {
+            "tokens": [
+                {"sha256": hashlib.sha256(tokens["api_token"].encode()).hexdigest(), "scopes": ["invoke"]},
+                {"sha256": hashlib.sha256(tokens["admin_token"].encode()).hexdigest(), "scopes": ["invoke", "admin"]},
+            ]
+        }
+        client.put_secret_value(SecretId=secret_names["ApiTokens"], SecretString=json.dumps(hashed))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, json.dumps(tokens), mode=0o600)
+        return tokens
+
+    # -- state between runs --------------------------------------------------------------------
+    def _buckets_and_tables(self, outputs: dict[str, str]) -> tuple[list[str], list[str]]:
+        return [outputs["StagingBucket"], outputs["ProductionBucket"]], [
+            outputs["RegistryTable"],
+            outputs["IdempotencyTable"],
+        ]
+
+    def snapshot(self) -> int:
+        """Save bucket objects and table items so the next ``up`` starts where this one ended."""
+        if self.info is None:
+            return 0
+        outputs = {
+            "StagingBucket": self.info.staging_bucket,
+            "ProductionBucket": self.info.production_bucket,
+            "RegistryTable": self.info.registry_table,
+            "IdempotencyTable": self.info.idempotency_table,
+        }
+        buckets, tables = self._buckets_and_tables(outputs)
+        target = self.config.snapshot_dir
+        count = 0
+        s3 = self._session.client("s3")
+        for bucket in buckets:
+            folder = target / "s3" / bucket
+            if folder.exists():
+                _remove_tree(folder)
+            folder.mkdir(parents=True)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for item in page.get("Contents", []):
+                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                    (folder / urllib.parse.quote(item["Key"], safe="")).write_bytes(body)
+                    count += 1
+        dynamodb = self._session.client("dynamodb")
+        for table in tables:
+            items: list[dict[str, Any]] = []
+            for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+                items.extend(page["Items"])
+            (target / "dynamodb").mkdir(parents=True, exist_ok=True)
+            _write_atomically(target / "dynamodb" / f"{table}.json", json.dumps(items))
+            count += len(items)
+        return count
+
+    def _restore_snapshot(self, outputs: dict[str, str]) -> int:
+        target = self.config.snapshot_dir
+        if not target.exists():
+            return 0
+        buckets, tables = self._buckets_and_tables(outputs)
+        s3 = self._session.client("s3")
+        count = 0
+        for bucket in buckets:
+            folder = target / "s3" / bucket
+            if not folder.is_dir():
+                continue
+            # Restoring must not look like new uploads: the pipeline would run again.
+            notification = s3.get_bucket_notification_configuration(Bucket=bucket)
+            notification.pop("ResponseMetadata", None)
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+            for path in sorted(folder.iterdir()):
+                s3.put_object(Bucket=bucket, Key=urllib.parse.unquote(path.name), Body=path.read_bytes())
+                count += 1
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notification)
+        dynamodb = self._session.client("dynamodb")
+        for table in tables:
+            path = target / "dynamodb" / f"{table}.json"
+            if not path.is_file():
+                continue
+            for item in json.loads(path.read_text()):
+                dynamodb.put_item(TableName=table, Item=item)
+                count += 1
+        return count
+
+    # -- stop --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        try:
+            saved = self.snapshot()
+            if saved:
+                self.say(f"saved {saved} object(s) and item(s) to {self.config.snapshot_dir}")
+        except Exception as exc:  # noqa: BLE001 - a failed snapshot must not keep ports bound
+            self.say(f"could not save the stack's state: {exc}")
+        for stop in reversed(self._stoppers):
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - stop everything else regardless
+                log.warning("stopping a part failed: %s", exc)
+        self._stoppers.clear()
+        self.config.stack_file.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.chmod(mode)
+    os.replace(partial, path)
+
+
+def _remove_tree(path: Path) -> None:
+    for child in sorted(path.rglob("*"), reverse=True):
+        child.rmdir() if child.is_dir() else child.unlink()
+    path.rmdir()
+
+
+def run_foreground(config: StackConfig, say: Callable[[str], None] = print) -> int:
+    """``mmedeploy up``: start, report, serve until SIGINT/SIGTERM, then stop cleanly."""
+    stack = LocalStack(config, say)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        info = stack.start()
+    except Exception:
+        stack.stop()
+        raise
+    describe(info, config, say)
+    stopping.wait()
+    say("stopping the local stack ...")
+    stack.stop()
+    say("stopped")
+    return 0
+
+
+def describe(info: StackInfo, config: StackConfig, say: Callable[[str], None]) -> None:
+    say(f"local stack ready in {info.ready_seconds:.1f} s (pid {info.pid})")
+    say(f"  API            {info.api_url}   (GET /health)")
+    say(f"  AWS emulator   {info.aws_endpoint_url}   (export AWS_ENDPOINT_URL={info.aws_endpoint_url})")
+    say(f"  Slack sink     {info.slack_url}   (GET /_messages)")
+    say(f"  MME            {info.mme_url or 'not yet part of the stack'}")
+    say(f"  buckets        {info.staging_bucket} (staging), {info.production_bucket} (production)")
+    say(f"  endpoints      {info.staging_endpoint}, {info.production_endpoint}")
+    say(f"  stack file     {config.stack_file}")
+    if info.created_another_way:
+        say("  created outside moto's CloudFormation:")
+        for logical, why in info.created_another_way:
+            say(f"    - {logical}: {why}")

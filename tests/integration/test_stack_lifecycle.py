@@ -1,0 +1,83 @@
+"""`mmedeploy up` / `down` as a user meets them: readiness, refusals, clean stop, kept state."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.stack_process import free_port_base, mmedeploy, start_stack, stop_stack
+
+pytestmark = pytest.mark.integration
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
+    state_dir = tmp_path / ".mmedeploy"
+    base = free_port_base()
+    # GIVEN a running stack with an object in the staging bucket
+    info = start_stack(state_dir, base)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=info.aws_endpoint_url,
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        region_name=info.region,
+    )
+    s3.put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=b"kept")
+    try:
+        # WHEN it is started again: refused, non-zero, saying so
+        again = mmedeploy("up", "--detach", "--port-base", str(base), "--state-dir", str(state_dir))
+        assert again.returncode == 1
+        assert "already running" in again.stderr
+        # AND another stack on the same ports: refused naming the port and the way out
+        clash = mmedeploy("up", "--detach", "--port-base", str(base), "--state-dir", str(tmp_path / "other"))
+        assert clash.returncode == 1
+        assert f"port {base}" in clash.stderr and "--port-base" in clash.stderr
+    finally:
+        # WHEN it is stopped: no process, no bound port, no stack.json
+        stopped = stop_stack(state_dir)
+    assert stopped.returncode == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(info.pid, 0)
+    assert all(port_is_free(port) for port in range(base, base + 4))
+    assert not (state_dir / "stack.json").exists()
+    assert mmedeploy("down", "--state-dir", str(state_dir)).stdout.strip() == "no local stack is running"
+
+    # THEN a plain `up` keeps the bucket's content, and `up --fresh` wipes it
+    info = start_stack(state_dir, base, fresh=False)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=info.aws_endpoint_url,
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        region_name=info.region,
+    )
+    try:
+        assert s3.get_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz")["Body"].read() == b"kept"
+    finally:
+        stop_stack(state_dir)
+    info = start_stack(state_dir, base, fresh=True)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=info.aws_endpoint_url,
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        region_name=info.region,
+    )
+    try:
+        assert "Contents" not in s3.list_objects_v2(Bucket=info.staging_bucket)
+        assert info.ready_seconds < 15
+    finally:
+        stop_stack(state_dir)
