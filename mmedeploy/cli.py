@@ -17,7 +17,7 @@ from chalicelib.naming import InvalidArtifactName
 from chalicelib.validation.findings import Code
 from chalicelib.validation.validator import validate_tarball
 from mmedeploy import __version__
-from mmedeploy.local.stack import DEFAULT_PORT_BASE
+from mmedeploy.local import DEFAULT_PORT_BASE
 from mmedeploy.packaging import InvalidPackage, PackagingError, package
 from mmedeploy.report_view import render_report
 
@@ -107,13 +107,18 @@ def cmd_package(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _say(line: str) -> None:
+    # plain, unwrapped lines: URLs and paths must stay copyable
+    print(line, flush=True)
+
+
 def cmd_up(args: argparse.Namespace, out: Console, err: Console) -> int:
     from mmedeploy.local import control
 
     try:
         if args.detach:
-            return control.up_detached(args.port_base, args.state_dir, args.fresh, out.print)
-        return control.up_foreground(args.port_base, args.state_dir, args.fresh, out.print)
+            return control.up_detached(args.port_base, args.state_dir, args.fresh, _say)
+        return control.up_foreground(args.port_base, args.state_dir, args.fresh, _say)
     except control.StackError as exc:
         err.print(f"mmedeploy: {exc}")
         return EXIT_INVALID
@@ -123,7 +128,7 @@ def cmd_down(args: argparse.Namespace, out: Console, err: Console) -> int:
     from mmedeploy.local import control
 
     try:
-        return control.down(args.state_dir, out.print)
+        return control.down(args.state_dir, _say)
     except control.StackError as exc:
         err.print(f"mmedeploy: {exc}")
         return EXIT_INVALID

@@ -27,8 +27,9 @@ from typing import Any
 import boto3
 from pydantic import BaseModel, Field
 
+from mmedeploy.local import DEFAULT_PORT_BASE
+
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PORT_BASE = 4750
 SLACK_APPROVERS = ["U0LOCALAPPROVER"]
 log = logging.getLogger("mmedeploy.local")
 

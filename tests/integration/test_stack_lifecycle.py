@@ -81,3 +81,31 @@ def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
         assert info.ready_seconds < 15
     finally:
         stop_stack(state_dir)
+
+
+def test_ctrl_c_in_the_foreground_stops_everything(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.stack_process import ROOT
+
+    state_dir, base = tmp_path / ".mmedeploy", free_port_base()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "mmedeploy", "up", "--port-base", str(base), "--state-dir", str(state_dir)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (state_dir / "stack.json").exists():
+            assert process.poll() is None and time.monotonic() < deadline, "the stack did not come up"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "local stack ready" in output and "stopped" in output
+    assert all(port_is_free(port) for port in range(base, base + 4))
+    assert not (state_dir / "stack.json").exists()
