@@ -17,6 +17,7 @@ from mmedeploy.local.stack import (
     StackInfo,
     check_ports_free,
     describe,
+    process_alive,
     read_stack,
     run_foreground,
 )
@@ -89,19 +90,11 @@ def _terminate(pid: int) -> bool:
             try:
                 finished, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:  # not our child: poll its existence instead
-                finished = 0 if _exists(pid) else pid
-            if finished == pid or not _exists(pid):
+                finished = 0 if process_alive(pid) else pid
+            if finished == pid or not process_alive(pid):
                 return True
             time.sleep(0.1)
     return False
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def down(state_dir: Path, say: Callable[[str], None]) -> int:

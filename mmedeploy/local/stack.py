@@ -104,13 +104,13 @@ def read_stack(state_dir: Path = Path(".mmedeploy")) -> StackInfo | None:
         info = StackInfo.model_validate_json(path.read_text())
     except (OSError, ValueError):
         return None
-    if not _alive(info.pid):
+    if not process_alive(info.pid):
         path.unlink(missing_ok=True)
         return None
     return info
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

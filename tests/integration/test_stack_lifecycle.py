@@ -5,13 +5,25 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
+from mmedeploy.local.stack import StackInfo
 from tests.stack_process import free_port_base, mmedeploy, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
+
+
+def s3_client(info: StackInfo) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=info.aws_endpoint_url,
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        region_name=info.region,
+    )
 
 
 def port_is_free(port: int) -> bool:
@@ -28,13 +40,7 @@ def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
     base = free_port_base()
     # GIVEN a running stack with an object in the staging bucket
     info = start_stack(state_dir, base)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=info.aws_endpoint_url,
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
-        region_name=info.region,
-    )
+    s3 = s3_client(info)
     s3.put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=b"kept")
     try:
         # WHEN it is started again: refused, non-zero, saying so
@@ -57,25 +63,13 @@ def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
 
     # THEN a plain `up` keeps the bucket's content, and `up --fresh` wipes it
     info = start_stack(state_dir, base, fresh=False)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=info.aws_endpoint_url,
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
-        region_name=info.region,
-    )
+    s3 = s3_client(info)
     try:
         assert s3.get_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz")["Body"].read() == b"kept"
     finally:
         stop_stack(state_dir)
     info = start_stack(state_dir, base, fresh=True)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=info.aws_endpoint_url,
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
-        region_name=info.region,
-    )
+    s3 = s3_client(info)
     try:
         assert "Contents" not in s3.list_objects_v2(Bucket=info.staging_bucket)
         assert info.ready_seconds < 15
