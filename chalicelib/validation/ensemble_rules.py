@@ -151,8 +151,9 @@ def _maps(
 ) -> None:
     # The member's tensors as the step sees them; without configured inputs (ONNX auto-complete)
     # the graph's inputs are the known ones, and all of them are required.
+    known_inputs = _member_input_names(member, scan)
     sides = (
-        ("input", step.input_map, {t.name: t for t in member.config.input}, _member_input_names(member, scan)),
+        ("input", step.input_map, {t.name: t for t in member.config.input}, known_inputs),
         ("output", step.output_map, {t.name: t for t in member.config.output}, {t.name for t in member.config.output}),
     )
     for kind, mapping, specs, known in sides:
@@ -164,7 +165,7 @@ def _maps(
                 )
             elif key in specs:
                 declarations[tensor].append(_declaration(f"{kind} '{key}' of '{step.model_name}'", member, specs[key]))
-    required = {t.name for t in member.config.input if not t.optional} if member.config.input else sides[0][3]
+    required = {t.name for t in member.config.input if not t.optional} if member.config.input else known_inputs
     for name in sorted(required - set(step.input_map)):
         add(
             Code.ENSEMBLE_MEMBER_INPUT_UNMAPPED,

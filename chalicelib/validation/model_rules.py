@@ -72,7 +72,7 @@ def check_model(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[F
     _io(model, findings)
     _instance_groups(model, findings)
     if model.backend == "python":
-        _python(model, scan, findings)
+        _python(model, scan, dirs, findings)
     return findings
 
 
@@ -393,7 +393,7 @@ def _instance_groups(model: ParsedModel, findings: list[Finding]) -> None:
         )
 
 
-def _python(model: ParsedModel, scan: ArchiveScan, findings: list[Finding]) -> None:
+def _python(model: ParsedModel, scan: ArchiveScan, dirs: set[str], findings: list[Finding]) -> None:
     filename = model.config.default_model_filename or "model.py"
     for version in model.served_versions:
         path = model.path(version, filename)
@@ -422,7 +422,7 @@ def _python(model: ParsedModel, scan: ArchiveScan, findings: list[Finding]) -> N
             )
     env = model.config.parameters.get("EXECUTION_ENV_PATH")
     if env is not None and env.string_value:
-        _execution_env(model, scan, env.string_value, findings)
+        _execution_env(model, scan, dirs, env.string_value, findings)
 
 
 def _module_names(body: list[ast.stmt]) -> set[str]:
@@ -445,7 +445,7 @@ def _module_names(body: list[ast.stmt]) -> set[str]:
     return names
 
 
-def _execution_env(model: ParsedModel, scan: ArchiveScan, value: str, findings: list[Finding]) -> None:
+def _execution_env(model: ParsedModel, scan: ArchiveScan, dirs: set[str], value: str, findings: list[Finding]) -> None:
     # Triton substitutes the variable textually: '$$TRITON_MODEL_DIRECTORYx' names a sibling.
     if not value.startswith(ENV_VARIABLE) or value[len(ENV_VARIABLE) : len(ENV_VARIABLE) + 1] not in ("", "/"):
         findings.append(
@@ -470,7 +470,7 @@ def _execution_env(model: ParsedModel, scan: ArchiveScan, value: str, findings: 
         )
         return
     member = scan.members.get(relative)
-    if (member is None or member.kind == "dir") and relative in scan.directories():
+    if (member is None or member.kind == "dir") and relative in dirs:
         return  # an unpacked environment directory is accepted too
     if member is None or member.kind != "file":
         findings.append(
