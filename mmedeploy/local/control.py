@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmedeploy.local.stack import (
-    AlreadyRunning,
     PortInUse,
     StackConfig,
     StackInfo,
@@ -31,6 +30,7 @@ class StackError(RuntimeError):
 
 
 def _refuse_if_running(state_dir: Path) -> None:
+    """The one check that a stack already runs (both `up` paths, and the detached child, call it)."""
     info = read_stack(state_dir)
     if info:
         raise StackError(
@@ -43,7 +43,7 @@ def up_foreground(port_base: int, state_dir: Path, fresh: bool, say: Callable[[s
     config = StackConfig(port_base=port_base, state_dir=state_dir, fresh=fresh)
     try:
         return run_foreground(config, say)
-    except (PortInUse, AlreadyRunning) as exc:
+    except PortInUse as exc:
         raise StackError(str(exc)) from None
 
 

@@ -35,6 +35,9 @@ class Provisioned:
     created: list[str] = field(default_factory=list)  # logical ids made by moto's CloudFormation
     adapted: list[tuple[str, str]] = field(default_factory=list)  # (logical id, how and why)
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> secret name
+    # bucket -> the NotificationConfiguration applied from the template. moto's
+    # GetBucketNotificationConfiguration omits EventBridgeConfiguration, so this is the record.
+    notifications: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -101,8 +104,9 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
             # moto's CloudFormation ignores a bucket's NotificationConfiguration.
             bucket = _resolve(properties["BucketName"], parameters)
             if properties["NotificationConfiguration"].get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+                result.notifications[bucket] = {"EventBridgeConfiguration": {}}
                 session.client("s3").put_bucket_notification_configuration(
-                    Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+                    Bucket=bucket, NotificationConfiguration=result.notifications[bucket]
                 )
             result.adapted.append(
                 (

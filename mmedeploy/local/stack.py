@@ -69,10 +69,6 @@ class PortInUse(RuntimeError):
         self.port = port
 
 
-class AlreadyRunning(RuntimeError):
-    pass
-
-
 class StackConfig(BaseModel):
     host: str = "127.0.0.1"
     port_base: int = DEFAULT_PORT_BASE
@@ -154,13 +150,14 @@ class LocalStack:
         self._stoppers: list[Callable[[], None]] = []
         self.info: StackInfo | None = None
         self._session: Any = None
+        # what is kept between runs, known once provisioned
+        self._buckets: list[str] = []
+        self._tables: list[str] = []
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> StackInfo:
         started = time.monotonic()
         config = self.config
-        if read_stack(config.state_dir):
-            raise AlreadyRunning("a local stack is already running; run 'mmedeploy down' first")
         check_ports_free(config)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         if config.fresh and config.snapshot_dir.exists():
@@ -172,11 +169,13 @@ class LocalStack:
         from mmedeploy.local.provision import provision
 
         provisioned = provision(self._session)
+        outputs = provisioned.outputs
+        self._buckets = [outputs["StagingBucket"], outputs["ProductionBucket"]]
+        self._tables = [outputs["RegistryTable"], outputs["IdempotencyTable"]]
         tokens = self._restore_or_create_tokens(provisioned.secrets)
-        restored = self._restore_snapshot(provisioned.outputs)
+        restored = self._restore_snapshot(provisioned.notifications)
         self._start_slack_sink()
         self._start_api()
-        outputs = provisioned.outputs
         self.info = StackInfo(
             api_url=config.url("API"),
             aws_endpoint_url=config.url("AWS emulator"),
@@ -271,27 +270,12 @@ class LocalStack:
         return tokens
 
     # -- state between runs --------------------------------------------------------------------
-    def _buckets_and_tables(self, outputs: dict[str, str]) -> tuple[list[str], list[str]]:
-        return [outputs["StagingBucket"], outputs["ProductionBucket"]], [
-            outputs["RegistryTable"],
-            outputs["IdempotencyTable"],
-        ]
-
     def snapshot(self) -> int:
         """Save bucket objects and table items so the next ``up`` starts where this one ended."""
-        if self.info is None:
-            return 0
-        outputs = {
-            "StagingBucket": self.info.staging_bucket,
-            "ProductionBucket": self.info.production_bucket,
-            "RegistryTable": self.info.registry_table,
-            "IdempotencyTable": self.info.idempotency_table,
-        }
-        buckets, tables = self._buckets_and_tables(outputs)
         target = self.config.snapshot_dir
         count = 0
         s3 = self._session.client("s3")
-        for bucket in buckets:
+        for bucket in self._buckets:
             folder = target / "s3" / bucket
             if folder.exists():
                 _remove_tree(folder)
@@ -302,7 +286,7 @@ class LocalStack:
                     (folder / urllib.parse.quote(item["Key"], safe="")).write_bytes(body)
                     count += 1
         dynamodb = self._session.client("dynamodb")
-        for table in tables:
+        for table in self._tables:
             items: list[dict[str, Any]] = []
             for page in dynamodb.get_paginator("scan").paginate(TableName=table):
                 items.extend(page["Items"])
@@ -311,27 +295,27 @@ class LocalStack:
             count += len(items)
         return count
 
-    def _restore_snapshot(self, outputs: dict[str, str]) -> int:
+    def _restore_snapshot(self, notifications: dict[str, dict[str, Any]]) -> int:
         target = self.config.snapshot_dir
         if not target.exists():
             return 0
-        buckets, tables = self._buckets_and_tables(outputs)
         s3 = self._session.client("s3")
         count = 0
-        for bucket in buckets:
+        for bucket in self._buckets:
             folder = target / "s3" / bucket
             if not folder.is_dir():
                 continue
-            # Restoring must not look like new uploads: the pipeline would run again.
-            notification = s3.get_bucket_notification_configuration(Bucket=bucket)
-            notification.pop("ResponseMetadata", None)
+            # Restoring must not look like new uploads (the pipeline would run again): notifications
+            # are off meanwhile, then the template's are applied again.
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
             for path in sorted(folder.iterdir()):
                 s3.put_object(Bucket=bucket, Key=urllib.parse.unquote(path.name), Body=path.read_bytes())
                 count += 1
-            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notification)
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=notifications.get(bucket, {})
+            )
         dynamodb = self._session.client("dynamodb")
-        for table in tables:
+        for table in self._tables:
             path = target / "dynamodb" / f"{table}.json"
             if not path.is_file():
                 continue

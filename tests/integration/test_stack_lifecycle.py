@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -11,6 +12,7 @@ import boto3
 import pytest
 
 from mmedeploy.local.stack import StackInfo
+from tests.integration.conftest import wait_for
 from tests.stack_process import free_port_base, mmedeploy, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
@@ -24,6 +26,28 @@ def s3_client(info: StackInfo) -> Any:
         aws_secret_access_key="t",
         region_name=info.region,
     )
+
+
+def assert_uploads_reach_eventbridge(info: StackInfo, s3: Any) -> None:
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=info.aws_endpoint_url,
+            aws_access_key_id="t",
+            aws_secret_access_key="t",
+            region_name=info.region,
+        )
+
+    sfn, events = client("stepfunctions"), client("events")
+    machine = sfn.create_state_machine(
+        name="upload-probe",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/probe",
+    )["stateMachineArn"]
+    events.put_rule(Name="upload-probe", EventPattern=json.dumps({"source": ["aws.s3"]}))
+    events.put_targets(Rule="upload-probe", Targets=[{"Id": "sfn", "Arn": machine, "RoleArn": "arn:aws:iam::1:role/p"}])
+    s3.put_object(Bucket=info.staging_bucket, Key="probe_1.tar.gz", Body=b"probe")
+    wait_for(lambda: sfn.list_executions(stateMachineArn=machine)["executions"], 10, "the upload's event")
 
 
 def port_is_free(port: int) -> bool:
@@ -61,11 +85,12 @@ def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
     assert not (state_dir / "stack.json").exists()
     assert mmedeploy("down", "--state-dir", str(state_dir)).stdout.strip() == "no local stack is running"
 
-    # THEN a plain `up` keeps the bucket's content, and `up --fresh` wipes it
+    # THEN a plain `up` keeps the bucket's content, and uploads still reach EventBridge after the restore
     info = start_stack(state_dir, base, fresh=False)
     s3 = s3_client(info)
     try:
         assert s3.get_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz")["Body"].read() == b"kept"
+        assert_uploads_reach_eventbridge(info, s3)
     finally:
         stop_stack(state_dir)
     info = start_stack(state_dir, base, fresh=True)
