@@ -54,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--fresh", action="store_true", help="wipe the state kept from earlier runs")
     up.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE, help="first of 4 consecutive ports")
     up.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="where stack.json and state live")
+    up.add_argument(
+        "--mme-memory-mb",
+        type=int,
+        default=8192,
+        metavar="MB",
+        help="memory each local endpoint may fill with models before it unloads the least recently used",
+    )
+    up.add_argument(
+        "--mme-load-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long an invocation waits for a loading model before ModelNotReadyException",
+    )
     up.set_defaults(handler=cmd_up)
 
     down = commands.add_parser("down", help="stop the local stack")
@@ -113,12 +127,27 @@ def _say(line: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from pydantic import ValidationError
+
     from mmedeploy.local import control
+    from mmedeploy.local.stack import StackConfig
 
     try:
+        config = StackConfig(
+            port_base=args.port_base,
+            state_dir=args.state_dir,
+            fresh=args.fresh,
+            mme_memory_mb=args.mme_memory_mb,
+            mme_load_wait_s=args.mme_load_wait,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err.print(f"mmedeploy up: {problems}")
+        return EXIT_USAGE
+    try:
         if args.detach:
-            return control.up_detached(args.port_base, args.state_dir, args.fresh, _say)
-        return control.up_foreground(args.port_base, args.state_dir, args.fresh, _say)
+            return control.up_detached(config, _say)
+        return control.up_foreground(config, _say)
     except control.StackError as exc:
         err.print(f"mmedeploy: {exc}")
         return EXIT_INVALID

@@ -35,9 +35,11 @@ def mmedeploy(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[st
     )
 
 
-def start_stack(state_dir: Path, port_base: int | None = None, fresh: bool = True) -> StackInfo:
+def start_stack(
+    state_dir: Path, port_base: int | None = None, fresh: bool = True, extra: tuple[str, ...] = ()
+) -> StackInfo:
     base = port_base or free_port_base()
-    args = ["up", "--detach", "--port-base", str(base), "--state-dir", str(state_dir)]
+    args = ["up", "--detach", "--port-base", str(base), "--state-dir", str(state_dir), *extra]
     result = mmedeploy(*args, *(["--fresh"] if fresh else []))
     if result.returncode != 0:
         raise RuntimeError(f"mmedeploy up failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

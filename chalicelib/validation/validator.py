@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from tritonclient.grpc import model_config_pb2 as pb
@@ -14,16 +15,29 @@ from chalicelib.validation.limits import ArchiveLimits
 from chalicelib.validation.model_rules import check_model
 from chalicelib.validation.onnx_rules import check_onnx
 from chalicelib.validation.report import ModelSummary, TensorSpec, ValidationReport
-from chalicelib.validation.repository import ParsedModel, discover
+from chalicelib.validation.repository import ParsedModel, Repository, discover
 
 VERSION_FILE = "model_version.txt"
 
 
-def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = None) -> ValidationReport:
-    """Validate the tarball read from ``stream``; ``key`` is its file name or S3 key.
+@dataclass
+class Inspection:
+    """Everything one pass learned: the scan, the parsed models (backends auto-completed as Triton
+    would) and the findings. The local MME stages models from it; the report is made from it."""
 
-    Reads the stream exactly once and never raises for any content of it.
-    """
+    artifact: ArtifactName | None
+    scan: ArchiveScan
+    repository: Repository
+    findings: list[Finding]
+
+    @property
+    def safe_to_extract(self) -> bool:
+        """Read to the end and no archive-level error (links, traversal, bombs, bad headers)."""
+        return self.scan.complete and not has_errors(self.scan.findings)
+
+
+def inspect_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = None) -> Inspection:
+    """Read ``stream`` exactly once; never raises for any content of it."""
     filename = key.rsplit("/", 1)[-1]
     findings: list[Finding] = []
     artifact: ArtifactName | None = None
@@ -34,12 +48,21 @@ def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = 
 
     scan = scan_archive(stream, limits or ArchiveLimits(), filename)
     findings += scan.findings
-    models: list[ParsedModel] = []
+    repository = Repository()
     if scan.complete:
         findings += _version_file(scan, artifact)
-        target = artifact.filename if artifact else filename
-        models, repo_findings = _check_repository(scan, target)
+        repository, repo_findings = _check_repository(scan, artifact.filename if artifact else filename)
         findings += repo_findings
+    return Inspection(artifact=artifact, scan=scan, repository=repository, findings=findings)
+
+
+def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = None) -> ValidationReport:
+    """Validate the tarball read from ``stream``; ``key`` is its file name or S3 key.
+
+    Reads the stream exactly once and never raises for any content of it.
+    """
+    inspection = inspect_tarball(stream, key, limits)
+    artifact, scan, findings = inspection.artifact, inspection.scan, inspection.findings
     return ValidationReport(
         valid=not has_errors(findings),
         model=artifact.name if artifact else None,
@@ -49,7 +72,7 @@ def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = 
         uncompressed_size=scan.uncompressed_bytes,
         member_count=len(scan.members),
         findings=findings,
-        models=[_summary(m) for m in models],
+        models=[_summary(m) for m in inspection.repository.models.values()],
     )
 
 
@@ -75,7 +98,7 @@ def _version_file(scan: ArchiveScan, artifact: ArtifactName | None) -> list[Find
     return []
 
 
-def _check_repository(scan: ArchiveScan, target_model: str) -> tuple[list[ParsedModel], list[Finding]]:
+def _check_repository(scan: ArchiveScan, target_model: str) -> tuple[Repository, list[Finding]]:
     findings: list[Finding] = []
     repo = discover(scan, target_model, findings)
     dirs = scan.directories()
@@ -83,7 +106,7 @@ def _check_repository(scan: ArchiveScan, target_model: str) -> tuple[list[Parsed
         findings += check_model(model, scan, dirs)
         findings += check_onnx(model, scan)
     findings += check_ensembles(repo, scan)
-    return list(repo.models.values()), findings
+    return repo, findings
 
 
 def _tensors(tensors: list[pb.ModelInput] | list[pb.ModelOutput]) -> list[TensorSpec]:

@@ -38,27 +38,24 @@ def _refuse_if_running(state_dir: Path) -> None:
         )
 
 
-def up_foreground(port_base: int, state_dir: Path, fresh: bool, say: Callable[[str], None]) -> int:
-    _refuse_if_running(state_dir)
-    config = StackConfig(port_base=port_base, state_dir=state_dir, fresh=fresh)
+def up_foreground(config: StackConfig, say: Callable[[str], None]) -> int:
+    _refuse_if_running(config.state_dir)
     try:
         return run_foreground(config, say)
     except PortInUse as exc:
         raise StackError(str(exc)) from None
 
 
-def up_detached(port_base: int, state_dir: Path, fresh: bool, say: Callable[[str], None]) -> int:
+def up_detached(config: StackConfig, say: Callable[[str], None]) -> int:
+    state_dir = config.state_dir
     _refuse_if_running(state_dir)
-    config = StackConfig(port_base=port_base, state_dir=state_dir, fresh=fresh)
     try:
         check_ports_free(config)  # fail here, with the message, rather than in the child's log
     except PortInUse as exc:
         raise StackError(str(exc)) from None
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "stack.log"
-    command = [sys.executable, "-m", "mmedeploy", "up", "--port-base", str(port_base), "--state-dir", str(state_dir)]
-    if fresh:
-        command.append("--fresh")
+    command = [sys.executable, "-m", "mmedeploy", "up", *config.as_arguments()]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

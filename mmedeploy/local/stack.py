@@ -39,7 +39,7 @@ class StackInfo(BaseModel):
 
     api_url: str
     aws_endpoint_url: str
-    mme_url: str | None = Field(description="the local MME; null until it exists")
+    mme_url: str = Field(description="the local MME (SageMaker Runtime InvokeEndpoint)")
     slack_url: str
     region: str
     staging_bucket: str
@@ -75,6 +75,24 @@ class StackConfig(BaseModel):
     state_dir: Path = Path(".mmedeploy")
     region: str = "us-east-1"
     fresh: bool = False
+    # the local MME: memory each endpoint may fill with models, and how long an invocation waits
+    # for a model that is loading before it answers ModelNotReadyException (the load goes on)
+    mme_memory_mb: int = Field(default=8192, gt=0)
+    mme_load_wait_s: float = Field(default=30.0, ge=0)
+
+    def as_arguments(self) -> list[str]:
+        """The ``mmedeploy up`` options that recreate this config (for the detached child)."""
+        arguments = [
+            "--port-base",
+            str(self.port_base),
+            "--state-dir",
+            str(self.state_dir),
+            "--mme-memory-mb",
+            str(self.mme_memory_mb),
+            "--mme-load-wait",
+            str(self.mme_load_wait_s),
+        ]
+        return arguments + (["--fresh"] if self.fresh else [])
 
     @property
     def ports(self) -> dict[str, int]:
@@ -132,6 +150,7 @@ def local_environment(config: StackConfig) -> dict[str, str]:
     """The only difference between the local stack and AWS: endpoints and credentials."""
     return {
         "AWS_ENDPOINT_URL": config.url("AWS emulator"),
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": config.url("MME"),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": config.region,
@@ -176,10 +195,11 @@ class LocalStack:
         restored = self._restore_snapshot(provisioned.notifications)
         self._start_slack_sink()
         self._start_api()
+        self._start_mme([outputs["StagingEndpoint"], outputs["ProductionEndpoint"]])
         self.info = StackInfo(
             api_url=config.url("API"),
             aws_endpoint_url=config.url("AWS emulator"),
-            mme_url=None,
+            mme_url=config.url("MME"),
             slack_url=config.url("Slack sink"),
             region=config.region,
             staging_bucket=outputs["StagingBucket"],
@@ -243,6 +263,30 @@ class LocalStack:
             server.server.server_close()
 
         self._stoppers.append(stop)
+
+    def _start_mme(self, endpoints: list[str]) -> None:
+        from mmedeploy.local.mme.server import MmeSettings, start_mme
+
+        config = self.config
+        settings = MmeSettings(
+            host=config.host,
+            port=config.ports["MME"],
+            state_dir=config.state_dir,
+            region=config.region,
+            memory_budget_mb=config.mme_memory_mb,
+            load_wait_s=config.mme_load_wait_s,
+        )
+        mme, server = start_mme(settings, self._session)
+        self._stoppers.append(mme.stop)  # runs after the front door below has stopped taking calls
+
+        def stop_front_door() -> None:
+            server.shutdown()
+            server.server_close()
+
+        self._stoppers.append(stop_front_door)
+        # The template's endpoints get their Triton now, so a broken install shows at `up`.
+        for name in endpoints:
+            mme.endpoint(name)
 
     def _restore_or_create_tokens(self, secret_names: dict[str, str]) -> dict[str, str]:
         path = self.config.snapshot_dir / "tokens.json"
@@ -356,6 +400,7 @@ def _remove_tree(path: Path) -> None:
 
 def run_foreground(config: StackConfig, say: Callable[[str], None] = print) -> int:
     """``mmedeploy up``: start, report, serve until SIGINT/SIGTERM, then stop cleanly."""
+    _log_to_stderr()
     stack = LocalStack(config, say)
     stopping = threading.Event()
 
@@ -377,12 +422,26 @@ def run_foreground(config: StackConfig, say: Callable[[str], None] = print) -> i
     return 0
 
 
+def _log_to_stderr() -> None:
+    """The stack's own log lines (MME loads, evictions, Triton restarts) on stderr, which is
+    ``stack.log`` when detached."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Not the "mmedeploy" logger: that is the Chalice app's (named after the app), which Chalice
+    # sets to ERROR with its own handler.
+    logger = logging.getLogger("mmedeploy.local")
+    if not logger.handlers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def describe(info: StackInfo, config: StackConfig, say: Callable[[str], None]) -> None:
     say(f"local stack ready in {info.ready_seconds:.1f} s (pid {info.pid})")
     say(f"  API            {info.api_url}   (GET /health)")
     say(f"  AWS emulator   {info.aws_endpoint_url}   (export AWS_ENDPOINT_URL={info.aws_endpoint_url})")
     say(f"  Slack sink     {info.slack_url}   (GET /_messages)")
-    say(f"  MME            {info.mme_url or 'not yet part of the stack'}")
+    say(f"  MME            {info.mme_url}   (export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={info.mme_url})")
     say(f"  buckets        {info.staging_bucket} (staging), {info.production_bucket} (production)")
     say(f"  endpoints      {info.staging_endpoint}, {info.production_endpoint}")
     say(f"  stack file     {config.stack_file}")

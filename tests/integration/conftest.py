@@ -7,6 +7,7 @@ import json
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,13 +18,18 @@ from tests.stack_process import start_stack, stop_stack
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    state_dir = tmp_path_factory.mktemp("stack") / ".mmedeploy"
-    info = start_stack(state_dir)
+def local_stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session stack's state directory (stack.json, stack.log, the MME's Triton logs)."""
+    return tmp_path_factory.mktemp("stack") / ".mmedeploy"
+
+
+@pytest.fixture(scope="session")
+def local_stack(local_stack_dir: Path) -> Iterator[StackInfo]:
+    info = start_stack(local_stack_dir)
     try:
         yield info
     finally:
-        stop_stack(state_dir)
+        stop_stack(local_stack_dir)
 
 
 @pytest.fixture(scope="session")

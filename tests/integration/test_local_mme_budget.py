@@ -1,0 +1,115 @@
+"""The local MME under a tight memory budget and a short load wait (its own stack: both are
+``mmedeploy up`` options): least-recently-used eviction, reload on demand, ModelNotReadyException
+while loading, and ``mmedeploy down`` stopping every Triton."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from examples.build_examples import MODELS
+from mmedeploy.local.stack import StackInfo, process_alive
+from mmedeploy.packaging import package
+from tests.integration.conftest import wait_for
+from tests.integration.mme_helpers import (
+    create_mme_endpoint,
+    invoke_when_ready,
+    loaded_models,
+    outputs,
+    runtime_client,
+    textstats_body,
+    triton_pids,
+)
+from tests.stack_process import start_stack, stop_stack
+
+pytestmark = pytest.mark.integration
+
+# One Python model is budgeted at ~40 MiB (staging.PYTHON_INSTANCE_BYTES): 60 MiB holds one, not two.
+BUDGET_MB = 60
+LOAD_WAIT_S = 0.2  # a Python model takes ~1.4 s to load, so first calls see ModelNotReadyException
+
+
+@pytest.fixture(scope="module")
+def tight_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackInfo, Path]]:
+    state_dir = tmp_path_factory.mktemp("tight") / ".mmedeploy"
+    info = start_stack(state_dir, extra=("--mme-memory-mb", str(BUDGET_MB), "--mme-load-wait", str(LOAD_WAIT_S)))
+    try:
+        yield info, state_dir
+    finally:
+        stop_stack(state_dir)
+
+
+@pytest.fixture(scope="module")
+def client(tight_stack: tuple[StackInfo, Path]) -> Callable[[str], Any]:
+    info, _ = tight_stack
+    session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=info.region)
+    return lambda service: session.client(service, endpoint_url=info.aws_endpoint_url)  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="module")
+def endpoint(client: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory) -> str:
+    name = create_mme_endpoint(client, "tight", "tight-models")
+    tarball = package(MODELS / "textstats", "textstats", "1.0", tmp_path_factory.mktemp("dist")).path.read_bytes()
+    for target in ("first_1.tar.gz", "second_1.tar.gz"):
+        client("s3").put_object(Bucket="tight-models", Key=f"models/{target}", Body=tarball)
+    return name
+
+
+def test_a_loading_model_answers_model_not_ready_and_then_serves(
+    tight_stack: tuple[StackInfo, Path], endpoint: str
+) -> None:
+    info, _ = tight_stack
+    runtime = runtime_client(info)
+    with pytest.raises(runtime.exceptions.ModelNotReadyException) as raised:
+        runtime.invoke_endpoint(EndpointName=endpoint, TargetModel="first_1.tar.gz", Body=textstats_body("a b"))
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    response, _ = invoke_when_ready(
+        runtime, EndpointName=endpoint, TargetModel="first_1.tar.gz", Body=textstats_body("a b")
+    )
+    assert outputs(response) == {"CHARACTERS": [3], "WORDS": [2]}
+
+
+def test_a_budget_smaller_than_two_models_evicts_the_least_recently_used_and_reloads_it(
+    tight_stack: tuple[StackInfo, Path], endpoint: str, client: Callable[[str], Any]
+) -> None:
+    info, _ = tight_stack
+    runtime = runtime_client(info)
+
+    def call(target: str) -> int:
+        response, retries = invoke_when_ready(
+            runtime, EndpointName=endpoint, TargetModel=target, Body=textstats_body("one two three")
+        )
+        assert outputs(response) == {"CHARACTERS": [13], "WORDS": [3]}
+        return retries
+
+    call("first_1.tar.gz")
+    assert loaded_models(info, endpoint) == ["first_1.tar.gz"]
+    assert call("first_1.tar.gz") == 0, "a loaded model answers at once"
+    call("second_1.tar.gz")
+    assert loaded_models(info, endpoint) == ["second_1.tar.gz"], "the older model made room"
+    assert call("first_1.tar.gz") > 0, "the evicted model loads again on demand"
+    assert loaded_models(info, endpoint) == ["first_1.tar.gz"]
+
+    cloudwatch = client("cloudwatch")
+
+    def unloads_published() -> bool:
+        metrics = cloudwatch.list_metrics(
+            Namespace="AWS/SageMaker",
+            MetricName="ModelUnloadingTime",
+            Dimensions=[{"Name": "EndpointName", "Value": endpoint}],
+        )["Metrics"]
+        return bool(metrics)
+
+    wait_for(unloads_published, timeout=15, what="ModelUnloadingTime")
+
+
+def test_down_stops_every_triton(tight_stack: tuple[StackInfo, Path], endpoint: str) -> None:
+    info, state_dir = tight_stack
+    pids = triton_pids(info)
+    assert endpoint in pids and info.staging_endpoint in pids and info.production_endpoint in pids
+    assert stop_stack(state_dir).returncode == 0
+    wait_for(lambda: not any(process_alive(pid) for pid in pids.values()), timeout=15, what="every Triton to exit")
