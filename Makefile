@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck examples bench-validate clean
+.PHONY: demo test lint typecheck examples bench-validate bench-mme clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ typecheck: $(STAMP)
 ## bench-validate: validator vs `gzip -dc` on a >= 400 MB tarball, and peak RSS
 bench-validate: $(STAMP)
 	$(BIN)/python benchmarks/bench_validate.py
+
+## bench-mme: local MME cold vs warm invoke, and its p50 over Triton's own (target <= 1.3x)
+bench-mme: examples
+	$(BIN)/python benchmarks/bench_mme.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

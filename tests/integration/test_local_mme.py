@@ -175,6 +175,27 @@ def test_a_tensorrt_plan_is_reported_as_not_runnable_locally(runtime: Any, endpo
     assert "not runnable locally" in message
 
 
+def test_a_torchscript_model_loads_through_the_torch_adapter_or_says_what_is_missing(
+    runtime: Any, endpoint: str, upload: Any
+) -> None:
+    files = {
+        "model_version.txt": b"1\n",
+        "scorer/config.pbtxt": python_config("scorer").replace(b'backend: "python"', b'platform: "pytorch_libtorch"'),
+        "scorer/1/model.pt": b"PK\x03\x04 not really torchscript",
+    }
+    target = upload("scorer_1.tar.gz", pack(files))
+    with pytest.raises(runtime.exceptions.ModelError) as raised:
+        invoke_when_ready(runtime, EndpointName=endpoint, TargetModel=target, Body=b"{}")
+    code, status, message = model_error(raised)
+    assert (code, status) == ("ModelError", 400)
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # the stack's Python has no torch: the adapter says how to get it
+        assert "PyTorch models need torch" in message and "pip install torch" in message
+    else:  # torch present: the adapter reached torch.jit.load, which refuses the bogus file
+        assert "PytorchStreamReader" in message or "zip" in message.lower()
+
+
 def test_a_body_over_6_mb_is_refused_before_the_model_and_the_connection_stays_usable(
     runtime: Any, endpoint: str, upload: Any
 ) -> None:

@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
-from mmedeploy.local.mme.adapters import MODEL_FILE_PARAMETER, ONNXRUNTIME
+from mmedeploy.local.mme.adapters import MODEL_FILE_PARAMETER, ONNXRUNTIME, TORCHSCRIPT
 from mmedeploy.local.mme.errors import ContainerError
 from mmedeploy.local.mme.staging import stage_tarball
 from tests.tarballs import PYTHON_MODEL, gz, idcheck_repo, info, pack, python_config, raw_tar, single_python_repo
@@ -140,3 +140,19 @@ def test_members_of_two_tarballs_do_not_collide(tmp_path: Path, repository: Path
     second = stage_tarball(write(tmp_path, pack(single_python_repo("same")), "b_1.tar.gz"), "b_1.tar.gz", repository)
     assert set(first.names).isdisjoint(second.names)
     assert first.footprint_bytes > 0
+
+
+def test_torchscript_gets_the_torch_adapter(tmp_path: Path, repository: Path) -> None:
+    files = {
+        "model_version.txt": b"1\n",
+        "scorer/config.pbtxt": python_config("scorer", extra="instance_group [ { kind: KIND_GPU } ]").replace(
+            b'backend: "python"', b'platform: "pytorch_libtorch"'
+        ),
+        "scorer/1/model.pt": b"PK\x03\x04 not really torchscript",
+    }
+    stage_tarball(write(tmp_path, pack(files), "scorer_1.tar.gz"), "scorer_1.tar.gz", repository)
+    scorer = config(repository, "scorer_1.tar.gz")
+    assert (scorer.backend, scorer.platform) == ("python", "")
+    assert scorer.parameters[MODEL_FILE_PARAMETER].string_value == "model.pt"
+    assert [group.kind for group in scorer.instance_group] == [pb.ModelInstanceGroup.KIND_CPU]
+    assert (repository / "scorer_1.tar.gz" / "1" / "model.py").read_bytes() == TORCHSCRIPT.read_bytes()
