@@ -148,8 +148,8 @@ class _MemberPolicy:
                 )
             )
             return None
-        parts = [p for p in name.split("/") if p not in ("", ".")]
-        if ".." in parts:
+        path = clean_member_path(name)
+        if ".." in path.split("/"):
             findings.append(
                 Finding.of(
                     Code.MEMBER_PATH_TRAVERSAL,
@@ -158,7 +158,6 @@ class _MemberPolicy:
                 )
             )
             return None
-        path = "/".join(parts)
         if not path and entry.kind != "dir":
             findings.append(Finding.of(Code.MEMBER_PATH_INVALID, name, f"member '{name}' has an empty path"))
             return None
@@ -210,6 +209,12 @@ class _MemberPolicy:
             # Reserve the path now: the sink records the full entry when its data has streamed.
             members[path] = MemberInfo(path, kind, 0)
         return True
+
+
+def clean_member_path(name: str) -> str:
+    """A member's path as the scan records it: no empty or '.' parts (``.//a/./b`` is ``a/b``).
+    Whoever extracts a scanned archive must name members the same way."""
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
 def _parents(path: str) -> list[str]:

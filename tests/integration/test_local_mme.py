@@ -6,6 +6,8 @@ import json
 import os
 import re
 import signal
+import socket
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -270,3 +272,19 @@ def test_a_dead_triton_is_restarted_and_models_load_again(
     wait_for(served, timeout=30, what="the model to serve again")
     log = (local_stack_dir / "stack.log").read_text()
     assert f"tritonserver for {endpoint} exited with code" in log and "restarting it" in log
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3"])
+def test_an_untrustworthy_content_length_is_refused_and_the_connection_closed(
+    local_stack: StackInfo, endpoint: str, length: str
+) -> None:
+    url = urllib.parse.urlparse(local_stack.mme_url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /endpoints/{endpoint}/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes: recv returns b"" instead of hanging
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"invalid Content-Length" in answer

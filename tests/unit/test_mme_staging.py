@@ -40,7 +40,7 @@ def test_ensemble_is_served_as_the_target_and_members_are_namespaced(tmp_path: P
     staged = stage_tarball(write(tmp_path, pack(idcheck_repo())), TARGET, repository)
     members = ["idcheck_inferencer", "idcheck_postprocessing", "idcheck_preprocessing"]
     assert staged.target == TARGET
-    assert staged.members == [f"{TARGET}__{m}" for m in members]
+    assert staged.members == [f"{TARGET}~{m}" for m in members]
     assert sorted(p.name for p in repository.iterdir()) == sorted(staged.names)
     ensemble = config(repository, TARGET)
     assert ensemble.name == TARGET
@@ -52,7 +52,7 @@ def test_ensemble_is_served_as_the_target_and_members_are_namespaced(tmp_path: P
 
 def test_onnx_gets_the_onnxruntime_adapter_on_cpu(tmp_path: Path, repository: Path) -> None:
     staged = stage_tarball(write(tmp_path, pack(idcheck_repo())), TARGET, repository)
-    name = f"{TARGET}__idcheck_inferencer"
+    name = f"{TARGET}~idcheck_inferencer"
     inferencer = config(repository, name)
     assert (inferencer.backend, inferencer.platform) == ("python", "")
     assert inferencer.parameters[MODEL_FILE_PARAMETER].string_value == "model.onnx"
@@ -64,7 +64,7 @@ def test_onnx_gets_the_onnxruntime_adapter_on_cpu(tmp_path: Path, repository: Pa
 
 def test_execution_env_path_is_dropped_and_the_model_py_precompiled(tmp_path: Path, repository: Path) -> None:
     staged = stage_tarball(write(tmp_path, pack(idcheck_repo())), TARGET, repository)
-    name = f"{TARGET}__idcheck_preprocessing"
+    name = f"{TARGET}~idcheck_preprocessing"
     assert "EXECUTION_ENV_PATH" not in config(repository, name).parameters
     assert any("EXECUTION_ENV_PATH" in note for note in staged.notes)
     assert list((repository / name / "1" / "__pycache__").glob("model.*.pyc")), "Triton would reload otherwise"
@@ -86,7 +86,7 @@ def test_onnx_inputs_and_outputs_are_completed_from_the_graph_when_the_config_om
     files["idcheck_inferencer/config.pbtxt"] = re.sub(rb"(?s)\ninput \[.*?\]\noutput \[.*?\]\n", b"\n", text)
     assert b"input" not in files["idcheck_inferencer/config.pbtxt"]
     stage_tarball(write(tmp_path, pack(files)), TARGET, repository)
-    inferencer = config(repository, f"{TARGET}__idcheck_inferencer")
+    inferencer = config(repository, f"{TARGET}~idcheck_inferencer")
     assert [(i.name, list(i.dims)) for i in inferencer.input] == [("FEATURES", [16])]
     assert [(o.name, list(o.dims), o.data_type) for o in inferencer.output] == [("LOGITS", [4], pb.TYPE_FP32)]
 
@@ -156,3 +156,13 @@ def test_torchscript_gets_the_torch_adapter(tmp_path: Path, repository: Path) ->
     assert scorer.parameters[MODEL_FILE_PARAMETER].string_value == "model.pt"
     assert [group.kind for group in scorer.instance_group] == [pb.ModelInstanceGroup.KIND_CPU]
     assert (repository / "scorer_1.tar.gz" / "1" / "model.py").read_bytes() == TORCHSCRIPT.read_bytes()
+
+
+def test_member_names_are_extracted_as_the_scan_named_them(tmp_path: Path, repository: Path) -> None:
+    entries = [
+        (info(".//simple/config.pbtxt"), python_config("simple")),
+        (info("././simple/1/model.py"), PYTHON_MODEL),
+        (info("model_version.txt"), b"1\n"),
+    ]
+    staged = stage_tarball(write(tmp_path, gz(raw_tar(entries)), "simple_1.tar.gz"), "simple_1.tar.gz", repository)
+    assert (repository / staged.target / "1" / "model.py").read_bytes() == PYTHON_MODEL

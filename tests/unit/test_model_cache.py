@@ -52,7 +52,7 @@ def fetch_from(present: set[str]):  # type: ignore[no-untyped-def]
     return fetch
 
 
-def make_cache(host: FakeHost, tmp_path: Path, budget_mib: int = 100, wait: float = 5.0, metrics=None):  # type: ignore[no-untyped-def]
+def make_cache(host: FakeHost, tmp_path: Path, budget_mib: int = 100, wait: float = 5.0, metrics=None, room_wait=5.0):  # type: ignore[no-untyped-def]
     recorded = metrics if metrics is not None else []
     return ModelCache(
         host,
@@ -62,6 +62,7 @@ def make_cache(host: FakeHost, tmp_path: Path, budget_mib: int = 100, wait: floa
         wait,
         metric=lambda name, value, unit: recorded.append((name, value)),
         endpoint="ep",
+        room_wait_s=room_wait,
     )
 
 
@@ -100,15 +101,51 @@ def test_least_recently_used_idle_model_is_evicted_and_reloads_on_demand(tmp_pat
     assert any(name == "ModelUnloadingTime" for name, _ in metrics)
 
 
-def test_a_model_in_use_is_never_evicted(tmp_path: Path) -> None:
+def test_a_model_in_use_is_never_evicted_a_load_waits_for_it(tmp_path: Path) -> None:
     host = FakeHost({"a": 60 * MiB, "b": 60 * MiB})
-    cache = make_cache(host, tmp_path, budget_mib=100)
+    cache = make_cache(host, tmp_path, budget_mib=100, wait=0.2)
+    with cache.use("a"):
+        with pytest.raises(ModelNotReady):  # b's load waits for room while a serves
+            invoke(cache, "b")
+        assert host.loaded == ["a"]
+    wait_until(lambda: host.loaded == ["b"])  # a went idle: it made way
+    invoke(cache, "b")
+
+
+def test_no_room_within_the_room_wait_is_out_of_memory(tmp_path: Path) -> None:
+    host = FakeHost({"a": 60 * MiB, "b": 60 * MiB})
+    cache = make_cache(host, tmp_path, budget_mib=100, room_wait=0.1)
     with cache.use("a"), pytest.raises(ContainerError) as raised:
         invoke(cache, "b")
-    assert raised.value.status == 507
+    assert raised.value.status == 507 and "in use leave" in raised.value.message
     assert host.loaded == ["a"]
-    invoke(cache, "b")  # a is idle now: it makes way
-    assert host.loaded == ["b"]
+
+
+def test_two_cold_models_that_fit_only_one_at_a_time_both_serve(tmp_path: Path) -> None:
+    host = FakeHost({"a": 60 * MiB, "b": 60 * MiB}, load_seconds=0.1)
+    cache = make_cache(host, tmp_path, budget_mib=100)
+    errors: list[BaseException] = []
+
+    def call(target: str) -> None:
+        try:
+            invoke(cache, target)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(t,)) for t in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(host.loaded) == 1 and host.events[-2][0] == "unload"
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def test_a_model_larger_than_the_budget_is_out_of_memory(tmp_path: Path) -> None:
@@ -177,6 +214,20 @@ def test_concurrent_first_calls_share_one_load(tmp_path: Path) -> None:
         thread.join()
     assert errors == []
     assert host.events == [("load", "a")]
+
+
+def test_a_load_overtaken_by_a_restart_is_undone_and_reported_retryable(tmp_path: Path) -> None:
+    host = FakeHost({"a": MiB}, load_seconds=0.3)
+    cache = make_cache(host, tmp_path)
+    restart = threading.Timer(0.1, cache.forget_all)  # the model server restarts mid-load
+    restart.start()
+    with pytest.raises(ContainerError) as raised:
+        invoke(cache, "a")
+    restart.join()
+    assert raised.value.status == 503 and "restarted" in raised.value.message
+    assert host.loaded == [], "what the voided load put in the new server is unloaded"
+    invoke(cache, "a")
+    assert host.loaded == ["a"]
 
 
 def test_forget_all_makes_every_model_load_again(tmp_path: Path) -> None:

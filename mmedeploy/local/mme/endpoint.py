@@ -72,7 +72,7 @@ class LocalEndpoint:
     ) -> None:
         self.name = name
         self.repository = directory / "repository"
-        for path in (self.repository, directory / "downloads"):
+        for path in (self.repository, directory / "downloads", directory / "extracting"):
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
         self.metric = lambda metric_name, value, unit: metric(name, metric_name, value, unit)
@@ -112,6 +112,10 @@ class LocalEndpoint:
                 status, response_headers, data = self.process.client.request(
                     "POST", f"/v2/models/{target}/infer", body, headers, timeout=60.0
                 )
+            except TimeoutError:
+                raise ContainerError(
+                    504, "Your invocation timed out while waiting for a response from container primary (60 s)."
+                ) from None
             except OSError:
                 raise ServiceUnavailable(f"the model server of endpoint {self.name} is restarting; retry") from None
             self.metric("ModelLatency", (time.monotonic() - started) * 1e6, "Microseconds")

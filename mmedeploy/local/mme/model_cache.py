@@ -25,6 +25,7 @@ from mmedeploy.local.mme.staging import StagedModel
 log = logging.getLogger("mmedeploy.local.mme")
 
 MiB = 1 << 20
+ROOM_WAIT_S = 60.0  # how long a load waits for busy models to make room before 507
 
 
 class ModelHost(Protocol):
@@ -69,16 +70,19 @@ class ModelCache:
         load_wait_s: float,
         metric: Metric = lambda name, value, unit: None,
         endpoint: str = "",
+        room_wait_s: float = ROOM_WAIT_S,
     ) -> None:
         self.host, self.fetch, self.downloads = host, fetch, downloads
         self.budget = memory_budget_bytes
         self.load_wait_s = load_wait_s
+        self.room_wait_s = room_wait_s
         self.metric = metric
         self.endpoint = endpoint
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # entries settled or freed
         self._loader = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"mme-load-{endpoint}")
-        self._generation = 0  # bumped when the model server restarts with nothing loaded
+        self._generation = 0  # bumped when the model server restarts empty
 
     # -- the invoke path ---------------------------------------------------------------------
     @contextmanager
@@ -91,6 +95,8 @@ class ModelCache:
             with self._lock:
                 entry.in_flight -= 1
                 entry.last_used = time.monotonic()
+                if entry.in_flight == 0:
+                    self._changed.notify_all()  # a load may be waiting for room
 
     def _acquire(self, target: str) -> _Entry:
         started = time.monotonic()
@@ -104,7 +110,7 @@ class ModelCache:
                     break
                 if entry is None:
                     entry = self._entries[target] = _Entry(target)
-                    self._loader.submit(self._load, entry, self._generation)
+                    self._loader.submit(self._load, entry)
             waited = True
             remaining = self.load_wait_s - (time.monotonic() - started)
             if not entry.settled.wait(max(remaining, 0)):
@@ -121,7 +127,9 @@ class ModelCache:
         return entry
 
     # -- loading and unloading ---------------------------------------------------------------
-    def _load(self, entry: _Entry, generation: int) -> None:
+    def _load(self, entry: _Entry) -> None:
+        with self._lock:
+            generation = self._generation  # as the load starts: a restart after this voids it
         download = self.downloads / f"{threading.get_ident()}-{time.monotonic_ns()}.tar.gz"
         try:
             started = time.monotonic()
@@ -137,71 +145,87 @@ class ModelCache:
             self.host.load(staged)
             self.metric("ModelLoadingTime", (time.monotonic() - started) * 1e6, "Microseconds")
         except ContainerError as exc:
-            self._forget(entry, exc)
-        except Exception as exc:
+            self._forget(entry, self._restart_error(generation) or exc)
+        except Exception as exc:  # every load ends settled, with a reason
             log.exception("local MME %s: loading %s failed", self.endpoint, entry.target)
-            self._forget(entry, ContainerError(500, f"loading {entry.target} failed: {exc}"))
+            self._forget(entry, self._restart_error(generation) or ContainerError(500, f"loading failed: {exc}"))
         else:
             with self._lock:
-                if generation == self._generation:
+                current = generation == self._generation
+                if current:
                     entry.state = "ready"
                     entry.last_used = time.monotonic()
                     count = self._loaded_count()
-                else:  # the model server restarted meanwhile: this load is gone with it
-                    entry.error = ContainerError(503, "the model server restarted while loading; retry")
-                    self._entries.pop(entry.target, None)
-                    count = None
+                    self._changed.notify_all()
+            if not current:  # the model server restarted meanwhile: what this load did is gone
+                self._forget(entry, self._restart_error(generation) or ContainerError(503, "restarted"))
+                return
             entry.settled.set()
-            if count is not None:
-                self.metric("LoadedModelCount", count, "Count")
-                log.info("local MME %s: loaded %s (%.0f MiB)", self.endpoint, entry.target, entry.reserved_bytes / MiB)
+            self.metric("LoadedModelCount", count, "Count")
+            log.info("local MME %s: loaded %s (%.0f MiB)", self.endpoint, entry.target, entry.reserved_bytes / MiB)
         finally:
             download.unlink(missing_ok=True)
+
+    def _restart_error(self, generation: int) -> ContainerError | None:
+        with self._lock:
+            if generation == self._generation:
+                return None
+        return ContainerError(503, "the model server restarted while the model was loading; retry")
 
     def _forget(self, entry: _Entry, error: ContainerError) -> None:
         if entry.staged is not None:
             try:
                 self.host.unload(entry.staged)
-            except Exception:
+            except Exception:  # best effort; the error below is what matters
                 log.exception("local MME %s: cleaning up %s failed", self.endpoint, entry.target)
         with self._lock:
             entry.error = error
             if self._entries.get(entry.target) is entry:
                 del self._entries[entry.target]
+            self._changed.notify_all()
         entry.settled.set()
         log.warning(
             "local MME %s: %s failed to load (%s): %s", self.endpoint, entry.target, error.status, error.message
         )
 
     def _make_room(self, entry: _Entry, footprint: int) -> None:
-        """Reserve ``footprint`` bytes, unloading idle models least recently used first."""
+        """Reserve ``footprint`` bytes, unloading idle models least recently used first.
+
+        Only a model larger than the whole budget is refused at once (507). Otherwise, while
+        other models are loading, unloading or serving, wait for them to settle: they may free
+        enough. 507 if they have not within ``room_wait_s``.
+        """
         if footprint > self.budget:
             raise ContainerError(
                 507,
                 f"Out of memory: {entry.target} needs about {footprint / MiB:.0f} MiB and the endpoint's "
                 f"memory budget is {self.budget / MiB:.0f} MiB",
             )
+        deadline = time.monotonic() + self.room_wait_s
         with self._lock:
-            victims: list[_Entry] = []
-            used = sum(e.reserved_bytes for e in self._entries.values())
-            idle = sorted(
-                (e for e in self._entries.values() if e.state == "ready" and e.in_flight == 0),
-                key=lambda e: e.last_used,
-            )
-            while used + footprint > self.budget and idle:
-                victim = idle.pop(0)
+            while True:
+                others = [e for e in self._entries.values() if e is not entry]
+                used = sum(e.reserved_bytes for e in others)
+                idle = sorted((e for e in others if e.state == "ready" and e.in_flight == 0), key=lambda e: e.last_used)
+                victims: list[_Entry] = []
+                while used + footprint > self.budget and idle:
+                    victim = idle.pop(0)
+                    victims.append(victim)
+                    used -= victim.reserved_bytes
+                if used + footprint <= self.budget:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ContainerError(
+                        507,
+                        f"Out of memory: {entry.target} needs about {footprint / MiB:.0f} MiB and the models "
+                        f"in use leave {max(self.budget - used, 0) / MiB:.0f} MiB of the {self.budget / MiB:.0f} "
+                        "MiB budget",
+                    )
+                self._changed.wait(remaining)  # a load, unload or request finished: look again
+            for victim in victims:
                 victim.state = "unloading"
                 victim.settled = threading.Event()  # callers now wait for it to go
-                used -= victim.reserved_bytes
-                victims.append(victim)
-            if used + footprint > self.budget:
-                for victim in victims:  # nothing evicted after all
-                    victim.state, victim.settled = "ready", _set_event()
-                raise ContainerError(
-                    507,
-                    f"Out of memory: {entry.target} needs about {footprint / MiB:.0f} MiB and the models in "
-                    f"use leave {max(self.budget - used, 0) / MiB:.0f} MiB of the {self.budget / MiB:.0f} MiB budget",
-                )
             entry.reserved_bytes = footprint
         for victim in victims:
             self._unload(victim, reason=f"to make room for {entry.target}")
@@ -211,13 +235,14 @@ class ModelCache:
         try:
             if entry.staged is not None:
                 self.host.unload(entry.staged)
-        except Exception:
+        except Exception:  # the model is gone from the cache either way
             log.exception("local MME %s: unloading %s failed", self.endpoint, entry.target)
         self.metric("ModelUnloadingTime", (time.monotonic() - started) * 1e6, "Microseconds")
         with self._lock:
             if self._entries.get(entry.target) is entry:
                 del self._entries[entry.target]
             count = self._loaded_count()
+            self._changed.notify_all()
         entry.settled.set()
         self.metric("LoadedModelCount", count, "Count")
         log.info("local MME %s: unloaded %s %s", self.endpoint, entry.target, reason)
@@ -227,13 +252,17 @@ class ModelCache:
 
     # -- housekeeping ------------------------------------------------------------------------
     def forget_all(self) -> None:
-        """The model server restarted empty: every model loads again on its next invoke."""
+        """The model server restarted empty: every model loads again on its next invoke.
+
+        Loads under way fail as restarted (their generation is stale); unloads under way finish
+        on their own, so a new load of the same model cannot race them."""
         with self._lock:
             self._generation += 1
-            gone = [e for e in self._entries.values() if e.state != "loading"]
+            gone = [e for e in self._entries.values() if e.state == "ready"]
             for entry in gone:
                 del self._entries[entry.target]
                 entry.settled.set()
+            self._changed.notify_all()
 
     def loaded(self) -> list[LoadedModel]:
         with self._lock:
@@ -245,6 +274,11 @@ class ModelCache:
 
     def close(self) -> None:
         self._loader.shutdown(wait=False, cancel_futures=True)
+        with self._lock:  # loads that will never run: their callers get an answer now
+            for entry in list(self._entries.values()):
+                if entry.state == "loading" and entry.staged is None:
+                    entry.error = ContainerError(503, "the local MME is stopping")
+                    entry.settled.set()
 
 
 def _set_event() -> threading.Event:

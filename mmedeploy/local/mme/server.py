@@ -32,6 +32,7 @@ from mmedeploy.local.mme.errors import (
     MmeError,
     ModelError,
     PayloadTooLarge,
+    ServiceUnavailable,
     ValidationError,
 )
 from mmedeploy.local.mme.metrics import VARIANT, MetricsPublisher
@@ -41,6 +42,7 @@ log = logging.getLogger("mmedeploy.local.mme")
 
 INVOKE_PATH = re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/invocations$")
 MODELS_PATH = re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/models$")
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's EndpointName pattern
 # Triton model names travel in URL paths; SageMaker's sub-folder TargetModels are not supported here.
 TARGET_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,1023}$")
 DRAIN_LIMIT = 64 * 1024 * 1024  # read (and drop) an oversize body up to this, so the client sees the 413
@@ -107,13 +109,19 @@ class LocalMme:
         self.metrics = MetricsPublisher(session.client("cloudwatch"))
         self._endpoints: dict[str, LocalEndpoint] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def endpoint(self, name: str) -> LocalEndpoint:
+        if not ENDPOINT_NAME.match(name):
+            raise ValidationError(f"Endpoint name '{name[:100]}' is not a valid SageMaker endpoint name.")
+        # every call: a deleted endpoint stops serving (the lookup is cached for RESOLVE_TTL_S)
+        source = self.directory.source(name)
         endpoint = self._endpoints.get(name)
         if endpoint is not None:
             return endpoint
-        source = self.directory.source(name)
         with self._lock:
+            if self._closed:
+                raise ServiceUnavailable("the local MME is stopping")
             endpoint = self._endpoints.get(name)
             if endpoint is None:
                 endpoint = LocalEndpoint(
@@ -182,6 +190,7 @@ class LocalMme:
 
     def stop(self) -> None:
         with self._lock:
+            self._closed = True
             endpoints = list(self._endpoints.values())
             self._endpoints.clear()
         for endpoint in endpoints:
@@ -241,8 +250,15 @@ class _Handler(socketserver.StreamRequestHandler):
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self._write(_error(ValidationError("send the body with a Content-Length"), 411), False)
             return False
-        length = int(headers.get("content-length") or 0)
+        raw_length = headers.get("content-length", "0")
+        if not raw_length.isdigit():  # no sign, no spaces: a length we cannot trust ends the connection
+            self._write(_error(ValidationError(f"invalid Content-Length: {raw_length[:40]}")), False)
+            return False
+        length = int(raw_length)
         if headers.get("expect", "").lower() == "100-continue":
+            if length > MAX_BODY_BYTES:  # refuse before the client sends the body
+                self._write(_error(PayloadTooLarge(length)), False)
+                return False
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         path = target.split("?", 1)[0]
         if method == "POST":
@@ -260,6 +276,8 @@ class _Handler(socketserver.StreamRequestHandler):
             error = PayloadTooLarge(length) if match else ValidationError(f"unknown path {path}")
             return _error(error, 404 if match is None else None), keep_alive and drained
         body = self.rfile.read(length) if length else b""
+        if len(body) != length:  # the client closed mid-body: nothing to answer, nothing to invoke
+            return _error(ValidationError("incomplete request body")), False
         endpoint = urllib.parse.unquote(match["endpoint"])
         try:
             data, content_type = self.server.mme.invoke(

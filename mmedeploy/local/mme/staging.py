@@ -2,8 +2,9 @@
 Triton front end does, plus what the bundled CPU-only Triton needs:
 
 - the directory SageMaker would serve (root config, the ensemble, or the single directory) is
-  named exactly the TargetModel; every other model directory becomes ``<TargetModel>__<dir>``
-  and ensemble steps are rewritten to match, so two tarballs' members never collide;
+  named exactly the TargetModel; every other model directory becomes ``<TargetModel>~<dir>``
+  (``~`` cannot occur in a TargetModel) and ensemble steps are rewritten to match, so two
+  tarballs' members never collide;
 - ONNX and TorchScript models get a Python-backend adapter (onnxruntime / torch on CPU) as their
   ``model.py``; other accelerator backends (TensorRT plans, ...) are refused as not runnable here;
 - ``KIND_GPU`` becomes ``KIND_CPU``; a Python model's ``EXECUTION_ENV_PATH`` is dropped, so it runs
@@ -27,6 +28,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
+from chalicelib.validation.archive import clean_member_path
 from chalicelib.validation.findings import Severity
 from chalicelib.validation.onnx_probe import OnnxTensor
 from chalicelib.validation.onnx_rules import find_onnx
@@ -37,6 +39,9 @@ from mmedeploy.local.mme.errors import ContainerError
 
 log = logging.getLogger("mmedeploy.local.mme")
 
+# Between a TargetModel and a member directory: a character TargetModels cannot contain (the
+# front door allows [A-Za-z0-9._-]), so target "a__b" cannot collide with member "b" of "a".
+MEMBER_SEPARATOR = "~"
 # Resident memory of one Python-backend instance (its stub process) measured on Triton 2.51 with
 # numpy loaded; an onnxruntime adapter instance is larger. Used for the memory budget.
 PYTHON_INSTANCE_BYTES = 40 << 20
@@ -75,11 +80,11 @@ def stage_tarball(tarball: Path, target: str, repository: Path) -> StagedModel:
     for model in models:
         _check_runnable(model)
 
-    names = {m.directory: (target if m is served else f"{target}__{m.directory}") for m in models}
+    names = {m.directory: (target if m is served else f"{target}{MEMBER_SEPARATOR}{m.directory}") for m in models}
     workdir = repository.parent / "extracting" / uuid.uuid4().hex
     staged: list[Path] = []
     try:
-        _extract(tarball, workdir, [m.directory for m in models])
+        _extract(tarball, workdir, [m.directory for m in models], set(inspection.scan.members))
         notes: list[str] = []
         for model in models:
             source = workdir / model.directory if model.directory else workdir
@@ -138,14 +143,19 @@ def _check_runnable(model: ParsedModel) -> None:
     )
 
 
-def _extract(tarball: Path, workdir: Path, directories: list[str]) -> None:
+def _extract(tarball: Path, workdir: Path, directories: list[str], approved: set[str]) -> None:
+    """Extract the model directories' members, named as the scan named them, and only those the
+    scan approved (``data`` filter as a second guard)."""
     workdir.mkdir(parents=True)
     wanted = tuple(f"{d}/" for d in directories if d)
     with tarfile.open(tarball, "r:gz") as archive:
         members = []
         for member in archive:
-            path = member.name.removeprefix("./")
+            path = clean_member_path(member.name)
+            if path not in approved:
+                continue
             if "" in directories or path in directories or path.startswith(wanted):
+                member.name = path
                 members.append(member)
         archive.extractall(workdir, members=members, filter="data")
 

@@ -75,11 +75,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+def _libc_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()  # looked up here: the child of a threaded process should only call it
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
-    """Run in the child: Linux sends SIGTERM when the supervising thread's process dies, so a
-    killed stack leaves no Triton behind."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    """Run in the child: Linux sends SIGTERM when the supervising thread exits (or the stack
+    dies), so a killed stack leaves no Triton behind."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class TritonClient:
@@ -105,28 +116,32 @@ class TritonClient:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        for attempt in (1, 2):
-            connection = self._connection(timeout)
+        while True:
+            sock, reader, reused = self._connection(timeout)
             try:
-                connection[0].sendall(message)
-                return _read_response(connection[1])
-            except (OSError, ValueError):
-                # a kept-alive connection Triton closed meanwhile: once more on a new one
+                sock.sendall(message)
+                return _read_response(reader)
+            except _NothingReceived:
                 self._close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                # Triton closed a kept-alive connection while it idled: the request never reached
+                # it, so sending it again on a new connection is safe. Anything else is not
+                # retried (an inference must not run twice).
+                if not reused:
+                    raise ConnectionResetError("Triton closed the connection") from None
+            except BaseException:
+                self._close()
+                raise
 
-    def _connection(self, timeout: float) -> tuple[socket.socket, Any]:
+    def _connection(self, timeout: float) -> tuple[socket.socket, Any, bool]:
         connection: tuple[socket.socket, Any] | None = getattr(self._local, "connection", None)
         if connection is None:
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = (sock, sock.makefile("rb"))
-            self._local.connection = connection
-        elif connection[0].gettimeout() != timeout:
+            self._local.connection = (sock, sock.makefile("rb"))
+            return sock, self._local.connection[1], False
+        if connection[0].gettimeout() != timeout:
             connection[0].settimeout(timeout)
-        return connection
+        return connection[0], connection[1], True
 
     def _close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -138,7 +153,7 @@ class TritonClient:
     def live(self) -> bool:
         try:
             status, _, _ = self.request("GET", "/v2/health/live", timeout=2.0)
-        except OSError:
+        except Exception:  # noqa: BLE001 - any failure means not live; the supervisor must go on
             return False
         return status == 200
 
@@ -160,10 +175,17 @@ class TritonClient:
         return result
 
 
+class _NothingReceived(ConnectionError):
+    """The connection was closed before any byte of a response."""
+
+
 def _read_response(reader: Any) -> tuple[int, dict[str, str], bytes]:
-    status_line = reader.readline(65537)
+    try:
+        status_line = reader.readline(65537)
+    except (ConnectionResetError, BrokenPipeError):
+        raise _NothingReceived from None
     if not status_line:
-        raise ConnectionResetError("Triton closed the connection")
+        raise _NothingReceived
     status = int(status_line.split(None, 2)[1])
     headers: dict[str, str] = {}
     while True:
@@ -208,8 +230,8 @@ class TritonProcess:
         self.install, self.repository, self.backends, self.log_path = install, repository, backends, log_path
         self.on_restart = on_restart
         self.host = host
-        self.port = free_port(host)
-        self.client = TritonClient(host, self.port)
+        self.port = 0
+        self.client = TritonClient(host, 0)
         self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
@@ -229,6 +251,9 @@ class TritonProcess:
             raise self._start_error
 
     def _spawn(self) -> None:
+        # a fresh port each time: the old one may have been taken while Triton was down
+        self.port = free_port(self.host)
+        self.client = TritonClient(self.host, self.port)
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             filter(None, [str(self.install.libraries), env.get("LD_LIBRARY_PATH")])
@@ -247,18 +272,18 @@ class TritonProcess:
             "--allow-metrics=false",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
         ]
-        log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it from here
-        try:
-            self._process = subprocess.Popen(
-                command,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        finally:
-            log_file.close()
+        with self._lock:
+            if self._stopping.is_set():
+                raise TritonUnavailable("the local MME is stopping")
+            with open(self.log_path, "ab") as log_file:
+                self._process = subprocess.Popen(
+                    command,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self.client.live():
             if self._process.poll() is not None:
@@ -304,24 +329,32 @@ class TritonProcess:
             )
             self.restarts += 1
             self.on_restart()
-            try:
-                self._spawn()
-                failures = 0
-            except TritonUnavailable as exc:
-                log.error("local MME: restarting tritonserver failed: %s", exc)
+            for attempt in range(1, 1000):
+                try:
+                    self._spawn()
+                    failures = 0
+                    break
+                except TritonUnavailable as exc:
+                    if self._stopping.is_set():
+                        return
+                    log.error("local MME: restarting tritonserver failed (attempt %d): %s", attempt, exc)
+                    if self._stopping.wait(min(2.0**attempt, 30.0)):
+                        return
 
     def stop(self) -> None:
-        self._stopping.set()
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(EXIT_TIMEOUT_S + 5)
-        except subprocess.TimeoutExpired:
-            self._kill()
-        except ProcessLookupError:
-            pass
+        with self._lock:  # after this no spawn can start a new process
+            self._stopping.set()
+            process = self._process
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(EXIT_TIMEOUT_S + 5)
+            except subprocess.TimeoutExpired:
+                self._kill()
+            except ProcessLookupError:
+                pass
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=READY_TIMEOUT_S)
 
     def _kill(self) -> None:
         process = self._process
