@@ -44,6 +44,8 @@ class TritonHost:
         return stage_tarball(tarball, target, self.repository)
 
     def load(self, staged: StagedModel) -> None:
+        if not self.process.wait_live():
+            raise ContainerError(503, "the model server is restarting; retry")
         try:
             self.process.client.load(staged.target)  # the ensemble's members load with it
         except TritonRefused as exc:

@@ -235,6 +235,7 @@ class TritonProcess:
         self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
+        self._live = threading.Event()  # set while the current process answers
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._lock = threading.Lock()
@@ -243,6 +244,10 @@ class TritonProcess:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    def wait_live(self, timeout: float = READY_TIMEOUT_S) -> bool:
+        """Wait out a restart: True once the current Triton answers."""
+        return self._live.wait(timeout)
 
     def start(self) -> None:
         self._thread.start()
@@ -296,6 +301,7 @@ class TritonProcess:
                     f"tritonserver did not become live in {READY_TIMEOUT_S:.0f} s; see {self.log_path}"
                 )
             time.sleep(0.05)
+        self._live.set()
 
     def _supervise(self) -> None:
         try:
@@ -318,6 +324,7 @@ class TritonProcess:
                 self._kill()
             else:
                 reason = f"exited with code {code}"
+            self._live.clear()
             if self._stopping.is_set():
                 return
             log.warning(
