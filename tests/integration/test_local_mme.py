@@ -274,7 +274,7 @@ def test_a_dead_triton_is_restarted_and_models_load_again(
     assert f"tritonserver for {endpoint} exited with code" in log and "restarting it" in log
 
 
-@pytest.mark.parametrize("length", ["-1", "abc", "1e3"])
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3", "\u00b2"])
 def test_an_untrustworthy_content_length_is_refused_and_the_connection_closed(
     local_stack: StackInfo, endpoint: str, length: str
 ) -> None:

@@ -251,7 +251,8 @@ class _Handler(socketserver.StreamRequestHandler):
             self._write(_error(ValidationError("send the body with a Content-Length"), 411), False)
             return False
         raw_length = headers.get("content-length", "0")
-        if not raw_length.isdigit():  # no sign, no spaces: a length we cannot trust ends the connection
+        # ASCII digits only (no sign, no spaces): a length we cannot trust ends the connection
+        if not (raw_length.isascii() and raw_length.isdigit()):
             self._write(_error(ValidationError(f"invalid Content-Length: {raw_length[:40]}")), False)
             return False
         length = int(raw_length)
@@ -264,7 +265,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if method == "POST":
             response, keep_alive = self._post(path, headers, length, keep_alive)
         else:
-            self._drain(length)
+            keep_alive = self._drain(length) and keep_alive
             response = self._get(path) if method == "GET" else _error(ValidationError(f"{method} not supported"), 400)
         self._write(response, keep_alive)
         return keep_alive
