@@ -17,7 +17,7 @@ from chalicelib.naming import InvalidArtifactName
 from chalicelib.validation.findings import Code
 from chalicelib.validation.validator import validate_tarball
 from mmedeploy import __version__
-from mmedeploy.local import DEFAULT_PORT_BASE
+from mmedeploy.local import DEFAULT_MME_LOAD_WAIT_S, DEFAULT_MME_MEMORY_MB, DEFAULT_PORT_BASE
 from mmedeploy.packaging import InvalidPackage, PackagingError, package
 from mmedeploy.report_view import render_report
 
@@ -57,14 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--mme-memory-mb",
         type=int,
-        default=8192,
+        default=DEFAULT_MME_MEMORY_MB,
         metavar="MB",
         help="memory each local endpoint may fill with models before it unloads the least recently used",
     )
     up.add_argument(
         "--mme-load-wait",
         type=float,
-        default=30.0,
+        default=DEFAULT_MME_LOAD_WAIT_S,
         metavar="SECONDS",
         help="how long an invocation waits for a loading model before ModelNotReadyException",
     )

@@ -5,3 +5,7 @@ It differs from AWS only by endpoint URLs and credentials; nothing here is ever 
 
 # The stack uses 4 consecutive ports from here: AWS emulator, API, Slack sink, MME.
 DEFAULT_PORT_BASE = 4750
+# The local MME: memory each endpoint may fill with models, and how long an invocation waits for a
+# loading model before ModelNotReadyException (the load goes on). `mmedeploy up` options.
+DEFAULT_MME_MEMORY_MB = 8192
+DEFAULT_MME_LOAD_WAIT_S = 30.0

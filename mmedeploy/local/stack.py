@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 from pydantic import BaseModel, Field
 
-from mmedeploy.local import DEFAULT_PORT_BASE
+from mmedeploy.local import DEFAULT_MME_LOAD_WAIT_S, DEFAULT_MME_MEMORY_MB, DEFAULT_PORT_BASE
 
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_APPROVERS = ["U0LOCALAPPROVER"]
@@ -75,10 +75,8 @@ class StackConfig(BaseModel):
     state_dir: Path = Path(".mmedeploy")
     region: str = "us-east-1"
     fresh: bool = False
-    # the local MME: memory each endpoint may fill with models, and how long an invocation waits
-    # for a model that is loading before it answers ModelNotReadyException (the load goes on)
-    mme_memory_mb: int = Field(default=8192, gt=0)
-    mme_load_wait_s: float = Field(default=30.0, ge=0)
+    mme_memory_mb: int = Field(default=DEFAULT_MME_MEMORY_MB, gt=0)
+    mme_load_wait_s: float = Field(default=DEFAULT_MME_LOAD_WAIT_S, ge=0)
 
     def as_arguments(self) -> list[str]:
         """The ``mmedeploy up`` options that recreate this config (for the detached child)."""

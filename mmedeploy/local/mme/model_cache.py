@@ -136,7 +136,6 @@ class ModelCache:
             self.fetch(entry.target, download)
             self.metric("ModelDownloadingTime", (time.monotonic() - started) * 1e6, "Microseconds")
             staged = self.host.stage(download, entry.target)
-            download.unlink(missing_ok=True)
             entry.staged = staged
             for note in staged.notes:
                 log.info("local MME %s: %s", self.endpoint, note)

@@ -55,8 +55,8 @@ class MmeSettings:
     port: int
     state_dir: Path
     region: str
-    memory_budget_mb: int = 8192
-    load_wait_s: float = 30.0
+    memory_budget_mb: int
+    load_wait_s: float
 
 
 @dataclass(frozen=True)

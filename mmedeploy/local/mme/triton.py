@@ -167,13 +167,6 @@ class TritonClient:
         if status != 200:
             raise TritonRefused(status, error_text(body))
 
-    def index(self) -> list[dict[str, Any]]:
-        status, _, body = self.request("POST", "/v2/repository/index", b"{}")
-        if status != 200:
-            raise TritonRefused(status, error_text(body))
-        result: list[dict[str, Any]] = json.loads(body)
-        return result
-
 
 class _NothingReceived(ConnectionError):
     """The connection was closed before any byte of a response."""
