@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck examples bench-validate bench-mme clean
+.PHONY: demo test lint typecheck examples bench-validate bench-mme bench-pipeline clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench-validate: $(STAMP)
 ## bench-mme: local MME cold vs warm invoke, and its p50 over Triton's own (target <= 1.3x)
 bench-mme: examples
 	$(BIN)/python benchmarks/bench_mme.py
+
+## bench-pipeline: upload -> AWAITING_APPROVAL split into validation, Triton load, overhead (target <= 2 s)
+bench-pipeline: examples
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

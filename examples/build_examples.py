@@ -5,6 +5,8 @@
 - ``idcheck_preprocessing/python_env.tar.gz``: a small stand-in for a conda-pack archive. A real
   one is built with ``conda pack`` for the GPU image; locally the model runs in the stack's own
   Python, as DESIGN.md describes.
+- ``tests/approved.json``, ``tests/declined.json``: smoke-test cases for the served ensemble
+  (README, model-repository conventions): seeded inputs, outputs from ``reference_pipeline``.
 
 ``reference_pipeline`` computes what the served ensemble must return, for tests.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -24,6 +27,10 @@ MODELS = Path(__file__).resolve().parent / "models"
 IDCHECK = MODELS / "idcheck"
 DECISIONS = ["approved", "declined", "resubmission_requested", "review"]
 SEED = 20260101
+CASE_DECISIONS = ("approved", "declined")  # one smoke-test case per decision
+# A clear winner, so float differences between a GPU and this CPU reference cannot flip the decision.
+CASE_MIN_MARGIN = 0.1
+CASE_TOLERANCE = {"abs": 0.002, "rel": 0.001}
 
 
 def weights() -> dict[str, np.ndarray]:
@@ -85,6 +92,49 @@ def reference_pipeline(raw: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return probabilities.astype(np.float32), [DECISIONS[i] for i in probabilities.argmax(axis=-1)]
 
 
+def build_test_cases() -> dict[str, bytes]:
+    """``tests/<decision>.json`` for each of CASE_DECISIONS: the first seeded raw-feature row whose
+    reference decision it is, with the probabilities and decision the ensemble must return."""
+    rng = np.random.default_rng(SEED + 1)
+    cases: dict[str, bytes] = {}
+    for _ in range(1000):
+        raw = np.round(rng.normal(0, 1, (1, 16)), 3)  # short decimals in the JSON; FP32 on the wire
+        probabilities, decisions = reference_pipeline(raw.astype(np.float32))
+        top = np.sort(probabilities[0])[::-1]
+        decision = decisions[0]
+        if decision not in CASE_DECISIONS or decision in cases or top[0] - top[1] < CASE_MIN_MARGIN:
+            continue
+        case = {
+            "inputs": [{"name": "RAW_FEATURES", "datatype": "FP32", "shape": [1, 16], "data": raw[0].tolist()}],
+            "outputs": [
+                {
+                    "name": "PROBABILITIES",
+                    "datatype": "FP32",
+                    "shape": [1, 4],
+                    "data": [round(float(p), 6) for p in probabilities[0]],
+                },
+                {"name": "DECISION", "datatype": "BYTES", "shape": [1, 1], "data": [decision]},
+            ],
+            "tolerance": CASE_TOLERANCE,
+        }
+        cases[f"{decision}.json"] = _case_json(case)
+        if len(cases) == len(CASE_DECISIONS):
+            return cases
+    raise RuntimeError(f"no seeded input gives each of {CASE_DECISIONS}; change the seed")
+
+
+def _case_json(case: dict[str, object]) -> bytes:
+    """One tensor per line: readable, and stable for identical input."""
+    parts = []
+    for key, value in case.items():
+        if isinstance(value, list):
+            tensors = ",\n    ".join(json.dumps(tensor) for tensor in value)
+            parts.append(f'  "{key}": [\n    {tensors}\n  ]')
+        else:
+            parts.append(f'  "{key}": {json.dumps(value)}')
+    return ("{\n" + ",\n".join(parts) + "\n}\n").encode()
+
+
 def build() -> list[Path]:
     onnx_path = IDCHECK / "idcheck_inferencer" / "1" / "model.onnx"
     env_path = IDCHECK / "idcheck_preprocessing" / "python_env.tar.gz"
@@ -94,7 +144,16 @@ def build() -> list[Path]:
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     onnx_path.write_bytes(build_onnx().SerializeToString())
     env_path.write_bytes(build_env_archive())
-    return [onnx_path, env_path]
+    tests_dir = IDCHECK / "tests"
+    tests_dir.mkdir(exist_ok=True)
+    cases = build_test_cases()
+    for stale in tests_dir.glob("*.json"):
+        if stale.name not in cases:
+            stale.unlink()
+    case_paths = [tests_dir / name for name in cases]
+    for path in case_paths:
+        path.write_bytes(cases[path.name])
+    return [onnx_path, env_path, *case_paths]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The ``mmedeploy`` command line. Exit codes: 0 ok/valid, 1 invalid, 2 usage or I/O error.
+"""The ``mmedeploy`` command line. Exit codes: 0 ok/valid, 1 invalid, 2 usage or I/O error
+(``status`` adds 3: no such model or version).
 
 No command prints a traceback: expected failures print what to do; anything unexpected prints
 one line asking for a bug report (with ``MMEDEPLOY_DEBUG=1`` for the traceback).
@@ -10,6 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -17,11 +19,16 @@ from chalicelib.naming import InvalidArtifactName
 from chalicelib.validation.findings import Code
 from chalicelib.validation.validator import validate_tarball
 from mmedeploy import __version__
-from mmedeploy.local import DEFAULT_MME_LOAD_WAIT_S, DEFAULT_MME_MEMORY_MB, DEFAULT_PORT_BASE
+from mmedeploy.local import (
+    DEFAULT_APPROVAL_TIMEOUT_S,
+    DEFAULT_MME_LOAD_WAIT_S,
+    DEFAULT_MME_MEMORY_MB,
+    DEFAULT_PORT_BASE,
+)
 from mmedeploy.packaging import InvalidPackage, PackagingError, package
 from mmedeploy.report_view import render_report
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,11 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long an invocation waits for a loading model before ModelNotReadyException",
     )
+    up.add_argument(
+        "--approval-timeout",
+        type=int,
+        default=DEFAULT_APPROVAL_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long a staged version waits for a Slack decision before it is EXPIRED",
+    )
     up.set_defaults(handler=cmd_up)
 
     down = commands.add_parser("down", help="stop the local stack")
     down.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"))
     down.set_defaults(handler=cmd_down)
+
+    _add_push(commands)
+    _add_status(commands)
     return parser
 
 
@@ -139,6 +156,7 @@ def cmd_up(args: argparse.Namespace, out: Console, err: Console) -> int:
             fresh=args.fresh,
             mme_memory_mb=args.mme_memory_mb,
             mme_load_wait_s=args.mme_load_wait,
+            approval_timeout_s=args.approval_timeout,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -161,6 +179,259 @@ def cmd_down(args: argparse.Namespace, out: Console, err: Console) -> int:
     except control.StackError as exc:
         err.print(f"mmedeploy: {exc}")
         return EXIT_INVALID
+
+
+# -- push / status: the deployment pipeline seen from a person's machine ---------------------------
+PUSH_EPILOG = """\
+The object key is the file name, which must follow <model_name>_<model_version>.tar.gz; the
+upload starts the deployment pipeline (validation, staging warm-up, approval).
+
+exit codes: 0 uploaded, 2 usage or I/O error (missing or misnamed file, no local stack, upload failed)
+"""
+
+STATUS_EPILOG = """\
+exit codes:
+  0  found (with --watch: settled in AWAITING_APPROVAL, APPROVED, PRODUCTION or RETIRED)
+  1  with --watch: settled in REJECTED, FAILED, EXPIRED or DECLINED, or --timeout reached
+  2  usage or I/O error (no local stack, registry unreadable)
+  3  no such model or version (--watch waits for a version not registered yet instead)
+"""
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
+def _add_push(commands: Any) -> None:
+    push = commands.add_parser(
+        "push",
+        help="upload a model tarball to the staging bucket, which starts its deployment",
+        epilog=PUSH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    push.add_argument("tarball", type=Path, metavar="TARBALL", help="NAME_VERSION.tar.gz (see 'mmedeploy package')")
+    push.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory")
+    push.add_argument(
+        "--json", action="store_true", help='print {"bucket", "key", "etag", "version_id", "size"}, no progress bar'
+    )
+    push.set_defaults(handler=cmd_push)
+
+
+def _add_status(commands: Any) -> None:
+    status = commands.add_parser(
+        "status",
+        help="show a model's versions, or one version's status, evidence and history",
+        epilog=STATUS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("name", metavar="NAME")
+    status.add_argument("version", metavar="VERSION", nargs="?", help="omit to list the model's versions")
+    status.add_argument("--json", action="store_true", help="print JSON (with --watch: only the final state)")
+    status.add_argument("--watch", action="store_true", help="follow VERSION live until it settles (needs VERSION)")
+    status.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory")
+    status.add_argument(
+        "--interval", type=_positive_seconds, default=1.0, metavar="S", help="seconds between reads with --watch (1)"
+    )
+    status.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=600.0,
+        metavar="S",
+        help="give up watching after this many seconds, exit 1 (600)",
+    )
+    status.set_defaults(handler=cmd_status)
+
+
+def _fail(err: Console, message: str) -> None:
+    # no markup (messages quote options like [--state-dir DIR]), no inserted line breaks
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _state_dir_option(state_dir: Path) -> str:
+    return "" if state_dir == Path(".mmedeploy") else f" --state-dir {state_dir}"
+
+
+def _aws_errors() -> tuple[type[Exception], ...]:
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (Boto3Error, BotoCoreError, ClientError)
+
+
+def cmd_push(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.push import PushError, check_tarball, push_tarball, upload_progress
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    path: Path = args.tarball
+    try:
+        artifact = check_tarball(path)
+        target = resolve_target(args.state_dir)
+        size = path.stat().st_size
+    except (PushError, TargetUnavailable) as exc:
+        _fail(err, f"mmedeploy push: {exc}")
+        return EXIT_USAGE
+    except OSError as exc:
+        _fail(err, f"mmedeploy push: cannot read {path}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    destination = f"s3://{target.staging_bucket}/{artifact.filename}"
+    try:
+        with upload_progress(out, path.name, size, show=out.is_terminal and not args.json) as progress:
+            result = push_tarball(target, path, progress)
+    except _aws_errors() as exc:
+        _fail(err, f"mmedeploy push: uploading to {destination} on {target.description} failed: {exc}")
+        return EXIT_USAGE
+    except OSError as exc:
+        _fail(err, f"mmedeploy push: cannot read {path}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return EXIT_OK
+    _say(f"pushed {path.name} ({result.size:,} B) to {result.uri}")
+    _say(f"  etag {result.etag}   version id {result.version_id or '-'}")
+    _say(f"follow it: mmedeploy status {artifact.name} {artifact.version} --watch{_state_dir_option(args.state_dir)}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    if args.watch and args.version is None:
+        _fail(err, "mmedeploy status: --watch follows one version: give NAME VERSION")
+        return EXIT_USAGE
+    try:
+        target = resolve_target(args.state_dir)
+    except TargetUnavailable as exc:
+        _fail(err, f"mmedeploy status: {exc}")
+        return EXIT_USAGE
+    registry = target.registry()
+    try:
+        if args.version is None:
+            return _status_of_model(args, registry, out, err)
+        if args.watch:
+            return _watch_version(args, registry, out, err)
+        return _status_of_version(args, registry, out, err)
+    except _aws_errors() as exc:
+        _fail(err, f"mmedeploy status: reading the registry on {target.description} failed: {exc}")
+        return EXIT_USAGE
+
+
+def _not_found(err: Console, what: str, name: str, state_dir: Path) -> int:
+    from chalicelib.naming import ArtifactName
+
+    message = f"mmedeploy status: {what}"
+    try:
+        artifact = ArtifactName.parse(name)
+    except ValueError:
+        pass
+    else:  # `status idcheck_1.tar.gz`: a file name given for the model name
+        message += f"; did you mean: mmedeploy status {artifact.name} {artifact.version}{_state_dir_option(state_dir)}"
+    _fail(err, message)
+    return EXIT_NOT_FOUND
+
+
+def _status_of_model(args: argparse.Namespace, registry: Any, out: Console, err: Console) -> int:
+    from mmedeploy.status_view import model_json, versions_view
+
+    records = registry.versions(args.name)
+    if not records:
+        return _not_found(err, f"no versions of model {args.name} in the registry", args.name, args.state_dir)
+    if args.json:
+        print(_dumps(model_json(args.name, records)))
+    else:
+        out.print(versions_view(args.name, records))
+    return EXIT_OK
+
+
+def _status_of_version(args: argparse.Namespace, registry: Any, out: Console, err: Console) -> int:
+    from mmedeploy.status_view import version_json, version_view
+
+    record = registry.find(args.name, args.version, with_history=True)
+    if record is None:
+        return _not_found(
+            err, f"no version {args.version} of model {args.name} in the registry", args.name, args.state_dir
+        )
+    if args.json:
+        print(_dumps(version_json(record)))
+    else:
+        out.print(version_view(record))
+    return EXIT_OK
+
+
+def _watch_version(args: argparse.Namespace, registry: Any, out: Console, err: Console) -> int:
+    from rich.live import Live
+    from rich.text import Text
+
+    from chalicelib.registry import ModelVersion
+    from mmedeploy.status_view import history_line, version_json, version_view, waiting_view, watch_exit_code
+    from mmedeploy.watch import watch_version
+
+    name, version = args.name, args.version
+
+    def fetch() -> ModelVersion | None:
+        return registry.find(name, version, with_history=True)  # type: ignore[no-any-return]
+
+    def footer(elapsed: float) -> Text:
+        return Text(
+            f"watching every {args.interval:g} s: {elapsed:.0f} s of {args.timeout:g} s "
+            "(Ctrl-C stops watching, not the deployment)",
+            style="dim",
+        )
+
+    if args.json:
+        result = watch_version(fetch, lambda record, elapsed: None, args.interval, args.timeout)
+    elif out.is_terminal:
+        with Live(console=out, auto_refresh=False, transient=False) as live:
+
+            def show(record: ModelVersion | None, elapsed: float) -> None:
+                view = version_view(record, footer(elapsed)) if record else waiting_view(name, version, footer(elapsed))
+                live.update(view, refresh=True)
+
+            result = watch_version(fetch, show, args.interval, args.timeout)
+            if result.record is not None:
+                live.update(version_view(result.record), refresh=True)
+    else:  # a log, not a screen: one line per history entry as it happens, then the summary
+        printed = 0
+
+        def log(record: ModelVersion | None, elapsed: float) -> None:
+            nonlocal printed
+            for entry in record.history[printed:] if record else []:
+                out.print(history_line(entry), soft_wrap=True)
+            printed = len(record.history) if record else printed
+
+        result = watch_version(fetch, log, args.interval, args.timeout)
+        if result.record is not None:
+            out.print(version_view(result.record))
+
+    record = result.record
+    if args.json and record is not None:
+        print(_dumps(version_json(record)))
+    if not result.timed_out and record is not None:
+        return watch_exit_code(record.status)
+    if record is None:
+        _fail(
+            err,
+            f"mmedeploy status: {name} {version} was not registered within {args.timeout:g} s; was "
+            f"{name}_{version}.tar.gz uploaded to the staging bucket (mmedeploy push)?",
+        )
+    else:
+        _fail(
+            err,
+            f"mmedeploy status: {name} {version} is still {record.status.value} after {args.timeout:g} s; "
+            f"keep watching with: mmedeploy status {name} {version} --watch{_state_dir_option(args.state_dir)}",
+        )
+    return EXIT_INVALID
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(document, indent=2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,21 @@ class TritonPythonModel:
 """
 
 
+# A Python model that answers OUT = IN, as its config says (the pipeline smoke-tests that).
+ECHO_MODEL = b"""import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            data = pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", data.astype(np.float32))]))
+        return responses
+"""
+
+
 def python_config(name: str, inputs: str = "", outputs: str = "", extra: str = "", max_batch_size: int = 4) -> bytes:
     inputs = inputs or '{ name: "IN", data_type: TYPE_FP32, dims: [ 4 ] }'
     outputs = outputs or '{ name: "OUT", data_type: TYPE_FP32, dims: [ 4 ] }'
@@ -44,6 +59,15 @@ def single_python_repo(name: str = "simple", version: str = "1") -> dict[str, by
         "model_version.txt": f"{version}\n".encode(),
         f"{name}/config.pbtxt": python_config(name),
         f"{name}/1/model.py": PYTHON_MODEL,
+    }
+
+
+def echo_repo(name: str, version: str, model: bytes = ECHO_MODEL) -> dict[str, bytes | None]:
+    """One Python model (IN -> OUT, FP32 [4]) that really answers, with model_version.txt."""
+    return {
+        "model_version.txt": f"{version}\n".encode(),
+        f"{name}/config.pbtxt": python_config(name),
+        f"{name}/1/model.py": model,
     }
 
 

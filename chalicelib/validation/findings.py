@@ -20,8 +20,12 @@ class Severity(StrEnum):
 class Code(StrEnum):
     # naming
     NAME_INVALID = "NAME_INVALID"
+    ARTIFACT_IMMUTABLE = "ARTIFACT_IMMUTABLE"
     VERSION_FILE_MISSING = "VERSION_FILE_MISSING"
     VERSION_FILE_MISMATCH = "VERSION_FILE_MISMATCH"
+    # smoke-test cases (tests/*.json), a convention of ours like model_version.txt
+    TEST_CASE_INVALID = "TEST_CASE_INVALID"
+    TEST_CASES_TOO_LARGE = "TEST_CASES_TOO_LARGE"
     # compressed stream
     ARCHIVE_EMPTY = "ARCHIVE_EMPTY"
     ARCHIVE_NOT_GZIP = "ARCHIVE_NOT_GZIP"
@@ -113,8 +117,11 @@ E, W = Severity.ERROR, Severity.WARNING
 # code -> (severity, what it means; the README troubleshooting table is generated from this)
 CATALOGUE: dict[Code, tuple[Severity, str]] = {
     Code.NAME_INVALID: (E, "file not named <model_name>_<model_version>.tar.gz"),
+    Code.ARTIFACT_IMMUTABLE: (E, "this name and version is registered with other bytes; upload a new version"),
     Code.VERSION_FILE_MISSING: (E, "no model_version.txt at the archive root"),
     Code.VERSION_FILE_MISMATCH: (E, "model_version.txt differs from the version in the file name"),
+    Code.TEST_CASE_INVALID: (E, "a tests/*.json case is malformed or does not fit the served model's config"),
+    Code.TEST_CASES_TOO_LARGE: (E, "more than 16 test cases or 64 KiB of them in tests/"),
     Code.ARCHIVE_EMPTY: (E, "the file is empty"),
     Code.ARCHIVE_NOT_GZIP: (E, "the file is not gzip-compressed"),
     Code.ARCHIVE_TRUNCATED: (E, "the archive ends early (an interrupted upload or copy)"),

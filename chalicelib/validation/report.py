@@ -38,6 +38,7 @@ class ValidationReport(BaseModel):
     member_count: int
     findings: list[Finding]
     models: list[ModelSummary]
+    test_cases: int = 0  # smoke-test cases (tests/*.json) the warm stage will send
 
     @property
     def errors(self) -> list[Finding]:

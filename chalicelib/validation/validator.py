@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from tritonclient.grpc import model_config_pb2 as pb
@@ -16,6 +16,7 @@ from chalicelib.validation.model_rules import check_model
 from chalicelib.validation.onnx_rules import check_onnx
 from chalicelib.validation.report import ModelSummary, TensorSpec, ValidationReport
 from chalicelib.validation.repository import ParsedModel, Repository, discover
+from chalicelib.warmup.test_cases import TestCase, load_test_cases
 
 VERSION_FILE = "model_version.txt"
 
@@ -23,12 +24,14 @@ VERSION_FILE = "model_version.txt"
 @dataclass
 class Inspection:
     """Everything one pass learned: the scan, the parsed models (backends auto-completed as Triton
-    would) and the findings. The local MME stages models from it; the report is made from it."""
+    would), the smoke-test cases that fit the served model, and the findings. The local MME stages
+    models from it; the report is made from it; the warm stage sends its test cases."""
 
     artifact: ArtifactName | None
     scan: ArchiveScan
     repository: Repository
     findings: list[Finding]
+    test_cases: list[TestCase] = field(default_factory=list)
 
     @property
     def safe_to_extract(self) -> bool:
@@ -49,11 +52,15 @@ def inspect_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = N
     scan = scan_archive(stream, limits or ArchiveLimits(), filename)
     findings += scan.findings
     repository = Repository()
+    test_cases: list[TestCase] = []
     if scan.complete:
         findings += _version_file(scan, artifact)
         repository, repo_findings = _check_repository(scan, artifact.filename if artifact else filename)
         findings += repo_findings
-    return Inspection(artifact=artifact, scan=scan, repository=repository, findings=findings)
+        if repository.served is not None:  # cases are checked against the model they will be sent to
+            test_cases, case_findings = load_test_cases(scan, _summary(repository.served))
+            findings += case_findings
+    return Inspection(artifact=artifact, scan=scan, repository=repository, findings=findings, test_cases=test_cases)
 
 
 def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = None) -> ValidationReport:
@@ -61,7 +68,11 @@ def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = 
 
     Reads the stream exactly once and never raises for any content of it.
     """
-    inspection = inspect_tarball(stream, key, limits)
+    return report_of(inspect_tarball(stream, key, limits))
+
+
+def report_of(inspection: Inspection) -> ValidationReport:
+    """The report of one inspection (for callers that also need the inspection itself)."""
     artifact, scan, findings = inspection.artifact, inspection.scan, inspection.findings
     return ValidationReport(
         valid=not has_errors(findings),
@@ -73,6 +84,7 @@ def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = 
         member_count=len(scan.members),
         findings=findings,
         models=[_summary(m) for m in inspection.repository.models.values()],
+        test_cases=len(inspection.test_cases),
     )
 
 

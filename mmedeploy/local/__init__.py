@@ -9,3 +9,5 @@ DEFAULT_PORT_BASE = 4750
 # loading model before ModelNotReadyException (the load goes on). `mmedeploy up` options.
 DEFAULT_MME_MEMORY_MB = 8192
 DEFAULT_MME_LOAD_WAIT_S = 30.0
+# How long a staged version waits for its Slack decision locally before EXPIRED (AWS: 3 days).
+DEFAULT_APPROVAL_TIMEOUT_S = 3 * 24 * 3600

@@ -7,8 +7,10 @@ the service APIs, and listed (``Provisioned.adapted``) with the reason, so nobod
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ LOCAL_PARAMETERS = {"Stage": "dev", "GpuInstanceType": "ml.g4dn.xlarge"}
 # resource type -> how the local stack creates it instead of moto's CloudFormation, and why
 NOT_IN_MOTO_CLOUDFORMATION = {
     "AWS::SecretsManager::Secret": "moto's CloudFormation has no Secrets Manager resources: created with CreateSecret",
+    "AWS::Serverless::Function": "moto's CloudFormation has no SAM transform: created with CreateFunction "
+    "(Globals applied; the code runs from the working tree, see moto_seams.py)",
+    "AWS::Serverless::StateMachine": "moto's CloudFormation has no SAM transform: created with CreateStateMachine "
+    "from the same ASL file, DefinitionSubstitutions applied",
     "AWS::CloudWatch::Alarm": "moto's CloudFormation has no alarms: created with PutMetricAlarm",
     "AWS::ApplicationAutoScaling::ScalableTarget": "skipped: the local MME is one process, there is nothing to scale",
     "AWS::ApplicationAutoScaling::ScalingPolicy": "skipped: the local MME is one process, there is nothing to scale",
@@ -38,6 +44,9 @@ class Provisioned:
     # bucket -> the NotificationConfiguration applied from the template. moto's
     # GetBucketNotificationConfiguration omits EventBridgeConfiguration, so this is the record.
     notifications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the template's Globals environment, resolved: what every function (and the API) gets
+    environment: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)  # logical id -> ARN of what was created here
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -46,16 +55,39 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return template
 
 
-def _resolve(value: Any, parameters: dict[str, str]) -> Any:
-    """Ref and Fn::Sub over parameters: enough for the names the adapted resources use."""
+def _resolve(value: Any, parameters: dict[str, str], arns: dict[str, str] | None = None) -> Any:
+    """Ref, Fn::GetAtt ``Arn`` and Fn::Sub over parameters and what was created here: enough for
+    the names and ARNs the adapted resources use."""
+    arns = arns or {}
     if isinstance(value, dict) and "Ref" in value:
-        return parameters[value["Ref"]]
+        return parameters.get(value["Ref"]) or arns[value["Ref"]]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical, attribute = value["Fn::GetAtt"]
+        if attribute != "Arn":
+            raise ValueError(f"the local provisioner resolves only Arn attributes, not {logical}.{attribute}")
+        return arns[logical]
     if isinstance(value, dict) and "Fn::Sub" in value:
         text = value["Fn::Sub"]
         for key, param in parameters.items():
             text = text.replace("${" + key + "}", param)
         return text
     return value
+
+
+def _mentions(value: Any, logical_ids: set[str]) -> bool:
+    if isinstance(value, dict):
+        if value.get("Ref") in logical_ids:
+            return True
+        attribute = value.get("Fn::GetAtt")
+        if isinstance(attribute, list) and attribute and attribute[0] in logical_ids:
+            return True
+        return any(_mentions(v, logical_ids) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions(v, logical_ids) for v in value)
+    return False
+
+
+ENV_OUTPUT = "LocalGlobalsEnv"
 
 
 def provision(session: Any, overrides: dict[str, str] | None = None, template_path: Path = TEMPLATE) -> Provisioned:
@@ -70,7 +102,16 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
         for logical, resource in template["Resources"].items()
         if resource["Type"] not in NOT_IN_MOTO_CLOUDFORMATION
     }
-    body = {**template, "Resources": supported}
+    elsewhere = set(template["Resources"]) - set(supported)
+    # The Globals' expressions are resolved by moto's CloudFormation itself, as extra outputs.
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    outputs = {k: v for k, v in template.get("Outputs", {}).items() if not _mentions(v, elsewhere)}
+    outputs.update({f"{ENV_OUTPUT}{i}": {"Value": expr} for i, expr in enumerate(variables.values())})
+    body = {
+        **{k: v for k, v in template.items() if k != "Globals"},
+        "Resources": supported,
+        "Outputs": outputs,
+    }
     cloudformation = session.client("cloudformation")
     cloudformation.create_stack(
         StackName=STACK_NAME,
@@ -83,7 +124,9 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
     stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
     if stack["StackStatus"] != "CREATE_COMPLETE":
         raise RuntimeError(f"local stack creation ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
-    result.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    resolved = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    result.environment = {key: resolved[f"{ENV_OUTPUT}{i}"] for i, key in enumerate(variables)}
+    result.outputs = {k: v for k, v in resolved.items() if not k.startswith(ENV_OUTPUT)}
     result.created = sorted(supported)
 
     for logical, resource in template["Resources"].items():
@@ -98,20 +141,140 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
             alarm = {k: _resolve(v, parameters) for k, v in properties.items()}
             session.client("cloudwatch").put_metric_alarm(**alarm)
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
-        elif kind in NOT_IN_MOTO_CLOUDFORMATION:
+        elif kind == "AWS::Serverless::Function":
+            result.arns[logical] = _create_function(session, template, properties, parameters, result)
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
-        elif kind == "AWS::S3::Bucket" and "NotificationConfiguration" in properties:
-            # moto's CloudFormation ignores a bucket's NotificationConfiguration.
-            bucket = _resolve(properties["BucketName"], parameters)
-            if properties["NotificationConfiguration"].get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
-                result.notifications[bucket] = {"EventBridgeConfiguration": {}}
-                session.client("s3").put_bucket_notification_configuration(
-                    Bucket=bucket, NotificationConfiguration=result.notifications[bucket]
-                )
-            result.adapted.append(
-                (
-                    f"{logical}.NotificationConfiguration",
-                    "moto's CloudFormation ignores it: applied with PutBucketNotificationConfiguration",
-                )
-            )
+        elif kind in NOT_IN_MOTO_CLOUDFORMATION:
+            if kind != "AWS::Serverless::StateMachine":  # after the functions it refers to, below
+                result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
+        elif kind == "AWS::S3::Bucket":
+            _bucket_settings(session, logical, properties, parameters, result)
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            result.arns[logical] = _create_state_machine(session, resource["Properties"], parameters, result)
+            result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[resource["Type"]]))
+    for key, output in template.get("Outputs", {}).items():
+        if key not in result.outputs:
+            result.outputs[key] = str(_resolve(output["Value"], parameters, result.arns))
     return result
+
+
+def _bucket_settings(
+    session: Any, logical: str, properties: dict[str, Any], parameters: dict[str, str], result: Provisioned
+) -> None:
+    """What moto's CloudFormation ignores on a bucket, applied through the S3 API."""
+    bucket = _resolve(properties["BucketName"], parameters)
+    s3 = session.client("s3")
+    if "VersioningConfiguration" in properties:
+        # The pipeline depends on it: refused re-uploads are undone by restoring the registered version.
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=properties["VersioningConfiguration"])
+        result.adapted.append(
+            (f"{logical}.VersioningConfiguration", "moto's CloudFormation ignores it: applied with PutBucketVersioning")
+        )
+    if "NotificationConfiguration" in properties:
+        if properties["NotificationConfiguration"].get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+            result.notifications[bucket] = {"EventBridgeConfiguration": {}}
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=result.notifications[bucket]
+            )
+        result.adapted.append(
+            (
+                f"{logical}.NotificationConfiguration",
+                "moto's CloudFormation ignores it: applied with PutBucketNotificationConfiguration",
+            )
+        )
+
+
+ROOT = TEMPLATE.parents[1]
+LOCAL_ROLE = "mmedeploy-local-functions"
+
+
+def _local_role(session: Any) -> str:
+    """One role for everything created here: moto checks only that a role ARN is given."""
+    iam = session.client("iam")
+    try:
+        return str(iam.get_role(RoleName=LOCAL_ROLE)["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        trust = {
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ]
+        }
+        return str(iam.create_role(RoleName=LOCAL_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+
+
+def placeholder_code() -> bytes:
+    """Lambda wants a package; the local stack runs the handler from the working tree instead."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "the local stack runs this function from the working tree")
+    return buffer.getvalue()
+
+
+def create_local_function(
+    session: Any,
+    name: str,
+    handler: str,
+    environment: dict[str, str],
+    timeout: int = 60,
+    memory: int = 512,
+    runtime: str = "python3.12",
+) -> str:
+    created = session.client("lambda").create_function(
+        FunctionName=name,
+        Runtime=runtime,
+        Role=_local_role(session),
+        Handler=handler,
+        Code={"ZipFile": placeholder_code()},
+        Timeout=timeout,
+        MemorySize=memory,
+        Environment={"Variables": environment},
+    )
+    return str(created["FunctionArn"])
+
+
+def _create_function(
+    session: Any, template: dict[str, Any], properties: dict[str, Any], parameters: dict[str, str], result: Provisioned
+) -> str:
+    globals_ = template.get("Globals", {}).get("Function", {})
+    own = properties.get("Environment", {}).get("Variables", {})
+    environment = {**result.environment, **{k: str(_resolve(v, parameters)) for k, v in own.items()}}
+    return create_local_function(
+        session,
+        name=_resolve(properties["FunctionName"], parameters),
+        handler=properties["Handler"],
+        environment=environment,
+        timeout=int(properties.get("Timeout", globals_.get("Timeout", 60))),
+        memory=int(properties.get("MemorySize", globals_.get("MemorySize", 512))),
+        runtime=properties.get("Runtime", globals_.get("Runtime", "python3.12")),
+    )
+
+
+def _create_state_machine(
+    session: Any, properties: dict[str, Any], parameters: dict[str, str], result: Provisioned
+) -> str:
+    definition = (ROOT / properties["DefinitionUri"]).read_text()
+    for key, expr in properties.get("DefinitionSubstitutions", {}).items():
+        definition = definition.replace("${" + key + "}", str(_resolve(expr, parameters, result.arns)))
+    json.loads(definition)  # a substitution left out would leave invalid JSON: fail here, clearly
+    created = session.client("stepfunctions").create_state_machine(
+        name=_resolve(properties["Name"], parameters), definition=definition, roleArn=_local_role(session)
+    )
+    return str(created["stateMachineArn"])
+
+
+def wire_chalice_event_sources(session: Any, chalice_app: Any, stage: str, environment: dict[str, str]) -> list[str]:
+    """What ``chalice package`` generates for ``@app.on_cw_event``: a function and a rule on the
+    default bus targeting it. Returns the function names."""
+    events = session.client("events")
+    names = []
+    for source in chalice_app.event_sources:
+        pattern = getattr(source, "event_pattern", None)
+        if pattern is None:
+            raise NotImplementedError(f"the local stack wires only on_cw_event handlers, not {type(source).__name__}")
+        name = f"{chalice_app.app_name}-{stage}-{source.name}"
+        arn = create_local_function(session, name, source.handler_string, environment)
+        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=name, Targets=[{"Id": "handler", "Arn": arn}])
+        names.append(name)
+    return names

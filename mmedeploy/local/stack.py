@@ -27,7 +27,12 @@ from typing import Any
 import boto3
 from pydantic import BaseModel, Field
 
-from mmedeploy.local import DEFAULT_MME_LOAD_WAIT_S, DEFAULT_MME_MEMORY_MB, DEFAULT_PORT_BASE
+from mmedeploy.local import (
+    DEFAULT_APPROVAL_TIMEOUT_S,
+    DEFAULT_MME_LOAD_WAIT_S,
+    DEFAULT_MME_MEMORY_MB,
+    DEFAULT_PORT_BASE,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_APPROVERS = ["U0LOCALAPPROVER"]
@@ -52,6 +57,7 @@ class StackInfo(BaseModel):
     admin_token: str
     registry_table: str
     idempotency_table: str
+    deploy_state_machine: str = ""
     lifecycle_bus: str = "mmedeploy-lifecycle"
     pid: int
     started_at: float
@@ -77,6 +83,7 @@ class StackConfig(BaseModel):
     fresh: bool = False
     mme_memory_mb: int = Field(default=DEFAULT_MME_MEMORY_MB, gt=0)
     mme_load_wait_s: float = Field(default=DEFAULT_MME_LOAD_WAIT_S, ge=0)
+    approval_timeout_s: int = Field(default=DEFAULT_APPROVAL_TIMEOUT_S, gt=0)
 
     def as_arguments(self) -> list[str]:
         """The ``mmedeploy up`` options that recreate this config (for the detached child)."""
@@ -89,6 +96,8 @@ class StackConfig(BaseModel):
             str(self.mme_memory_mb),
             "--mme-load-wait",
             str(self.mme_load_wait_s),
+            "--approval-timeout",
+            str(self.approval_timeout_s),
         ]
         return arguments + (["--fresh"] if self.fresh else [])
 
@@ -185,14 +194,22 @@ class LocalStack:
         self._start_moto()
         from mmedeploy.local.provision import provision
 
-        provisioned = provision(self._session)
+        provisioned = provision(
+            self._session,
+            {
+                "ApprovalTimeoutSeconds": str(config.approval_timeout_s),
+                "SlackApiUrl": config.url("Slack sink") + "/api/",
+            },
+        )
         outputs = provisioned.outputs
+        # What the template's Globals give every function; the API runs in this process.
+        os.environ.update(provisioned.environment)
         self._buckets = [outputs["StagingBucket"], outputs["ProductionBucket"]]
         self._tables = [outputs["RegistryTable"], outputs["IdempotencyTable"]]
         tokens = self._restore_or_create_tokens(provisioned.secrets)
         restored = self._restore_snapshot(provisioned.notifications)
         self._start_slack_sink()
-        self._start_api()
+        self._start_api(provisioned)
         self._start_mme([outputs["StagingEndpoint"], outputs["ProductionEndpoint"]])
         self.info = StackInfo(
             api_url=config.url("API"),
@@ -206,6 +223,7 @@ class LocalStack:
             production_endpoint=outputs["ProductionEndpoint"],
             registry_table=outputs["RegistryTable"],
             idempotency_table=outputs["IdempotencyTable"],
+            deploy_state_machine=outputs["DeployModelStateMachine"],
             slack_signing_secret=tokens["slack_signing_secret"],
             slack_approver_ids=SLACK_APPROVERS,
             api_token=tokens["api_token"],
@@ -245,11 +263,24 @@ class LocalStack:
         sink.start()
         self._stoppers.append(sink.stop)
 
-    def _start_api(self) -> None:
+    def _start_api(self, provisioned: Any) -> None:
         from chalice.cli.factory import CLIFactory
+
+        from mmedeploy.local.provision import wire_chalice_event_sources
 
         factory = CLIFactory(project_dir=str(ROOT), environ=os.environ)
         chalice_config = factory.create_config_obj(chalice_stage_name="dev")
+        # Its event handlers (the S3-upload trigger) run as Lambda functions behind rules, as
+        # `chalice package` deploys them.
+        for name in wire_chalice_event_sources(
+            self._session,
+            chalice_config.chalice_app,
+            "dev",
+            {**provisioned.environment, **chalice_config.environment_variables},
+        ):
+            provisioned.adapted.append(
+                (name, "a Chalice on_cw_event handler: function and rule created as `chalice package` generates them")
+            )
         server = factory.create_local_server(
             chalice_config.chalice_app, chalice_config, self.config.host, self.config.ports["API"]
         )
@@ -427,6 +458,8 @@ def _log_to_stderr() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # Not the "mmedeploy" logger: that is the Chalice app's (named after the app), which Chalice
     # sets to ERROR with its own handler.
+    # One line per request from the emulator's and Chalice's HTTP servers would drown the rest.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logger = logging.getLogger("mmedeploy.local")
     if not logger.handlers:
         logger.addHandler(handler)

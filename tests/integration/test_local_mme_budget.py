@@ -11,6 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.lifecycle import SETTLED, Status
+from chalicelib.registry import ModelRegistry
 from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo, process_alive
 from mmedeploy.packaging import package
@@ -25,18 +27,30 @@ from tests.integration.mme_helpers import (
     triton_pids,
 )
 from tests.stack_process import start_stack, stop_stack
+from tests.tarballs import echo_repo, pack
 
 pytestmark = pytest.mark.integration
 
 # One Python model is budgeted at ~40 MiB (staging.PYTHON_INSTANCE_BYTES): 60 MiB holds one, not two.
 BUDGET_MB = 60
 LOAD_WAIT_S = 0.2  # a Python model takes ~1.4 s to load, so first calls see ModelNotReadyException
+APPROVAL_TIMEOUT_S = 3  # the pipeline's Slack wait, short enough to watch it expire
 
 
 @pytest.fixture(scope="module")
 def tight_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackInfo, Path]]:
     state_dir = tmp_path_factory.mktemp("tight") / ".mmedeploy"
-    info = start_stack(state_dir, extra=("--mme-memory-mb", str(BUDGET_MB), "--mme-load-wait", str(LOAD_WAIT_S)))
+    info = start_stack(
+        state_dir,
+        extra=(
+            "--mme-memory-mb",
+            str(BUDGET_MB),
+            "--mme-load-wait",
+            str(LOAD_WAIT_S),
+            "--approval-timeout",
+            str(APPROVAL_TIMEOUT_S),
+        ),
+    )
     try:
         yield info, state_dir
     finally:
@@ -105,6 +119,26 @@ def test_a_budget_smaller_than_two_models_evicts_the_least_recently_used_and_rel
         return bool(metrics)
 
     wait_for(unloads_published, timeout=15, what="ModelUnloadingTime")
+
+
+def test_a_staged_version_without_a_decision_expires_after_the_approval_timeout(
+    tight_stack: tuple[StackInfo, Path], client: Callable[[str], Any]
+) -> None:
+    info, _ = tight_stack
+    registry = ModelRegistry(info.registry_table, client("dynamodb"))
+    client("s3").put_object(Bucket=info.staging_bucket, Key="waiting_1.tar.gz", Body=pack(echo_repo("waiting", "1")))
+    # The warm-up meets ModelNotReadyException here (0.2 s load wait) and retries through it.
+    waiting = wait_for(
+        lambda: (r := registry.find("waiting", "1")) and r.status in SETTLED and r, timeout=60, what="staging"
+    )
+    assert waiting.status is Status.AWAITING_APPROVAL, waiting.reason
+    expired = wait_for(
+        lambda: (r := registry.find("waiting", "1")) and r.status is Status.EXPIRED and r,
+        timeout=APPROVAL_TIMEOUT_S + 20,
+        what="the approval to expire",
+    )
+    assert "approval timeout" in expired.reason
+    assert [h.status for h in registry.history("waiting", "1")][-2:] == [Status.AWAITING_APPROVAL, Status.EXPIRED]
 
 
 def test_down_stops_every_triton(tight_stack: tuple[StackInfo, Path], endpoint: str) -> None:

@@ -239,7 +239,7 @@ def test_an_event_starts_a_state_machine_with_the_transformed_input(
 
 def test_a_dynamodb_conditional_write_behaves_as_on_aws(local_stack: StackInfo, aws: Callable[[str], Any]) -> None:
     dynamodb = aws("dynamodb")
-    item = {"pk": {"S": "MODEL#seam"}, "sk": {"S": "VERSION#1"}, "status": {"S": "RECEIVED"}}
+    item = {"pk": {"S": "MODEL#conditional-write-probe"}, "sk": {"S": "VERSION#1"}, "status": {"S": "RECEIVED"}}
     dynamodb.put_item(TableName=local_stack.registry_table, Item=item, ConditionExpression="attribute_not_exists(pk)")
     with pytest.raises(ClientError) as raised:
         dynamodb.put_item(

@@ -347,7 +347,8 @@ def test_version_dir_ignored_is_a_warning(directory: str) -> None:
 def test_warmup_dir_and_root_tests_dir_are_not_version_dirs() -> None:
     assert_only(check({**single_python_repo(), "simple/warmup/input.bin": b"\0"}))
     root: Files = {"model_version.txt": b"1\n", "config.pbtxt": python_config("m"), "1/model.py": PYTHON_MODEL}
-    assert_only(check({**root, "tests/case.json": b"{}"}))
+    valid_case = b'{"inputs": [{"name": "IN", "datatype": "FP32", "shape": [1, 4], "data": [0, 0, 0, 0]}]}'
+    assert_only(check({**root, "tests/case.json": valid_case}))
 
 
 def test_version_policy_unsatisfied() -> None:

@@ -1,0 +1,1 @@
+"""The DeployModel pipeline's steps: the upload trigger and one service per state machine stage."""

@@ -1,0 +1,70 @@
+"""RecordOutcome: every Catch of DeployModel ends here, so no version is left in progress.
+
+Maps the caught error to the version's ending: the approval timeout is EXPIRED, a decline
+DECLINED, anything else FAILED with the error's own message as the reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.lifecycle import Status, may_move
+from chalicelib.pipeline.stage_io import OutcomeInput, OutcomeResult, StageError
+from chalicelib.pipeline.tracker import LifecycleTracker
+
+logger = Logger(service="mmedeploy", child=True)
+ACTOR = "pipeline/record-outcome"
+TIMEOUTS = {"States.Timeout", "States.HeartbeatTimeout"}
+DECLINED = "ApprovalDeclined"  # the error the Slack webhook sends with SendTaskFailure
+
+
+class OutcomeStage:
+    def __init__(self, tracker: LifecycleTracker) -> None:
+        self._tracker = tracker
+
+    def run(self, outcome: OutcomeInput) -> OutcomeResult:
+        record = self._tracker.registry.get(outcome.name, outcome.version)
+        target, reason = ending(outcome.error)
+        if record.execution_arn and record.execution_arn != outcome.execution:
+            # An execution for a later upload of a registered version (see ValidateStage) failed:
+            # that must not end the version another execution owns.
+            logger.error(
+                "a later upload's execution failed; the version is left as it is",
+                extra={"model": outcome.name, "version": outcome.version, "error": reason},
+            )
+            return OutcomeResult(status=record.status.value)
+        if not may_move(record.status, target):
+            if target is not Status.FAILED and may_move(record.status, Status.FAILED):
+                # e.g. a stage's own States.Timeout before any approval was asked for
+                target, reason = Status.FAILED, failure_reason(outcome.error)
+            else:  # already ended (e.g. the error came after the version was decided)
+                return OutcomeResult(status=record.status.value)
+        moved = self._tracker.move(outcome.name, outcome.version, target, ACTOR, reason)
+        return OutcomeResult(status=moved.record.status.value)
+
+
+def ending(error: StageError) -> tuple[Status, str]:
+    message = cause_message(error.Cause)
+    if error.Error in TIMEOUTS:
+        return Status.EXPIRED, "no approval decision before the approval timeout"
+    if error.Error == DECLINED:
+        return Status.DECLINED, message or "declined"
+    return Status.FAILED, failure_reason(error)
+
+
+def failure_reason(error: StageError) -> str:
+    message = cause_message(error.Cause)
+    return f"{error.Error}: {message}"[:1000] if message else error.Error
+
+
+def cause_message(cause: str) -> str:
+    """A Lambda error's Cause is its JSON error payload; other causes are plain text."""
+    try:
+        payload = json.loads(cause)
+    except ValueError:
+        return cause.strip()
+    if isinstance(payload, dict):
+        return str(payload.get("errorMessage") or payload.get("Cause") or "").strip()
+    return cause.strip()

@@ -1,0 +1,71 @@
+"""Every status change in one place: the registry write, its lifecycle event, and (for endings)
+the Slack notification. Stages move versions only through here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.lifecycle import TERMINAL, Status
+from chalicelib.lifecycle_events import UPLOAD_REFUSED, LifecycleEvent, LifecyclePublisher
+from chalicelib.registry import ModelRegistry, ModelVersion, RejectedUpload, Transition
+from chalicelib.slack_notifier import SlackNotifier
+
+logger = Logger(service="mmedeploy", child=True)
+
+
+class LifecycleTracker:
+    def __init__(self, registry: ModelRegistry, publisher: LifecyclePublisher, notifier: SlackNotifier) -> None:
+        self.registry = registry
+        self._publisher = publisher
+        self._notifier = notifier
+
+    def register(self, record: ModelVersion, actor: str, reason: str = "") -> ModelVersion:
+        created = self.registry.register(record, actor, reason)
+        self._announce(created, actor, previous=None, changed=True)
+        return created
+
+    def move(
+        self,
+        name: str,
+        version: str,
+        target: Status,
+        actor: str,
+        reason: str = "",
+        changes: Callable[[ModelVersion], dict[str, Any]] | None = None,
+    ) -> Transition:
+        before = self.registry.find(name, version)
+        moved = self.registry.transition(name, version, target, actor, reason, changes)
+        previous = before.status if before and moved.changed else None
+        self._announce(moved.record, actor, previous, moved.changed)
+        return moved
+
+    def refuse_upload(self, record: ModelVersion, etag: str, sha256: str, reason: str, actor: str) -> ModelVersion:
+        """A later upload under a registered name+version was refused: noted on the version (its
+        status is untouched), announced as UploadRefused and in Slack."""
+
+        def note(current: ModelVersion) -> dict[str, Any]:
+            if any(r.etag == etag for r in current.rejected_uploads):
+                return {}
+            refused = RejectedUpload(at=self.registry.now(), etag=etag, sha256=sha256, reason=reason)
+            return {"rejected_uploads": [*current.rejected_uploads, refused]}
+
+        noted = self.registry.annotate(record.name, record.version, actor, reason, note)
+        event = LifecycleEvent.of(noted, actor)
+        event.reason = reason  # the refusal's, not the version's status reason
+        self._publisher.publish(event, detail_type=UPLOAD_REFUSED)
+        self._notifier.announce_refused_upload(noted, reason)
+        return noted
+
+    def _announce(self, record: ModelVersion, actor: str, previous: Status | None, changed: bool) -> None:
+        # Re-published on a repeated step too: a crash between the write and the event must not
+        # lose the event (consumers de-duplicate on name, version, status and revision).
+        self._publisher.publish(LifecycleEvent.of(record, actor, previous))
+        logger.info(
+            "version status",
+            extra={"model": record.name, "version": record.version, "status": record.status, "changed": changed},
+        )
+        if changed and record.status in TERMINAL:
+            self._notifier.announce_outcome(record)

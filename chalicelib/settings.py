@@ -1,0 +1,48 @@
+"""The deployed stack's settings: one pydantic-settings model, read once per container.
+
+Every value arrives as an environment variable set by the template (``Globals`` in
+infra/template.yaml, the same list the local stack applies), so handlers never read
+``os.environ`` themselves and a missing value fails fast with its name.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    stage: str = Field(default="dev", validation_alias="MMEDEPLOY_STAGE")
+    staging_bucket: str
+    production_bucket: str
+    registry_table: str
+    idempotency_table: str
+    lifecycle_bus: str = "mmedeploy-lifecycle"
+    staging_endpoint: str
+    production_endpoint: str
+    deploy_state_machine_arn: str
+    slack_bot_token_secret: str = Field(description="Secrets Manager name of the Slack bot token")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="the Slack Web API base URL")
+    slack_channel: str = "#mmedeploy"
+    # WarmStaging: SageMaker keeps loading a model for up to 360 s while answering
+    # ModelNotReadyException; after that the load is given up.
+    warm_load_timeout_s: float = Field(default=360.0, gt=0)
+    warm_requests: int = Field(default=5, ge=1, le=50, description="warm calls timed for the p50")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # values come from the environment
+
+
+class TriggerSettings(BaseSettings):
+    """What app.py needs at import time to build the upload rule's event pattern (``chalice
+    package`` imports the app with only the stage's ``.chalice/config.json`` variables set)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    staging_bucket: str

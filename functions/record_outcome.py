@@ -1,0 +1,22 @@
+"""DeployModel's Catch target: the version ends REJECTED, FAILED, EXPIRED or DECLINED with a reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib import composition
+from chalicelib.pipeline.stage_io import OutcomeInput
+from functions.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    outcome = OutcomeInput.model_validate(event)
+    logger.append_keys(model=outcome.name, version=outcome.version)
+    result = composition.outcome_stage().run(outcome)
+    metrics.add_metric(name=f"Deployments{result.status.title()}", unit=MetricUnit.Count, value=1)
+    return result.model_dump(mode="json")

@@ -1,0 +1,22 @@
+"""DeployModel stage RequestApproval (a ``.waitForTaskToken`` task): token stored, Slack asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib import composition
+from chalicelib.pipeline.stage_io import ApprovalRequest
+from functions.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = ApprovalRequest.model_validate(event)
+    logger.append_keys(model=request.name, version=request.version)
+    approval_id = composition.approval_stage().run(request)
+    metrics.add_metric(name="ApprovalsRequested", unit=MetricUnit.Count, value=1)
+    return {"approval_id": approval_id}

@@ -1,0 +1,216 @@
+"""``mmedeploy status``: the JSON shapes and the human (rich) views of registry records.
+
+Pure functions of :class:`~chalicelib.registry.ModelVersion` records, so they are tested
+without a stack. The exit policy of ``status --watch`` lives here too (:func:`watch_exit_code`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from chalicelib.lifecycle import SETTLED, Status
+from chalicelib.registry import HistoryEntry, ModelVersion
+from chalicelib.validation.findings import Finding, Severity
+
+# Where a deployment ends without a version to use: `status --watch` exits 1 on these.
+FAILURE = frozenset({Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.DECLINED})
+IN_PROGRESS = frozenset(Status) - SETTLED
+
+_STYLES: dict[Status, str] = {
+    **{status: "bold red" for status in FAILURE},
+    **{status: "cyan" for status in IN_PROGRESS},
+    Status.AWAITING_APPROVAL: "bold yellow",
+    Status.APPROVED: "bold green",
+    Status.PRODUCTION: "bold green",
+    Status.RETIRED: "dim",
+}
+
+
+def status_style(status: Status) -> str:
+    return _STYLES.get(status, "")
+
+
+def watch_exit_code(status: Status) -> int:
+    """Exit code of ``status --watch`` once the version settled: 1 if it failed, else 0."""
+    return 1 if status in FAILURE else 0
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+def _findings_first_errors(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: f.severity is not Severity.ERROR)  # stable: keeps their order
+
+
+def version_json(record: ModelVersion) -> dict[str, Any]:
+    """``status NAME VERSION --json``: the record (without the approval id) and its history."""
+    return {
+        "name": record.name,
+        "version": record.version,
+        "status": record.status.value,
+        "reason": record.reason,
+        "sha256": record.sha256,
+        "size": record.size,
+        "findings": [f.model_dump(mode="json") for f in _findings_first_errors(record.findings)],
+        "history": [
+            {"at": h.at, "status": h.status.value, "actor": h.actor, "reason": h.reason} for h in record.history
+        ],
+        "metrics": dict(record.metrics),
+        "rejected_uploads": [r.model_dump(mode="json") for r in record.rejected_uploads],
+        "uploaded_at": record.uploaded_at,
+        "updated_at": record.updated_at,
+        "bucket": record.bucket,
+        "key": record.key,
+        "etag": record.etag,
+        "object_version": record.object_version,
+        "uploader": record.uploader,
+        "execution_arn": record.execution_arn,
+        "test_cases": record.test_cases,
+        "models": [m.model_dump(mode="json") for m in record.models],
+    }
+
+
+def model_json(name: str, records: list[ModelVersion]) -> dict[str, Any]:
+    """``status NAME --json``: every version, oldest upload first; aliases come with promotion."""
+    return {
+        "name": name,
+        "versions": [
+            {
+                "version": r.version,
+                "status": r.status.value,
+                "reason": r.reason,
+                "uploaded_at": r.uploaded_at,
+                "updated_at": r.updated_at,
+            }
+            for r in records
+        ],
+        "aliases": {},
+    }
+
+
+# -- human views --------------------------------------------------------------------------------
+def _when(at: str | None) -> str:
+    return at.replace("T", " ").removesuffix("Z") if at else "-"
+
+
+def _short(sha256: str | None) -> str:
+    return sha256[:16] + "…" if sha256 else "-"
+
+
+def _size(size: int | None) -> str:
+    return f"{size:,} B" if size is not None else "-"
+
+
+def _metrics_line(metrics: dict[str, float]) -> Text | None:
+    parts: list[str] = []
+    if "validation_ms" in metrics:
+        parts.append(f"validation {metrics['validation_ms']:.1f} ms")
+    if "cold_load_ms" in metrics:
+        parts.append(f"cold load {metrics['cold_load_ms'] / 1000:.2f} s")
+    if "warm_p50_ms" in metrics:
+        parts.append(f"warm p50 {metrics['warm_p50_ms']:.1f} ms")
+    if "smoke_tests" in metrics:
+        parts.append(f"smoke tests {int(metrics['smoke_tests'])}")
+    known = {"validation_ms", "cold_load_ms", "warm_p50_ms", "smoke_tests"}
+    parts += [f"{key} {value:g}" for key, value in sorted(metrics.items()) if key not in known]
+    return Text("   ".join(parts)) if parts else None
+
+
+def _findings_table(findings: list[Finding]) -> Table:
+    table = Table(title="findings", title_justify="left", header_style="bold", expand=False)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("path", overflow="fold")
+    table.add_column("what to change", overflow="fold", ratio=1)
+    for finding in _findings_first_errors(findings):
+        style = "red" if finding.severity is Severity.ERROR else "yellow"
+        table.add_row(Text(finding.severity.value, style=style), finding.code.value, finding.path, finding.message)
+    return table
+
+
+def _history_table(record: ModelVersion) -> Table:
+    table = Table(title="history", title_justify="left", header_style="bold", expand=False)
+    for column in ("at (UTC)", "status", "by"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("why", overflow="fold", ratio=1)
+    for entry in record.history:
+        table.add_row(
+            _when(entry.at), Text(entry.status.value, style=status_style(entry.status)), entry.actor, entry.reason
+        )
+    return table
+
+
+def _refused_table(record: ModelVersion) -> Table:
+    table = Table(title="refused uploads", title_justify="left", header_style="bold", expand=False)
+    for column in ("at (UTC)", "etag", "sha256"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("why", overflow="fold", ratio=1)
+    for refused in record.rejected_uploads:
+        table.add_row(_when(refused.at), refused.etag, _short(refused.sha256), refused.reason)
+    return table
+
+
+def version_view(record: ModelVersion, footer: RenderableType | None = None) -> Panel:
+    """One version: status and reason, evidence, metrics, findings, history, refused uploads."""
+    headline = Text(record.status.value, style=status_style(record.status))
+    if record.reason:
+        headline.append(f"  {record.reason}", style="")
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="dim")
+    details.add_column(overflow="fold")
+    details.add_row("sha256", _short(record.sha256))
+    details.add_row("size", _size(record.size))
+    details.add_row("object", f"s3://{record.bucket}/{record.key}")
+    details.add_row("uploaded", _when(record.uploaded_at) + " UTC")
+    details.add_row("updated", _when(record.updated_at) + " UTC")
+    metrics = _metrics_line(record.metrics)
+    if metrics is not None:
+        details.add_row("metrics", metrics)
+    parts: list[RenderableType] = [headline, details]
+    if record.findings:
+        parts.append(_findings_table(record.findings))
+    if record.history:
+        parts.append(_history_table(record))
+    if record.rejected_uploads:
+        parts.append(_refused_table(record))
+    if footer is not None:
+        parts.append(footer)
+    return Panel(Group(*parts), title=f"[bold]{record.name}[/] {record.version}", title_align="left", expand=False)
+
+
+def versions_view(name: str, records: list[ModelVersion]) -> Table:
+    """Every version of a model, oldest upload first."""
+    table = Table(title=f"{name}: {len(records)} version(s)", title_justify="left", header_style="bold")
+    for column in ("version", "status", "uploaded (UTC)", "updated (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
+    for record in records:
+        table.add_row(
+            record.version,
+            Text(record.status.value, style=status_style(record.status)),
+            _when(record.uploaded_at),
+            _when(record.updated_at),
+            record.reason,
+        )
+    return table
+
+
+def waiting_view(name: str, version: str, footer: RenderableType) -> Panel:
+    """Shown by ``--watch`` until the upload is registered."""
+    body = Group(
+        Text(f"not registered yet: waiting for {name}_{version}.tar.gz to reach the registry", style="dim"), footer
+    )
+    return Panel(body, title=f"[bold]{name}[/] {version}", title_align="left", expand=False)
+
+
+def history_line(entry: HistoryEntry) -> Text:
+    """One history entry on one line, for ``--watch`` when the output is not a terminal (CI logs)."""
+    line = Text(f"{_when(entry.at)}  ")
+    line.append(entry.status.value, style=status_style(entry.status))
+    line.append(f"  {entry.actor}", style="dim")
+    if entry.reason:
+        line.append(f"  {entry.reason}")
+    return line

@@ -1,0 +1,21 @@
+"""The registry table for unit tests: in-process moto, built from infra/template.yaml's
+RegistryTable so the tests follow the infrastructure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmedeploy.local.provision import load_template
+
+TABLE = "unit-registry"
+
+
+def create_registry_table(client: Any, name: str = TABLE) -> None:
+    """The RegistryTable of infra/template.yaml (keys, indexes, billing), under a test name."""
+    properties = load_template()["Resources"]["RegistryTable"]["Properties"]
+    definition = {
+        key: properties[key]
+        for key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+        if key in properties
+    }
+    client.create_table(TableName=name, **definition)

@@ -1,0 +1,118 @@
+"""The lifecycle's transition table: what may follow what, where a deployment ends, and the event
+that announces each status."""
+
+from __future__ import annotations
+
+from itertools import combinations, pairwise
+
+import pytest
+
+from chalicelib.lifecycle import ALLOWED_FROM, EVENT_FOR_STATUS, SETTLED, TERMINAL, Status, may_move
+
+S = Status
+MAIN_PATH = [S.RECEIVED, S.VALIDATING, S.VALIDATED, S.WARMING, S.STAGED, S.AWAITING_APPROVAL]
+# Not ended and not serving: a version here still has a deployment (or promotion) running.
+IN_PROGRESS = sorted(set(Status) - TERMINAL - {S.PRODUCTION})
+# The detail-types DESIGN.md names for the lifecycle bus.
+CONTRACT_EVENTS = {
+    S.RECEIVED: "ModelReceived",
+    S.VALIDATED: "ModelValidated",
+    S.REJECTED: "ModelRejected",
+    S.STAGED: "ModelWarmed",
+    S.AWAITING_APPROVAL: "ApprovalRequested",
+    S.APPROVED: "ModelApproved",
+    S.DECLINED: "ModelDeclined",
+    S.PRODUCTION: "ModelPromoted",
+    S.FAILED: "DeploymentFailed",
+}
+
+
+def successors(status: Status) -> set[Status]:
+    return {target for target in Status if may_move(status, target)}
+
+
+def test_the_table_covers_every_status() -> None:
+    assert set(ALLOWED_FROM) == set(Status)
+
+
+def test_the_main_path_moves_forward_one_step_at_a_time() -> None:
+    # GIVEN consecutive statuses of the main path / WHEN moving along it / THEN each step is allowed
+    for current, following in pairwise(MAIN_PATH):
+        assert may_move(current, following), f"{current} -> {following}"
+
+
+@pytest.mark.parametrize(("earlier", "later"), list(combinations(MAIN_PATH, 2)))
+def test_no_status_moves_backwards_along_the_main_path(earlier: Status, later: Status) -> None:
+    assert not may_move(later, earlier)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"), [(a, b) for a, b in combinations(MAIN_PATH, 2) if MAIN_PATH.index(b) - MAIN_PATH.index(a) > 1]
+)
+def test_no_step_of_the_main_path_can_be_skipped(earlier: Status, later: Status) -> None:
+    assert not may_move(earlier, later)
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_no_status_moves_to_itself(status: Status) -> None:
+    # a repeated step is the registry's no-op, never a move in the table
+    assert not may_move(status, status)
+
+
+def test_received_is_only_ever_created() -> None:
+    assert all(not may_move(status, S.RECEIVED) for status in Status)
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL - {S.RETIRED}))
+def test_an_ended_deployment_accepts_no_move(status: Status) -> None:
+    assert successors(status) == set()
+
+
+def test_retired_accepts_only_a_rollback_to_production() -> None:
+    assert successors(S.RETIRED) == {S.PRODUCTION}
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL))
+def test_terminal_statuses_accept_exactly_what_the_table_says(status: Status) -> None:
+    assert successors(status) == {target for target, sources in ALLOWED_FROM.items() if status in sources}
+
+
+@pytest.mark.parametrize("status", IN_PROGRESS)
+def test_failed_is_reachable_from_every_in_progress_status(status: Status) -> None:
+    assert may_move(status, S.FAILED)
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL | {S.PRODUCTION}))
+def test_failed_is_not_reachable_from_an_ended_or_serving_version(status: Status) -> None:
+    assert not may_move(status, S.FAILED)
+
+
+def test_the_approval_decisions_are_taken_only_while_awaiting_approval() -> None:
+    for decision in (S.APPROVED, S.DECLINED, S.EXPIRED):
+        assert ALLOWED_FROM[decision] == {S.AWAITING_APPROVAL}
+
+
+def test_every_status_is_reachable_from_received() -> None:
+    reached, frontier = {S.RECEIVED}, [S.RECEIVED]
+    while frontier:
+        for following in successors(frontier.pop()) - reached:
+            reached.add(following)
+            frontier.append(following)
+    assert reached == set(Status)
+
+
+def test_terminal_statuses_are_settled() -> None:
+    assert TERMINAL <= SETTLED
+    assert {S.AWAITING_APPROVAL, S.APPROVED, S.PRODUCTION} <= SETTLED
+    assert not SETTLED & {S.RECEIVED, S.VALIDATING, S.VALIDATED, S.WARMING, S.STAGED, S.PROMOTING}
+
+
+def test_every_status_has_its_own_event_name() -> None:
+    assert set(EVENT_FOR_STATUS) == set(Status)
+    assert all(name and name[0].isupper() for name in EVENT_FOR_STATUS.values())
+    assert len(set(EVENT_FOR_STATUS.values())) == len(Status)
+
+
+@pytest.mark.parametrize(("status", "event"), list(CONTRACT_EVENTS.items()))
+def test_the_contract_event_names_announce_their_status(status: Status, event: str) -> None:
+    assert EVENT_FOR_STATUS[status] == event
