@@ -8,6 +8,7 @@ import json
 import threading
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import package
 from tests.integration.conftest import wait_for
+from tests.stack_process import mmedeploy
 from tests.tarballs import ECHO_MODEL, echo_repo, gz, info, pack, raw_tar
 
 pytestmark = pytest.mark.integration
@@ -128,6 +130,7 @@ def test_the_example_ensemble_reaches_awaiting_approval_with_a_slack_request(
 )
 def test_each_kind_of_invalid_tarball_ends_rejected_with_its_finding(
     local_stack: StackInfo,
+    local_stack_dir: Path,
     registry: ModelRegistry,
     upload: Callable[[str, bytes], dict[str, Any]],
     case: str,
@@ -140,6 +143,12 @@ def test_each_kind_of_invalid_tarball_ends_rejected_with_its_finding(
     assert record.status is Status.REJECTED
     assert expected in error_codes(record), record.findings
     assert expected in record.reason
+    # what the data scientist sees
+    shown = mmedeploy("status", name, "1", "--json", "--state-dir", str(local_stack_dir))
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["status"] == "REJECTED"
+    assert expected in {f["code"] for f in report["findings"]}
     assert [h.status for h in record.history][-1] is Status.REJECTED
     # the data scientist hears about it in Slack too
     assert any(
