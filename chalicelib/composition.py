@@ -68,12 +68,13 @@ def slack_client() -> WebClient:
 
 
 @lru_cache(maxsize=1)
+def notifier() -> SlackNotifier:
+    return SlackNotifier(slack_client(), settings().slack_channel)
+
+
+@lru_cache(maxsize=1)
 def tracker() -> LifecycleTracker:
-    return LifecycleTracker(
-        registry(),
-        LifecyclePublisher(settings().lifecycle_bus, client("events")),
-        SlackNotifier(slack_client(), settings().slack_channel),
-    )
+    return LifecycleTracker(registry(), LifecyclePublisher(settings().lifecycle_bus, client("events")), notifier())
 
 
 @lru_cache(maxsize=1)
@@ -120,7 +121,7 @@ def warm_stage() -> WarmStage:
 
 @lru_cache(maxsize=1)
 def approval_stage() -> ApprovalStage:
-    return ApprovalStage(tracker(), SlackNotifier(slack_client(), settings().slack_channel))
+    return ApprovalStage(tracker(), notifier())
 
 
 @lru_cache(maxsize=1)

@@ -125,6 +125,7 @@ class ConcurrentUpdate(RegistryError):
 class Transition(BaseModel):
     record: ModelVersion
     changed: bool  # False when the version already had the target status (a repeated step)
+    previous: Status | None = None  # the status moved from, when changed
 
 
 def _version_key(name: str, version: str) -> dict[str, Any]:
@@ -214,7 +215,8 @@ class ModelRegistry:
                 raise TransitionRefused(current, target)
             update = dict(changes(current)) if changes else {}
             try:
-                return Transition(record=self._write(current, target, actor, reason, update), changed=True)
+                written = self._write(current, target, actor, reason, update)
+                return Transition(record=written, changed=True, previous=current.status)
             except _ConditionFailed:
                 continue  # someone else wrote meanwhile: re-read and re-check the move
         raise ConcurrentUpdate(f"{name} {version}: {WRITE_ATTEMPTS} concurrent writes in a row")

@@ -36,10 +36,8 @@ class LifecycleTracker:
         reason: str = "",
         changes: Callable[[ModelVersion], dict[str, Any]] | None = None,
     ) -> Transition:
-        before = self.registry.find(name, version)
         moved = self.registry.transition(name, version, target, actor, reason, changes)
-        previous = before.status if before and moved.changed else None
-        self._announce(moved.record, actor, previous, moved.changed)
+        self._announce(moved.record, actor, moved.previous, moved.changed)
         return moved
 
     def refuse_upload(self, record: ModelVersion, etag: str, sha256: str, reason: str, actor: str) -> ModelVersion:
