@@ -51,7 +51,13 @@ def assert_uploads_reach_eventbridge(info: StackInfo, s3: Any) -> None:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a new stack could listen on `port` — as the stack binds, with SO_REUSEADDR.
+
+    A plain bind would also fail on the closed connections the server left in TIME_WAIT
+    (the pipeline's Lambdas talk to moto over HTTP), which is not a port still held.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
