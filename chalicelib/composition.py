@@ -18,24 +18,35 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 from slack_sdk import WebClient
 
+from chalicelib.api_tokens import ApiTokens
+from chalicelib.approval.gate import ApprovalGate
+from chalicelib.approval.slack_interactions import SlackInteractions
+from chalicelib.approval.task_callback import TaskCallback
 from chalicelib.artifact_store import ArtifactStore
 from chalicelib.deployment_starter import DeploymentStarter
 from chalicelib.endpoint_invoker import EndpointInvoker
 from chalicelib.lifecycle_events import LifecyclePublisher
 from chalicelib.pipeline.approval_stage import ApprovalStage
 from chalicelib.pipeline.outcome_stage import OutcomeStage
+from chalicelib.pipeline.record_approval_stage import RecordApprovalStage
 from chalicelib.pipeline.stage_io import UploadedObject
 from chalicelib.pipeline.tracker import LifecycleTracker
 from chalicelib.pipeline.upload_trigger import UploadResult, UploadTrigger
 from chalicelib.pipeline.validate_stage import ValidateStage
 from chalicelib.pipeline.warm_stage import WarmStage
+from chalicelib.promotion.flip_stage import FlipAlias
+from chalicelib.promotion.outcome_stage import PromotionOutcome
+from chalicelib.promotion.prepare_stage import PreparePromotion
+from chalicelib.promotion.requests import PromotionRequests
+from chalicelib.promotion.warm_production_stage import WarmProduction
 from chalicelib.registry import ModelRegistry
 from chalicelib.settings import Settings, get_settings
-from chalicelib.slack_notifier import SlackNotifier
+from chalicelib.slack_notifier import SlackNotifier, reply_ephemeral
 
 # InvokeEndpoint may take 60 s; ModelNotReady is retried by EndpointInvoker, not botocore.
 RUNTIME_CONFIG = Config(read_timeout=70, retries={"mode": "standard", "max_attempts": 3})
-SLACK_TOKEN_MAX_AGE_S = 300
+# Secrets are cached per container this long, so a rotation is picked up without a redeploy.
+SECRET_MAX_AGE_S = 300
 # Event de-duplication window: EventBridge redelivers within hours; the execution name
 # de-duplicates beyond it.
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -60,11 +71,17 @@ def registry() -> ModelRegistry:
 
 
 @lru_cache(maxsize=1)
+def secrets() -> SecretsProvider:
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+def secret(name: str) -> str:
+    return str(secrets().get(name, max_age=SECRET_MAX_AGE_S))
+
+
+@lru_cache(maxsize=1)
 def slack_client() -> WebClient:
-    token = SecretsProvider(boto3_client=client("secretsmanager")).get(
-        settings().slack_bot_token_secret, max_age=SLACK_TOKEN_MAX_AGE_S
-    )
-    return WebClient(token=str(token), base_url=settings().slack_api_url)
+    return WebClient(token=secret(settings().slack_bot_token_secret), base_url=settings().slack_api_url)
 
 
 @lru_cache(maxsize=1)
@@ -73,8 +90,13 @@ def notifier() -> SlackNotifier:
 
 
 @lru_cache(maxsize=1)
+def publisher() -> LifecyclePublisher:
+    return LifecyclePublisher(settings().lifecycle_bus, client("events"))
+
+
+@lru_cache(maxsize=1)
 def tracker() -> LifecycleTracker:
-    return LifecycleTracker(registry(), LifecyclePublisher(settings().lifecycle_bus, client("events")), notifier())
+    return LifecycleTracker(registry(), publisher(), notifier())
 
 
 @lru_cache(maxsize=1)
@@ -104,6 +126,12 @@ def upload_handler() -> Callable[..., UploadResult]:
     return wrapped
 
 
+def endpoint_invoker(endpoint: str) -> EndpointInvoker:
+    return EndpointInvoker(
+        client("sagemaker-runtime", RUNTIME_CONFIG), endpoint, load_timeout_s=settings().warm_load_timeout_s
+    )
+
+
 @lru_cache(maxsize=1)
 def validate_stage() -> ValidateStage:
     return ValidateStage(tracker(), ArtifactStore(client("s3")))
@@ -111,12 +139,7 @@ def validate_stage() -> ValidateStage:
 
 @lru_cache(maxsize=1)
 def warm_stage() -> WarmStage:
-    invoker = EndpointInvoker(
-        client("sagemaker-runtime", RUNTIME_CONFIG),
-        settings().staging_endpoint,
-        load_timeout_s=settings().warm_load_timeout_s,
-    )
-    return WarmStage(tracker(), invoker, settings().warm_requests)
+    return WarmStage(tracker(), endpoint_invoker(settings().staging_endpoint), settings().warm_requests)
 
 
 @lru_cache(maxsize=1)
@@ -127,3 +150,61 @@ def approval_stage() -> ApprovalStage:
 @lru_cache(maxsize=1)
 def outcome_stage() -> OutcomeStage:
     return OutcomeStage(tracker())
+
+
+@lru_cache(maxsize=1)
+def record_approval_stage() -> RecordApprovalStage:
+    return RecordApprovalStage(tracker())
+
+
+# -- the approval gate and the admin API ----------------------------------------------------
+@lru_cache(maxsize=1)
+def approval_gate() -> ApprovalGate:
+    return ApprovalGate(registry(), TaskCallback(client("stepfunctions")))
+
+
+@lru_cache(maxsize=1)
+def slack_interactions() -> SlackInteractions:
+    return SlackInteractions(
+        approval_gate(),
+        signing_secret=lambda: secret(settings().slack_signing_secret),
+        approvers=settings().approvers,
+        reply=reply_ephemeral,
+    )
+
+
+@lru_cache(maxsize=1)
+def promotion_requests() -> PromotionRequests:
+    return PromotionRequests(registry(), approval_gate(), publisher())
+
+
+@lru_cache(maxsize=1)
+def api_tokens() -> ApiTokens:
+    return ApiTokens(lambda: secret(settings().api_tokens_secret))
+
+
+# -- PromoteModel ---------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def prepare_promotion() -> PreparePromotion:
+    return PreparePromotion(tracker(), ArtifactStore(client("s3")), settings().production_bucket)
+
+
+@lru_cache(maxsize=1)
+def warm_production() -> WarmProduction:
+    return WarmProduction(
+        tracker(),
+        ArtifactStore(client("s3")),
+        endpoint_invoker(settings().production_endpoint),
+        settings().production_bucket,
+        settings().warm_requests,
+    )
+
+
+@lru_cache(maxsize=1)
+def flip_alias() -> FlipAlias:
+    return FlipAlias(tracker())
+
+
+@lru_cache(maxsize=1)
+def promotion_outcome() -> PromotionOutcome:
+    return PromotionOutcome(tracker())

@@ -41,9 +41,11 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.APPROVED: frozenset({S.AWAITING_APPROVAL}),
     S.DECLINED: frozenset({S.AWAITING_APPROVAL}),
     S.EXPIRED: frozenset({S.AWAITING_APPROVAL}),
-    S.PROMOTING: frozenset({S.APPROVED}),
-    S.PRODUCTION: frozenset({S.PROMOTING, S.RETIRED}),  # RETIRED -> PRODUCTION is a rollback
-    S.RETIRED: frozenset({S.PRODUCTION}),
+    # RETIRED -> PROMOTING is a rollback: the earlier version is copied (a no-op) and warmed again
+    S.PROMOTING: frozenset({S.APPROVED, S.RETIRED}),
+    S.PRODUCTION: frozenset({S.PROMOTING}),  # only through the alias flip, after warming
+    # PROMOTING -> RETIRED: a rollback that could not warm leaves the version as it was
+    S.RETIRED: frozenset({S.PRODUCTION, S.PROMOTING}),
     S.FAILED: frozenset(
         {S.RECEIVED, S.VALIDATING, S.VALIDATED, S.WARMING, S.STAGED, S.AWAITING_APPROVAL, S.APPROVED, S.PROMOTING}
     ),
@@ -71,6 +73,12 @@ EVENT_FOR_STATUS: dict[Status, str] = {
     S.RETIRED: "ModelRetired",
     S.FAILED: "DeploymentFailed",
 }
+
+
+# Not status changes of their own: a rollback's PRODUCTION is announced as ModelRolledBack, and an
+# admin's promotion request (the API) as PromotionRequested; both start PromoteModel.
+ROLLED_BACK = "ModelRolledBack"
+PROMOTION_REQUESTED = "PromotionRequested"
 
 
 def may_move(current: Status, target: Status) -> bool:

@@ -5,8 +5,12 @@ One table, keys ``pk``/``sk``:
   ``status``, ``revision``, ``etag`` and ``sha256`` as attributes for conditions and reads;
 - ``MODEL#<name>`` / ``VERSION#<version>#H#<revision>``: one history entry per write (who, what,
   when, why), never updated or deleted;
+- ``MODEL#<name>`` / ``ALIAS#production``: which version serves, the one before it (for rollback)
+  and a revision; flipped in one transaction with both versions' moves, on condition of the
+  revision read when the promotion began, so of two concurrent promotions exactly one wins;
 - ``APPROVAL#<id>`` / ``APPROVAL``: a pending approval: the Step Functions task token, which never
-  leaves the registry (Slack buttons carry only the short id).
+  leaves the registry (Slack buttons carry only the short id), the Slack message to update, and
+  the decision once claimed (a conditional write, so a double click decides once).
 
 Writes are optimistic: read, check the lifecycle move, then write the record (condition: the
 revision read) and its history entry in one transaction. A concurrent writer makes the condition
@@ -55,6 +59,16 @@ class RejectedUpload(BaseModel):
     reason: str
 
 
+class PromotionRun(BaseModel):
+    """The PromoteModel execution that owns a version while it is PROMOTING."""
+
+    execution_arn: str
+    alias_revision: int  # the production alias's revision when it began: the flip's condition
+    rollback: bool  # RETIRED -> PROMOTING: a failure leaves it RETIRED, not FAILED
+    requested_by: str
+    started_at: str
+
+
 class ModelVersion(BaseModel):
     """A version's current record (its history is kept beside it, see ``history``)."""
 
@@ -79,6 +93,7 @@ class ModelVersion(BaseModel):
     test_cases: int = 0
     metrics: dict[str, float] = Field(default_factory=dict)
     rejected_uploads: list[RejectedUpload] = []
+    promotion: PromotionRun | None = None
     history: list[HistoryEntry] = Field(default=[], exclude=True)  # read beside the record
 
     @property
@@ -92,6 +107,35 @@ class PendingApproval(BaseModel):
     version: str
     task_token: str
     requested_at: str
+    slack_channel: str | None = None
+    slack_ts: str | None = None  # the approval message, updated with the outcome
+    decision: str | None = None  # "approve" | "reject", claimed once; "expired" if too late
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+
+PRODUCTION_ALIAS = "production"
+
+
+class Alias(BaseModel):
+    """A named pointer at a version; ``previous`` is where a rollback goes."""
+
+    name: str
+    alias: str = PRODUCTION_ALIAS
+    version: str
+    previous: str | None = None
+    revision: int
+    updated_at: str
+    actor: str
+
+
+class Flip(BaseModel):
+    """The production alias moved: the version now serving, the one it replaced (RETIRED)."""
+
+    alias: Alias
+    promoted: ModelVersion
+    retired: ModelVersion | None = None
+    changed: bool = True  # False when a retried flip found it done
 
 
 class RegistryError(Exception):
@@ -122,6 +166,29 @@ class ConcurrentUpdate(RegistryError):
     pass
 
 
+class ApprovalNotFound(RegistryError):
+    def __init__(self, approval_id: str) -> None:
+        super().__init__(f"no approval {approval_id} in the registry")
+
+
+class AlreadyDecided(RegistryError):
+    def __init__(self, approval: PendingApproval) -> None:
+        super().__init__(f"approval {approval.approval_id} was already decided ({approval.decision})")
+        self.approval = approval
+
+
+class AliasMoved(RegistryError):
+    """The alias changed since the promotion read it: another promotion won."""
+
+    def __init__(self, name: str, alias: Alias | None, seen: int) -> None:
+        now = f"{alias.version} (revision {alias.revision})" if alias else "nothing"
+        super().__init__(
+            f"the {PRODUCTION_ALIAS} alias of {name} moved while this promotion ran "
+            f"(it read revision {seen}, it now points at {now}): a concurrent promotion won"
+        )
+        self.alias = alias
+
+
 class Transition(BaseModel):
     record: ModelVersion
     changed: bool  # False when the version already had the target status (a repeated step)
@@ -130,6 +197,17 @@ class Transition(BaseModel):
 
 def _version_key(name: str, version: str) -> dict[str, Any]:
     return {"pk": {"S": f"MODEL#{name}"}, "sk": {"S": f"VERSION#{version}"}}
+
+
+def _alias_key(name: str, alias: str) -> dict[str, Any]:
+    return {"pk": {"S": f"MODEL#{name}"}, "sk": {"S": f"ALIAS#{alias}"}}
+
+
+def _approval_key(approval_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"APPROVAL#{approval_id}"}, "sk": {"S": "APPROVAL"}}
+
+
+_APPROVAL_FIELDS = tuple(PendingApproval.model_fields)
 
 
 class ModelRegistry:
@@ -192,7 +270,7 @@ class ModelRegistry:
         created = record.model_copy(update={"revision": 1, "updated_at": now})
         entry = HistoryEntry(at=now, status=created.status, actor=actor, reason=reason or created.reason, revision=1)
         try:
-            self._transact(created, entry, condition="attribute_not_exists(pk)", values={})
+            self._transact(self._version_items(created, entry, condition="attribute_not_exists(pk)", values={}))
         except _ConditionFailed:
             raise VersionExists(self.get(record.name, record.version)) from None
         return created
@@ -236,6 +314,15 @@ class ModelRegistry:
     def _write(
         self, current: ModelVersion, target: Status, actor: str, reason: str, update: dict[str, Any]
     ) -> ModelVersion:
+        written, items = self._version_change(current, target, actor, reason, update)
+        self._transact(items)
+        return written
+
+    def _version_change(
+        self, current: ModelVersion, target: Status, actor: str, reason: str, update: dict[str, Any]
+    ) -> tuple[ModelVersion, list[dict[str, Any]]]:
+        """The new record and the transaction items that write it (on condition of the revision
+        read) with its history entry."""
         now = iso(self._clock())
         revision = current.revision + 1
         fields = {**update, "status": target, "revision": revision, "updated_at": now}
@@ -244,10 +331,13 @@ class ModelRegistry:
         written = current.model_copy(update=fields)
         written = ModelVersion.model_validate(written.model_dump())  # re-validate what `changes` set
         entry = HistoryEntry(at=now, status=target, actor=actor, reason=reason, revision=revision)
-        self._transact(written, entry, condition="revision = :seen", values={":seen": {"N": str(current.revision)}})
-        return written
+        return written, self._version_items(
+            written, entry, condition="revision = :seen", values={":seen": {"N": str(current.revision)}}
+        )
 
-    def _transact(self, record: ModelVersion, entry: HistoryEntry, condition: str, values: dict[str, Any]) -> None:
+    def _version_items(
+        self, record: ModelVersion, entry: HistoryEntry, condition: str, values: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         item: dict[str, Any] = {
             **_version_key(record.name, record.version),
             "kind": {"S": "version"},
@@ -270,24 +360,77 @@ class ModelRegistry:
         put: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
         if values:
             put["ExpressionAttributeValues"] = values
+        history = {"TableName": self._table, "Item": history_item, "ConditionExpression": "attribute_not_exists(sk)"}
+        return [{"Put": put}, {"Put": history}]  # history is append-only
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
         try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    {"Put": put},
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": history_item,
-                            "ConditionExpression": "attribute_not_exists(sk)",  # append-only
-                        }
-                    },
-                ]
-            )
+            self._db.transact_write_items(TransactItems=items)
         except self._db.exceptions.TransactionCanceledException as exc:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if "ConditionalCheckFailed" in reasons:
                 raise _ConditionFailed from exc
             raise
+
+    # -- the production alias --------------------------------------------------------------
+    def find_alias(self, name: str, alias: str = PRODUCTION_ALIAS) -> Alias | None:
+        item = self._db.get_item(TableName=self._table, Key=_alias_key(name, alias), ConsistentRead=True).get("Item")
+        return Alias.model_validate_json(item["alias"]["S"]) if item else None
+
+    def flip_production(self, name: str, version: str, seen_revision: int, actor: str, reason: str) -> Flip:
+        """Point the production alias at ``version`` (PROMOTING -> PRODUCTION) and retire the one
+        it pointed at, in one transaction, on condition that the alias is still at
+        ``seen_revision`` (0: none yet). AliasMoved when another promotion got there first."""
+        for _ in range(WRITE_ATTEMPTS):
+            alias = self.find_alias(name)
+            current = self.get(name, version)
+            if alias and alias.version == version and current.status is Status.PRODUCTION:
+                return Flip(alias=alias, promoted=current, changed=False)  # a retried flip, done
+            if (alias.revision if alias else 0) != seen_revision:
+                raise AliasMoved(name, alias, seen_revision)
+            if not may_move(current.status, Status.PRODUCTION):
+                raise TransitionRefused(current, Status.PRODUCTION)
+            promoted, items = self._version_change(current, Status.PRODUCTION, actor, reason, {})
+            retired = None
+            if alias and alias.version != version:
+                serving = self.get(name, alias.version)
+                if may_move(serving.status, Status.RETIRED):
+                    retired, more = self._version_change(
+                        serving, Status.RETIRED, actor, f"replaced in production by {version}", {}
+                    )
+                    items += more
+            previous = alias.version if alias and alias.version != version else (alias.previous if alias else None)
+            flipped = Alias(
+                name=name,
+                version=version,
+                previous=previous,
+                revision=seen_revision + 1,
+                updated_at=promoted.updated_at,
+                actor=actor,
+            )
+            condition, values = (
+                ("revision = :seen", {":seen": {"N": str(seen_revision)}})
+                if alias
+                else ("attribute_not_exists(pk)", {})
+            )
+            put: dict[str, Any] = {
+                "TableName": self._table,
+                "Item": {
+                    **_alias_key(name, PRODUCTION_ALIAS),
+                    "kind": {"S": "alias"},
+                    "revision": {"N": str(flipped.revision)},
+                    "alias": {"S": flipped.model_dump_json()},
+                },
+                "ConditionExpression": condition,
+            }
+            if values:
+                put["ExpressionAttributeValues"] = values
+            try:
+                self._transact([{"Put": put}, *items])
+            except _ConditionFailed:
+                continue  # the alias or a version changed meanwhile: re-read and re-check
+            return Flip(alias=flipped, promoted=promoted, retired=retired)
+        raise ConcurrentUpdate(f"{name} {version}: {WRITE_ATTEMPTS} concurrent writes in a row")
 
     # -- approvals -----------------------------------------------------------------------
     def put_approval(self, name: str, version: str, task_token: str) -> PendingApproval:
@@ -298,25 +441,69 @@ class ModelRegistry:
             task_token=task_token,
             requested_at=iso(self._clock()),
         )
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": f"APPROVAL#{approval.approval_id}"},
-                "sk": {"S": "APPROVAL"},
-                "kind": {"S": "approval"},
-                "approval": {"S": approval.model_dump_json()},
-            },
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        item = {**_approval_key(approval.approval_id), "kind": {"S": "approval"}}
+        item.update({k: {"S": v} for k, v in approval.model_dump(exclude_none=True).items()})
+        self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         return approval
 
     def find_approval(self, approval_id: str) -> PendingApproval | None:
-        item = self._db.get_item(
+        item = self._db.get_item(TableName=self._table, Key=_approval_key(approval_id), ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return PendingApproval.model_validate({k: item[k]["S"] for k in _APPROVAL_FIELDS if k in item})
+
+    def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None:
+        """Where the approval message is, so the outcome can be written into it."""
+        self._db.update_item(
             TableName=self._table,
-            Key={"pk": {"S": f"APPROVAL#{approval_id}"}, "sk": {"S": "APPROVAL"}},
-            ConsistentRead=True,
-        ).get("Item")
-        return PendingApproval.model_validate_json(item["approval"]["S"]) if item else None
+            Key=_approval_key(approval_id),
+            UpdateExpression="SET slack_channel = :channel, slack_ts = :ts",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":channel": {"S": channel}, ":ts": {"S": ts}},
+        )
+
+    def claim_decision(self, approval_id: str, decision: str, decided_by: str) -> PendingApproval:
+        """Record the decision once; AlreadyDecided (with who and when) for every later click."""
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=_approval_key(approval_id),
+                UpdateExpression="SET decision = :decision, decided_by = :by, decided_at = :at",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(decision)",
+                ExpressionAttributeValues={
+                    ":decision": {"S": decision},
+                    ":by": {"S": decided_by},
+                    ":at": {"S": iso(self._clock())},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            approval = self.find_approval(approval_id)
+            if approval is None:
+                raise ApprovalNotFound(approval_id) from None
+            raise AlreadyDecided(approval) from None
+        attributes = answer["Attributes"]
+        return PendingApproval.model_validate({k: attributes[k]["S"] for k in _APPROVAL_FIELDS if k in attributes})
+
+    def release_decision(self, approval_id: str, decided_by: str) -> None:
+        """Undo a claim whose task could not be resumed (an error, not a timeout), so a click can be retried."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=_approval_key(approval_id),
+            UpdateExpression="REMOVE decision, decided_by, decided_at",
+            ConditionExpression="decided_by = :by",
+            ExpressionAttributeValues={":by": {"S": decided_by}},
+        )
+
+    def mark_approval_expired(self, approval_id: str, decided_by: str) -> None:
+        """The claimed decision came after Step Functions gave up waiting: say so for later clicks."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=_approval_key(approval_id),
+            UpdateExpression="SET decision = :expired",
+            ConditionExpression="decided_by = :by",
+            ExpressionAttributeValues={":expired": {"S": "expired"}, ":by": {"S": decided_by}},
+        )
 
 
 class _ConditionFailed(Exception):

@@ -26,12 +26,19 @@ class Settings(BaseSettings):
     production_endpoint: str
     deploy_state_machine_arn: str
     slack_bot_token_secret: str = Field(description="Secrets Manager name of the Slack bot token")
+    slack_signing_secret: str = Field(description="Secrets Manager name of the Slack app's signing secret")
+    slack_approver_ids: str = Field(default="", description="comma-separated Slack user ids allowed to decide")
+    api_tokens_secret: str = Field(description="Secrets Manager name of the API tokens' hashes and scopes")
     slack_api_url: str = Field(default="https://slack.com/api/", description="the Slack Web API base URL")
     slack_channel: str = "#mmedeploy"
     # WarmStaging: SageMaker keeps loading a model for up to 360 s while answering
     # ModelNotReadyException; after that the load is given up.
     warm_load_timeout_s: float = Field(default=360.0, gt=0)
     warm_requests: int = Field(default=5, ge=1, le=50, description="warm calls timed for the p50")
+
+    @property
+    def approvers(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.slack_approver_ids.split(",") if part.strip())
 
 
 @lru_cache(maxsize=1)

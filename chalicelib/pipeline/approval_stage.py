@@ -36,5 +36,7 @@ class ApprovalStage:
             record = registry.annotate(
                 request.name, request.version, ACTOR, reason, lambda _: {"approval_id": approval.approval_id}
             )
-        self._notifier.request_approval(record, approval.approval_id)
+        channel, ts = self._notifier.request_approval(record, approval.approval_id)
+        if ts:
+            registry.set_approval_message(approval.approval_id, channel, ts)
         return approval.approval_id

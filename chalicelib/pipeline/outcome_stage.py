@@ -41,7 +41,8 @@ class OutcomeStage:
                 target, reason = Status.FAILED, failure_reason(outcome.error)
             else:  # already ended (e.g. the error came after the version was decided)
                 return OutcomeResult(status=record.status.value)
-        moved = self._tracker.move(outcome.name, outcome.version, target, ACTOR, reason)
+        actor = decider(outcome.error) if target is Status.DECLINED else None
+        moved = self._tracker.move(outcome.name, outcome.version, target, actor or ACTOR, reason)
         return OutcomeResult(status=moved.record.status.value)
 
 
@@ -57,6 +58,15 @@ def ending(error: StageError) -> tuple[Status, str]:
 def failure_reason(error: StageError) -> str:
     message = cause_message(error.Cause)
     return f"{error.Error}: {message}"[:1000] if message else error.Error
+
+
+def decider(error: StageError) -> str | None:
+    """Who declined: the approval gate puts ``decided_by`` in SendTaskFailure's cause."""
+    try:
+        payload = json.loads(error.Cause)
+    except ValueError:
+        return None
+    return str(payload["decided_by"]) if isinstance(payload, dict) and payload.get("decided_by") else None
 
 
 def cause_message(cause: str) -> str:

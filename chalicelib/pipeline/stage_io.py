@@ -73,12 +73,6 @@ class WarmInput(DeploymentInput):
     validation: ValidationResult
 
 
-class WarmResult(BaseModel):
-    cold_load_ms: float
-    warm_p50_ms: float
-    requests: int
-
-
 class ApprovalRequest(BaseModel):
     name: str
     version: str

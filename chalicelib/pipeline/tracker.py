@@ -1,5 +1,6 @@
-"""Every status change in one place: the registry write, its lifecycle event, and (for endings)
-the Slack notification. Stages move versions only through here."""
+"""Every status change in one place: the registry write, its lifecycle event, and what Slack is
+told (endings are announced; the approval message follows the version once it is decided).
+Stages move versions only through here."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.lifecycle import TERMINAL, Status
+from chalicelib.lifecycle import ROLLED_BACK, TERMINAL, Status
 from chalicelib.lifecycle_events import UPLOAD_REFUSED, LifecycleEvent, LifecyclePublisher
-from chalicelib.registry import ModelRegistry, ModelVersion, RejectedUpload, Transition
+from chalicelib.registry import Flip, ModelRegistry, ModelVersion, RejectedUpload, Transition
 from chalicelib.slack_notifier import SlackNotifier
 
 logger = Logger(service="mmedeploy", child=True)
+# Once decided, the approval message shows where the version stands instead of its buttons.
+AFTER_DECISION = frozenset(
+    {Status.APPROVED, Status.DECLINED, Status.EXPIRED, Status.PROMOTING, Status.PRODUCTION, Status.FAILED}
+)
 
 
 class LifecycleTracker:
@@ -39,6 +44,21 @@ class LifecycleTracker:
         moved = self.registry.transition(name, version, target, actor, reason, changes)
         self._announce(moved.record, actor, moved.previous, moved.changed)
         return moved
+
+    def flip(self, name: str, version: str, seen_revision: int, actor: str, reason: str, rollback: bool) -> Flip:
+        """Make ``version`` the production version (see ModelRegistry.flip_production): announced
+        as ModelPromoted, or ModelRolledBack, and the replaced version as ModelRetired."""
+        flip = self.registry.flip_production(name, version, seen_revision, actor, reason)
+        self._publisher.publish(
+            LifecycleEvent.of(flip.promoted, actor, Status.PROMOTING if flip.changed else None),
+            detail_type=ROLLED_BACK if rollback else None,
+        )
+        if flip.retired:
+            self._publisher.publish(LifecycleEvent.of(flip.retired, actor, Status.PRODUCTION))
+        if flip.changed:
+            self._notifier.announce_promoted(flip, rollback)
+            self._update_approval_message(flip.promoted)
+        return flip
 
     def refuse_upload(self, record: ModelVersion, etag: str, sha256: str, reason: str, actor: str) -> ModelVersion:
         """A later upload under a registered name+version was refused: noted on the version (its
@@ -67,3 +87,10 @@ class LifecycleTracker:
         )
         if changed and record.status in TERMINAL:
             self._notifier.announce_outcome(record)
+        if changed and record.status in AFTER_DECISION:
+            self._update_approval_message(record)
+
+    def _update_approval_message(self, record: ModelVersion) -> None:
+        approval = self.registry.find_approval(record.approval_id) if record.approval_id else None
+        if approval is not None:
+            self._notifier.update_approval(record, approval)

@@ -1,26 +1,21 @@
-"""WarmStaging: load the model on the staging MME, smoke-test it, and time it.
+"""WarmStaging: load the model on the staging MME, smoke-test it, and time it (warmup.smoke_test).
 
-The first call pays the cold load (MME answers ModelNotReady meanwhile; the invoker retries);
-its wall time from first attempt to answer is the cold-load time. Then the warm requests (the
-tarball's test cases, or one synthesised from the config) are timed for the p50.
+The first call pays the cold load (MME answers ModelNotReady meanwhile; the invoker retries).
+Then the warm requests (the tarball's test cases, or one synthesised from the config) are timed
+for the p50.
 """
 
 from __future__ import annotations
 
-import statistics
-
 from chalicelib.endpoint_invoker import EndpointInvoker
 from chalicelib.lifecycle import Status
-from chalicelib.pipeline.stage_io import WarmInput, WarmResult
+from chalicelib.pipeline.stage_io import WarmInput
 from chalicelib.pipeline.tracker import LifecycleTracker
 from chalicelib.registry import ModelVersion
-from chalicelib.warmup import build_warm_requests, check_response
+from chalicelib.warmup.smoke_test import SmokeTestFailed, WarmResult, describe_cases, warm_and_check
 
+__all__ = ["SmokeTestFailed", "WarmStage"]  # SmokeTestFailed: the error name Catch and tests see
 ACTOR = "pipeline/warm-staging"
-
-
-class SmokeTestFailed(Exception):
-    """The model loaded but its answers do not match the config or the shipped test cases."""
 
 
 class NothingToServe(Exception):
@@ -42,25 +37,8 @@ class WarmStage:
             record = self._tracker.move(
                 warm.name, warm.version, Status.WARMING, ACTOR, "loading on the staging endpoint"
             ).record
-        target_model = record.target_model
-        requests = build_warm_requests(served, warm.validation.test_cases)
-
-        cold = self._invoker.invoke(target_model, requests[0].body)
-        cold_ms = (cold.waited_seconds + cold.seconds) * 1000
-        problems = [f"{requests[0].name}: {p}" for p in check_response(served, requests[0], cold.body)]
-        timings: list[float] = []
-        calls = max(self._warm_requests, len(requests))
-        for i in range(calls):
-            request = requests[i % len(requests)]
-            answer = self._invoker.invoke(target_model, request.body)
-            timings.append(answer.seconds * 1000)
-            if i < len(requests):  # each case is checked once warm, too
-                problems += [f"{request.name}: {p}" for p in check_response(served, request, answer.body)]
-        if problems:
-            raise SmokeTestFailed(f"{len(problems)} smoke-test problem(s): " + "; ".join(problems[:5]))
-
-        result = WarmResult(
-            cold_load_ms=round(cold_ms, 1), warm_p50_ms=round(statistics.median(timings), 2), requests=len(timings)
+        result = warm_and_check(
+            self._invoker, record.target_model, served, warm.validation.test_cases, self._warm_requests
         )
 
         def metrics(current: ModelVersion) -> dict[str, object]:
@@ -73,15 +51,13 @@ class WarmStage:
                 }
             }
 
-        cases = len(warm.validation.test_cases)
-        how = f"{cases} shipped test case(s)" if cases else "a request synthesised from the config"
         self._tracker.move(
             warm.name,
             warm.version,
             Status.STAGED,
             ACTOR,
             f"warm on staging: cold load {result.cold_load_ms / 1000:.2f} s, warm p50 {result.warm_p50_ms:.1f} ms; "
-            f"smoke-tested with {how}",
+            f"smoke-tested with {describe_cases(warm.validation.test_cases)}",
             metrics,
         )
         return result

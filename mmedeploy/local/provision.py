@@ -74,6 +74,15 @@ def _resolve(value: Any, parameters: dict[str, str], arns: dict[str, str] | None
     return value
 
 
+def _without_depends_on(resource: dict[str, Any], elsewhere: set[str]) -> dict[str, Any]:
+    depends = resource.get("DependsOn")
+    if depends is None:
+        return resource
+    kept = [d for d in ([depends] if isinstance(depends, str) else depends) if d not in elsewhere]
+    trimmed = {k: v for k, v in resource.items() if k != "DependsOn"}
+    return {**trimmed, "DependsOn": kept} if kept else trimmed
+
+
 def _mentions(value: Any, logical_ids: set[str]) -> bool:
     if isinstance(value, dict):
         if value.get("Ref") in logical_ids:
@@ -103,6 +112,9 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
         if resource["Type"] not in NOT_IN_MOTO_CLOUDFORMATION
     }
     elsewhere = set(template["Resources"]) - set(supported)
+    # An ordering on AWS (e.g. a rule after the state machine it targets by ARN) means nothing to
+    # moto for a resource created outside its CloudFormation.
+    supported = {logical: _without_depends_on(resource, elsewhere) for logical, resource in supported.items()}
     # The Globals' expressions are resolved by moto's CloudFormation itself, as extra outputs.
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     outputs = {k: v for k, v in template.get("Outputs", {}).items() if not _mentions(v, elsewhere)}

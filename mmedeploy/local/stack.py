@@ -58,6 +58,7 @@ class StackInfo(BaseModel):
     registry_table: str
     idempotency_table: str
     deploy_state_machine: str = ""
+    promote_state_machine: str = ""
     lifecycle_bus: str = "mmedeploy-lifecycle"
     pid: int
     started_at: float
@@ -199,6 +200,7 @@ class LocalStack:
             {
                 "ApprovalTimeoutSeconds": str(config.approval_timeout_s),
                 "SlackApiUrl": config.url("Slack sink") + "/api/",
+                "SlackApproverIds": ",".join(SLACK_APPROVERS),
             },
         )
         outputs = provisioned.outputs
@@ -224,6 +226,7 @@ class LocalStack:
             registry_table=outputs["RegistryTable"],
             idempotency_table=outputs["IdempotencyTable"],
             deploy_state_machine=outputs["DeployModelStateMachine"],
+            promote_state_machine=outputs["PromoteModelStateMachine"],
             slack_signing_secret=tokens["slack_signing_secret"],
             slack_approver_ids=SLACK_APPROVERS,
             api_token=tokens["api_token"],
@@ -333,8 +336,16 @@ class LocalStack:
         )
         hashed = {
             "tokens": [
-                {"sha256": hashlib.sha256(tokens["api_token"].encode()).hexdigest(), "scopes": ["invoke"]},
-                {"sha256": hashlib.sha256(tokens["admin_token"].encode()).hexdigest(), "scopes": ["invoke", "admin"]},
+                {
+                    "name": "local-invoke",
+                    "sha256": hashlib.sha256(tokens["api_token"].encode()).hexdigest(),
+                    "scopes": ["invoke"],
+                },
+                {
+                    "name": "local-admin",
+                    "sha256": hashlib.sha256(tokens["admin_token"].encode()).hexdigest(),
+                    "scopes": ["invoke", "admin"],
+                },
             ]
         }
         client.put_secret_value(SecretId=secret_names["ApiTokens"], SecretString=json.dumps(hashed))

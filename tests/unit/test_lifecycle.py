@@ -68,8 +68,16 @@ def test_an_ended_deployment_accepts_no_move(status: Status) -> None:
     assert successors(status) == set()
 
 
-def test_retired_accepts_only_a_rollback_to_production() -> None:
-    assert successors(S.RETIRED) == {S.PRODUCTION}
+def test_retired_accepts_only_a_rollback_which_warms_it_again_first() -> None:
+    assert successors(S.RETIRED) == {S.PROMOTING}
+
+
+def test_production_is_entered_only_through_a_promotion() -> None:
+    assert ALLOWED_FROM[S.PRODUCTION] == {S.PROMOTING}
+
+
+def test_a_promotion_ends_serving_failed_or_back_where_a_rollback_began() -> None:
+    assert successors(S.PROMOTING) == {S.PRODUCTION, S.FAILED, S.RETIRED}
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL))

@@ -1,0 +1,157 @@
+"""ApprovalGate: one decision per approval request, whoever clicks and however often.
+
+The decision is claimed in the registry first (a conditional write), then the waiting task is
+resumed; the version's status moves when the execution goes on (RecordApproval, or RecordOutcome
+for a rejection), so the answer here is fast and the registry's history names the decider.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from chalicelib.approval.task_callback import TaskCallback, TaskGone
+from chalicelib.lifecycle import Status
+from chalicelib.registry import AlreadyDecided, ModelRegistry, ModelVersion, PendingApproval
+
+DECLINED_ERROR = "ApprovalDeclined"  # RecordOutcome maps it to DECLINED
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Outcome(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    ALREADY_DECIDED = "already_decided"
+    EXPIRED = "expired"
+    NOT_AWAITING = "not_awaiting"
+    UNKNOWN_APPROVAL = "unknown_approval"
+    FORBIDDEN = "forbidden"
+    INVALID_SIGNATURE = "invalid_signature"
+    MALFORMED = "malformed"
+
+
+class GateAnswer(BaseModel):
+    ok: bool
+    outcome: Outcome
+    text: str
+    name: str | None = None
+    version: str | None = None
+    status: Status | None = None
+
+
+class ApprovalDecision(BaseModel):
+    """What SendTaskSuccess hands the execution (RequestApproval's result)."""
+
+    decision: Decision
+    decided_by: str
+    approval_id: str
+    decided_at: str
+
+
+class ApprovalGate:
+    def __init__(self, registry: ModelRegistry, callback: TaskCallback) -> None:
+        self._registry = registry
+        self._callback = callback
+
+    def decide(self, approval_id: str, decision: Decision, actor: str) -> GateAnswer:
+        approval = self._registry.find_approval(approval_id)
+        if approval is None:
+            return GateAnswer(
+                ok=False, outcome=Outcome.UNKNOWN_APPROVAL, text=f"there is no approval request {approval_id}"
+            )
+        record = self._registry.find(approval.name, approval.version)
+        if record is None:
+            return GateAnswer(
+                ok=False, outcome=Outcome.UNKNOWN_APPROVAL, text=f"{approval.name} {approval.version} is not registered"
+            )
+        if approval.decision:
+            return _already(approval, record)
+        if record.status is not Status.AWAITING_APPROVAL or record.approval_id != approval_id:
+            return _not_awaiting(approval, record)
+        try:
+            claimed = self._registry.claim_decision(approval_id, decision.value, actor)
+        except AlreadyDecided as exc:
+            return _already(exc.approval, record)
+        try:
+            self._resume(claimed, decision, actor)
+        except TaskGone:
+            self._registry.mark_approval_expired(approval_id, actor)
+            return _answer(
+                record,
+                False,
+                Outcome.EXPIRED,
+                f"too late: the approval request for {record.name} {record.version} had already timed out; "
+                "nothing changed",
+            )
+        except Exception:
+            # Nothing was resumed: free the claim so a click can be retried, then report the error.
+            self._registry.release_decision(approval_id, actor)
+            raise
+        if decision is Decision.APPROVE:
+            return _answer(
+                record,
+                True,
+                Outcome.APPROVED,
+                f"{record.name} {record.version} approved by {actor}; promotion to production starts",
+            )
+        return _answer(record, True, Outcome.DECLINED, f"{record.name} {record.version} rejected by {actor}")
+
+    def _resume(self, approval: PendingApproval, decision: Decision, actor: str) -> None:
+        if decision is Decision.APPROVE:
+            output = ApprovalDecision(
+                decision=decision,
+                decided_by=actor,
+                approval_id=approval.approval_id,
+                decided_at=approval.decided_at or "",
+            )
+            self._callback.succeed(approval.task_token, output.model_dump(mode="json"))
+        else:
+            message = f"rejected by {actor} (approval {approval.approval_id})"
+            self._callback.fail(approval.task_token, DECLINED_ERROR, {"errorMessage": message, "decided_by": actor})
+
+
+def _answer(record: ModelVersion, ok: bool, outcome: Outcome, text: str) -> GateAnswer:
+    return GateAnswer(ok=ok, outcome=outcome, text=text, name=record.name, version=record.version, status=record.status)
+
+
+def _already(approval: PendingApproval, record: ModelVersion) -> GateAnswer:
+    if approval.decision == "expired":
+        return _answer(
+            record, False, Outcome.EXPIRED, f"the approval request for {record.name} {record.version} has expired"
+        )
+    verb = "approved" if approval.decision == Decision.APPROVE else "rejected"
+    return _answer(
+        record,
+        False,
+        Outcome.ALREADY_DECIDED,
+        f"{record.name} {record.version} was already {verb} by {approval.decided_by} at {approval.decided_at}; "
+        f"it is {record.status.value}",
+    )
+
+
+def _not_awaiting(approval: PendingApproval, record: ModelVersion) -> GateAnswer:
+    if record.status is Status.EXPIRED:
+        return _answer(
+            record,
+            False,
+            Outcome.EXPIRED,
+            f"the approval request for {record.name} {record.version} expired at {record.updated_at}; "
+            "nothing changed (upload a new version to ask again)",
+        )
+    if record.status is Status.AWAITING_APPROVAL:
+        why = f"this request was superseded by {record.approval_id}"
+    else:
+        why = f"it is {record.status.value} since {record.updated_at}"
+        if record.reason:
+            why += f" ({record.reason})"
+    return _answer(
+        record,
+        False,
+        Outcome.NOT_AWAITING,
+        f"{record.name} {record.version} no longer waits for this approval: {why}; nothing changed",
+    )

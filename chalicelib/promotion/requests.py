@@ -1,0 +1,72 @@
+"""An admin's promotion or rollback through the API. Nothing is promoted here: an awaiting version
+is approved through the gate (as a Slack click would), anything else is asked for with a
+PromotionRequested event, and PromoteModel does the work (copy, warm, flip) as for an approval."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from chalicelib.approval.gate import ApprovalGate, Decision
+from chalicelib.lifecycle import PROMOTION_REQUESTED, Status
+from chalicelib.lifecycle_events import LifecycleEvent, LifecyclePublisher
+from chalicelib.registry import ModelRegistry, ModelVersion
+
+
+class RequestRefused(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class PromotionAccepted(BaseModel):
+    name: str
+    version: str
+    status: Status
+    action: str
+    from_version: str | None = None
+
+
+class PromotionRequests:
+    def __init__(self, registry: ModelRegistry, gate: ApprovalGate, publisher: LifecyclePublisher) -> None:
+        self._registry = registry
+        self._gate = gate
+        self._publisher = publisher
+
+    def promote(self, name: str, version: str, actor: str) -> PromotionAccepted:
+        record = self._registry.find(name, version)
+        if record is None:
+            raise RequestRefused(404, f"no version {version} of model {name} in the registry")
+        if record.status is Status.AWAITING_APPROVAL and record.approval_id:
+            answer = self._gate.decide(record.approval_id, Decision.APPROVE, actor)
+            if not answer.ok:
+                raise RequestRefused(409, answer.text)
+            return PromotionAccepted(name=name, version=version, status=record.status, action="approved")
+        if record.status in (Status.APPROVED, Status.RETIRED):
+            return self._request(record, actor, "promotion requested")
+        if record.status is Status.PRODUCTION:
+            raise RequestRefused(409, f"{name} {version} already serves in production")
+        raise RequestRefused(
+            409,
+            f"{name} {version} is {record.status.value}; only AWAITING_APPROVAL, APPROVED or RETIRED versions "
+            "can be promoted",
+        )
+
+    def rollback(self, name: str, actor: str) -> PromotionAccepted:
+        alias = self._registry.find_alias(name)
+        if alias is None:
+            raise RequestRefused(404, f"model {name} has no production version")
+        if not alias.previous:
+            first = f"{alias.version} is the first production version of {name}"
+            raise RequestRefused(409, f"nothing to roll back to: {first}")
+        previous = self._registry.get(name, alias.previous)
+        if previous.status is not Status.RETIRED:
+            raise RequestRefused(
+                409, f"{name} {previous.version} is {previous.status.value}, not RETIRED: it cannot be rolled back to"
+            )
+        accepted = self._request(previous, actor, "rollback requested")
+        return accepted.model_copy(update={"from_version": alias.version})
+
+    def _request(self, record: ModelVersion, actor: str, action: str) -> PromotionAccepted:
+        # PromoteModel claims the version itself (a conditional move), so a repeated request is harmless.
+        self._publisher.publish(LifecycleEvent.of(record, actor), detail_type=PROMOTION_REQUESTED)
+        return PromotionAccepted(name=record.name, version=record.version, status=record.status, action=action)

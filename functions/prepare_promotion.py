@@ -1,0 +1,18 @@
+"""PromoteModel stage PreparePromotion: claim the version (PROMOTING) and copy it to production."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import composition
+from chalicelib.promotion.promotion_io import PrepareInput
+from functions.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    step = PrepareInput.model_validate(event)
+    logger.append_keys(model=step.name, version=step.version)
+    return composition.prepare_promotion().run(step).model_dump(mode="json")

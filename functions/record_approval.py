@@ -1,0 +1,22 @@
+"""DeployModel stage RecordApproval: the decision came back approved; the version is APPROVED."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib import composition
+from chalicelib.pipeline.record_approval_stage import RecordApprovalInput
+from functions.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    approved = RecordApprovalInput.model_validate(event)
+    logger.append_keys(model=approved.name, version=approved.version, decided_by=approved.decision.decided_by)
+    result = composition.record_approval_stage().run(approved)
+    metrics.add_metric(name="Approvals", unit=MetricUnit.Count, value=1)
+    return result.model_dump(mode="json")
