@@ -1,5 +1,5 @@
 """The ``mmedeploy`` command line. Exit codes: 0 ok/valid, 1 invalid, 2 usage or I/O error
-(``status`` adds 3: no such model or version).
+(``status``, ``approve``/``reject``, ``promote``/``rollback`` add 3: no such model or version).
 
 No command prints a traceback: expected failures print what to do; anything unexpected prints
 one line asking for a bug report (with ``MMEDEPLOY_DEBUG=1`` for the traceback).
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_push(commands)
     _add_status(commands)
+    _add_decisions(commands)
+    _add_admin(commands)
     return parser
 
 
@@ -426,6 +428,335 @@ def _watch_version(args: argparse.Namespace, registry: Any, out: Console, err: C
             f"keep watching with: mmedeploy status {name} {version} --watch{_state_dir_option(args.state_dir)}",
         )
     return EXIT_INVALID
+
+
+# -- approve / reject: the Slack buttons, without Slack ---------------------------------------------
+DECISION_EPILOG = """\
+Sends what Slack sends when the button on the approval request is clicked: a block_actions
+interaction, signed with the stack's Slack signing secret, to POST <api_url>/slack/interactions.
+The approval is the version's (see 'mmedeploy status NAME VERSION').
+
+exit codes:
+  0  decided: the version is approved / declined
+  1  not decided: no approval was requested, already decided, expired, not awaiting approval,
+     signature refused (401), the user may not decide (403), malformed (400)
+  2  usage or connection error (no local stack, the API does not answer)
+  3  no such model or version
+"""
+
+ADMIN_EPILOG = """\
+Needs the admin token (the local stack's admin_token). Unless --no-wait, follows the version until
+it is PRODUCTION, FAILED, or RETIRED again (a rollback that could not warm it), or --timeout passes;
+Ctrl-C stops waiting, not the {what}.
+
+exit codes:
+  0  {done}
+  1  refused by the API (401/403: the admin token was refused), FAILED, RETIRED again, or --timeout
+  2  usage or connection error (no local stack, the API does not answer, registry unreadable)
+  3  no such model or version
+"""
+
+
+def _add_decisions(commands: Any) -> None:
+    for command, verb in (("approve", "approve"), ("reject", "reject (decline)")):
+        parser = commands.add_parser(
+            command,
+            help=f"{verb} a staged version, as the Slack button does (a signed Slack interaction)",
+            epilog=DECISION_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("version", metavar="VERSION")
+        parser.add_argument(
+            "--user", metavar="SLACK_USER_ID", help="the Slack user who clicks (default: the first approver)"
+        )
+        parser.add_argument("--json", action="store_true", help="print the webhook's answer and its http_status")
+        parser.add_argument(
+            "--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory"
+        )
+        parser.set_defaults(handler=cmd_decide)
+
+
+def _add_admin(commands: Any) -> None:
+    promote = commands.add_parser(
+        "promote",
+        help="promote a version to production (admin)",
+        epilog=ADMIN_EPILOG.format(what="promotion", done="accepted (--no-wait), or the version is PRODUCTION"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    promote.add_argument("name", metavar="NAME")
+    promote.add_argument("version", metavar="VERSION")
+    rollback = commands.add_parser(
+        "rollback",
+        help="make the previous production version production again (admin)",
+        epilog=ADMIN_EPILOG.format(what="rollback", done="accepted (--no-wait), or the previous version is PRODUCTION"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rollback.add_argument("name", metavar="NAME")
+    rollback.set_defaults(version=None)
+    for parser, handler in ((promote, cmd_promote), (rollback, cmd_rollback)):
+        parser.add_argument("--no-wait", action="store_true", help="return once the API accepted the request")
+        parser.add_argument(
+            "--timeout",
+            type=_positive_seconds,
+            default=900.0,
+            metavar="S",
+            help="give up waiting after this many seconds, exit 1 (900)",
+        )
+        parser.add_argument(
+            "--interval", type=_positive_seconds, default=0.5, metavar="S", help="seconds between reads (0.5)"
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON (the API's answer, and the outcome)")
+        parser.add_argument(
+            "--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory"
+        )
+        parser.set_defaults(handler=handler)
+
+
+def _unreachable(err: Console, prog: str, exc: Exception, state_dir: Path) -> int:
+    _fail(
+        err,
+        f"{prog}: {exc}; the local stack may not be running or may have stopped: check with "
+        f"'mmedeploy status', or (re)start it with: mmedeploy up --detach{_state_dir_option(state_dir)}",
+    )
+    return EXIT_USAGE
+
+
+def _plain(console: Console, line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def cmd_decide(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.admin_api import ApiNotConfigured, ApiUnreachable
+    from mmedeploy.decision import Decision, decided, default_user, send_decision
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    prog = f"mmedeploy {args.command}"
+    decision = Decision(args.command)
+    name, version = args.name, args.version
+    try:
+        target = resolve_target(args.state_dir)
+    except TargetUnavailable as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_USAGE
+    user = args.user or default_user(target)
+    if not user:
+        _fail(err, f"{prog}: {target.description} names no Slack approver; give --user SLACK_USER_ID")
+        return EXIT_USAGE
+    registry = target.registry()
+    try:
+        record = registry.find(name, version)
+        approval = registry.find_approval(record.approval_id) if record and record.approval_id else None
+    except _aws_errors() as exc:
+        _fail(err, f"{prog}: reading the registry on {target.description} failed: {exc}")
+        return EXIT_USAGE
+    if record is None:
+        _fail(err, f"{prog}: no version {version} of model {name} in the registry; see: mmedeploy status {name}")
+        return EXIT_NOT_FOUND
+    if not record.approval_id:
+        because = f": {record.reason}" if record.reason else ""
+        _fail(err, f"{prog}: no approval was requested for {name} {version}; it is {record.status.value}{because}")
+        return EXIT_INVALID
+    try:
+        answer = send_decision(target, record, decision, user, approval)
+    except ApiNotConfigured as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_USAGE
+    except ApiUnreachable as exc:
+        return _unreachable(err, prog, exc, args.state_dir)
+    ok = decided(answer)
+    if args.json:
+        print(_dumps(answer.as_json()))
+        return EXIT_OK if ok else EXIT_INVALID
+    document = answer.document
+    status = document.get("status")
+    if ok:
+        _plain(out, answer.error)  # the webhook's text, as Slack would show it
+        _plain(out, f"  {name} {version} is {status or decision.past} (as Slack user {user})")
+        _plain(out, f"follow it: mmedeploy status {name} {version} --watch{_state_dir_option(args.state_dir)}")
+        return EXIT_OK
+    code = answer.http_status
+    if code == 200:
+        why = f"not {decision.past} ({document.get('outcome') or 'refused'}): {answer.error}"
+    elif code == 401:
+        why = f"the webhook refused the signature (HTTP 401): {answer.error}"
+    elif code == 403:
+        approvers = ", ".join(target.slack_approver_ids) or "none listed"
+        why = f"Slack user {user} may not decide (HTTP 403): {answer.error}; approvers: {approvers}"
+    elif code == 400:
+        why = f"the webhook found the interaction malformed (HTTP 400): {answer.error}"
+    else:
+        why = f"the webhook answered HTTP {code}: {answer.error}"
+    _fail(err, f"{prog}: {name} {version}: {why}" + (f"; it is {status}" if status else ""))
+    return EXIT_INVALID
+
+
+def cmd_promote(args: argparse.Namespace, out: Console, err: Console) -> int:
+    return _admin_command(args, out, err)
+
+
+def cmd_rollback(args: argparse.Namespace, out: Console, err: Console) -> int:
+    return _admin_command(args, out, err)
+
+
+def _admin_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """``promote`` (args.version set) and ``rollback`` (args.version None): request, then follow."""
+    from mmedeploy.admin_api import ApiNotConfigured, ApiUnreachable, request_promotion, request_rollback
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    prog = f"mmedeploy {args.command}"
+    name = args.name
+    try:
+        target = resolve_target(args.state_dir)
+    except TargetUnavailable as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_USAGE
+    registry = target.registry()
+    revisions: dict[str, int] = {}  # before the request: a later RETIRED with a higher one is a failed rollback
+    if not args.no_wait:
+        try:
+            if args.version is not None:
+                found = registry.find(name, args.version)
+                revisions = {found.version: found.revision} if found else {}
+            else:
+                revisions = {r.version: r.revision for r in registry.versions(name)}
+        except _aws_errors() as exc:
+            _fail(err, f"{prog}: reading the registry on {target.description} failed: {exc}")
+            return EXIT_USAGE
+    try:
+        if args.version is not None:
+            answer = request_promotion(target, name, args.version)
+        else:
+            answer = request_rollback(target, name)
+    except ApiNotConfigured as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_USAGE
+    except ApiUnreachable as exc:
+        return _unreachable(err, prog, exc, args.state_dir)
+
+    if not answer.accepted:
+        if args.json:
+            print(_dumps(answer.as_json()))
+        code = answer.http_status
+        if code in (401, 403):
+            _fail(err, f"{prog}: the API refused the admin token of {target.description} (HTTP {code}): {answer.error}")
+        elif code < 500:
+            _fail(err, f"{prog}: refused (HTTP {code}): {answer.error}")
+        else:
+            _fail(err, f"{prog}: the API failed (HTTP {code}): {answer.error}; see its logs, then try again")
+        return EXIT_NOT_FOUND if code == 404 else EXIT_INVALID
+
+    document = answer.document
+    version = str(document.get("version") or args.version or "")
+    watch_hint = f"mmedeploy status {name} {version} --watch{_state_dir_option(args.state_dir)}"
+    if args.json and args.no_wait:
+        print(_dumps(answer.as_json()))
+        return EXIT_OK
+    if not args.json:
+        accepted = f"({document.get('status') or 'accepted'})"
+        if args.version is not None:
+            _plain(out, f"promotion of {name} {version} accepted {accepted}")
+        else:
+            replacing = f", replacing {document['from_version']}" if document.get("from_version") else ""
+            _plain(out, f"rollback of {name} accepted: {version} becomes production again{replacing} {accepted}")
+        if args.no_wait:
+            _plain(out, f"follow it: {watch_hint}")
+            return EXIT_OK
+    if not version:
+        _fail(err, f"{prog}: the API's answer names no version to follow; see: mmedeploy status {name}")
+        return EXIT_INVALID
+    try:
+        return _follow(args, registry, name, version, revisions.get(version), watch_hint, answer.as_json(), out, err)
+    except _aws_errors() as exc:
+        _fail(err, f"{prog}: reading the registry on {target.description} failed: {exc}; follow it: {watch_hint}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        what = "promotion" if args.version is not None else "rollback"
+        _fail(err, f"{prog}: stopped waiting; the {what} goes on: {watch_hint}")
+        return 130
+
+
+def _follow(
+    args: argparse.Namespace,
+    registry: Any,
+    name: str,
+    version: str,
+    baseline: int | None,
+    watch_hint: str,
+    accepted: dict[str, Any],
+    out: Console,
+    err: Console,
+) -> int:
+    from contextlib import nullcontext
+
+    from rich.text import Text
+
+    from chalicelib.registry import ModelVersion
+    from mmedeploy.follow import Outcome, follow_promotion
+    from mmedeploy.status_view import history_line
+
+    prog = f"mmedeploy {args.command}"
+    what = "promotion" if args.command == "promote" else "rollback"
+    shown = baseline  # history entries up to this revision were there before the request
+    spinner = out.status(f"waiting for {name} {version}") if out.is_terminal and not args.json else None
+
+    def fetch() -> ModelVersion | None:
+        return registry.find(name, version, with_history=True)  # type: ignore[no-any-return]
+
+    def show(record: ModelVersion | None, elapsed: float) -> None:
+        nonlocal shown
+        if record is None or args.json:
+            return
+        # each status change once, as it is seen; with no baseline, from the first read's latest
+        new = record.history[-1:] if shown is None else [e for e in record.history if e.revision > shown]
+        for entry in new:
+            line = Text(f"{elapsed:7.1f} s  ")
+            line.append_text(history_line(entry))
+            out.print(line, soft_wrap=True)
+        shown = max(shown or 0, record.revision)
+        if spinner is not None:
+            spinner.update(
+                f"{name} {version} is {record.status.value}: {elapsed:.0f} s of {args.timeout:g} s "
+                f"(Ctrl-C stops waiting, not the {what})"
+            )
+
+    with spinner if spinner is not None else nullcontext():
+        result = follow_promotion(fetch, show, baseline, interval=args.interval, timeout=args.timeout)
+    record = result.record
+    if args.json:
+        print(
+            _dumps(
+                {
+                    "request": accepted,
+                    "outcome": result.outcome.value,
+                    "name": name,
+                    "version": version,
+                    "status": record.status.value if record else None,
+                    "reason": record.reason if record else None,
+                    "elapsed_s": round(result.elapsed, 3),
+                }
+            )
+        )
+    took = f"after {result.elapsed:.1f} s"
+    reason = f": {record.reason}" if record and record.reason else ""
+    if result.outcome is Outcome.PRODUCTION:
+        if not args.json:
+            again = " again" if args.command == "rollback" else ""
+            _plain(out, f"{name} {version} is PRODUCTION{again} ({took})")
+    elif result.outcome is Outcome.FAILED and record is not None:
+        _fail(err, f"{prog}: {name} {version} is {record.status.value} ({took}){reason}")
+    elif result.outcome is Outcome.RETIRED:
+        kept = f"; {accepted['from_version']} stays production" if accepted.get("from_version") else ""
+        _fail(err, f"{prog}: {name} {version} is RETIRED again ({took}){reason}{kept}")
+    elif record is None:
+        _fail(err, f"{prog}: {name} {version} was not found in the registry within {args.timeout:g} s")
+    else:
+        _fail(
+            err,
+            f"{prog}: {name} {version} is still {record.status.value} after {args.timeout:g} s; "
+            f"the {what} goes on: watch it with: {watch_hint}",
+        )
+    return result.exit_code
 
 
 def _dumps(document: dict[str, Any]) -> str:

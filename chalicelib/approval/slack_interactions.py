@@ -85,10 +85,13 @@ class SlackInteractions:
     def _signed(self, body: bytes, headers: Mapping[str, str]) -> bool:
         lowered = {k.lower(): v for k, v in headers.items()}
         timestamp = lowered.get("x-slack-request-timestamp", "")
-        if not timestamp.isdigit():  # the verifier's int() would raise on garbage
+        if not (timestamp.isascii() and timestamp.isdigit()):  # the verifier's int() raises on others ("²")
             return False
         verifier = SignatureVerifier(self._secret(), clock=_Clock(self._clock))
-        return verifier.is_valid(body, timestamp, lowered.get("x-slack-signature"))
+        try:
+            return verifier.is_valid(body, timestamp, lowered.get("x-slack-signature"))
+        except UnicodeDecodeError:  # it decodes the body as UTF-8 to sign it: not Slack's
+            return False
 
 
 class _Clock(Clock):
@@ -105,7 +108,7 @@ def _parse(body: bytes) -> BlockActions | None:
     try:
         form = urllib.parse.parse_qs(body.decode("utf-8"), strict_parsing=True)
         interaction = BlockActions.model_validate(json.loads(form["payload"][0]))
-    except (UnicodeDecodeError, ValueError, KeyError, ValidationError):
+    except (UnicodeDecodeError, ValueError, KeyError, ValidationError, RecursionError):
         return None
     if interaction.type != "block_actions" or len(interaction.actions) != 1:
         return None

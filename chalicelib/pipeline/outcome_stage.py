@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from chalicelib.lifecycle import Status, may_move
 from chalicelib.pipeline.stage_io import OutcomeInput, OutcomeResult, StageError
 from chalicelib.pipeline.tracker import LifecycleTracker
+from chalicelib.registry import ModelVersion
 
 logger = Logger(service="mmedeploy", child=True)
 ACTOR = "pipeline/record-outcome"
@@ -41,9 +42,21 @@ class OutcomeStage:
                 target, reason = Status.FAILED, failure_reason(outcome.error)
             else:  # already ended (e.g. the error came after the version was decided)
                 return OutcomeResult(status=record.status.value)
-        actor = decider(outcome.error) if target is Status.DECLINED else None
-        moved = self._tracker.move(outcome.name, outcome.version, target, actor or ACTOR, reason)
+        actor = ACTOR
+        if target is Status.DECLINED:
+            actor, reason = self._decline(record, reason)
+        moved = self._tracker.move(outcome.name, outcome.version, target, actor, reason)
         return OutcomeResult(status=moved.record.status.value)
+
+    def _decline(self, record: ModelVersion, reason: str) -> tuple[str, str]:
+        """Who rejected, from the decision the gate claimed in the registry (the source of truth;
+        SendTaskFailure's cause may not arrive)."""
+        approval = self._tracker.registry.find_approval(record.approval_id) if record.approval_id else None
+        if approval is None or not approval.decided_by:
+            return ACTOR, reason
+        return approval.decided_by, (
+            f"rejected by {approval.decided_by} at {approval.decided_at} (approval {approval.approval_id})"
+        )
 
 
 def ending(error: StageError) -> tuple[Status, str]:
@@ -58,15 +71,6 @@ def ending(error: StageError) -> tuple[Status, str]:
 def failure_reason(error: StageError) -> str:
     message = cause_message(error.Cause)
     return f"{error.Error}: {message}"[:1000] if message else error.Error
-
-
-def decider(error: StageError) -> str | None:
-    """Who declined: the approval gate puts ``decided_by`` in SendTaskFailure's cause."""
-    try:
-        payload = json.loads(error.Cause)
-    except ValueError:
-        return None
-    return str(payload["decided_by"]) if isinstance(payload, dict) and payload.get("decided_by") else None
 
 
 def cause_message(cause: str) -> str:

@@ -8,7 +8,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from chalicelib.validation.report import ModelSummary
 from chalicelib.warmup import TestCase
@@ -80,10 +80,16 @@ class ApprovalRequest(BaseModel):
 
 
 class StageError(BaseModel):
-    """What a Catch hands on: ``{"Error": ..., "Cause": ...}``."""
+    """What a Catch hands on: ``{"Error": ..., "Cause": ...}``. The Cause may be null (a
+    SendTaskFailure without one, or an emulator that drops it)."""
 
     Error: str
     Cause: str = ""
+
+    @field_validator("Cause", mode="before")
+    @classmethod
+    def _no_cause(cls, value: object) -> object:
+        return "" if value is None else value
 
 
 class OutcomeInput(BaseModel):

@@ -222,7 +222,11 @@ class Deliverer:
                     FunctionName=target["Arn"], InvocationType="Event", Payload=payload.encode()
                 )
             else:
-                self._client("stepfunctions", arn.region).start_execution(stateMachineArn=target["Arn"], input=payload)
+                # EventBridge names each execution itself; without a name moto calls every one
+                # "None", so the second event would be refused as ExecutionAlreadyExists.
+                self._client("stepfunctions", arn.region).start_execution(
+                    stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=payload
+                )
         except Exception as exc:  # noqa: BLE001 - EventBridge retries and then drops; we log
             log.warning("delivering %s to %s failed: %s", event.get("detail-type"), target["Arn"], exc)
 

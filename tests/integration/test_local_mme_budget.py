@@ -26,6 +26,7 @@ from tests.integration.mme_helpers import (
     textstats_body,
     triton_pids,
 )
+from tests.integration.slack_helpers import click
 from tests.stack_process import start_stack, stop_stack
 from tests.tarballs import echo_repo, pack
 
@@ -138,7 +139,15 @@ def test_a_staged_version_without_a_decision_expires_after_the_approval_timeout(
         what="the approval to expire",
     )
     assert "approval timeout" in expired.reason
-    assert [h.status for h in registry.history("waiting", "1")][-2:] == [Status.AWAITING_APPROVAL, Status.EXPIRED]
+    history = registry.history("waiting", "1")
+    assert [h.status for h in history][-2:] == [Status.AWAITING_APPROVAL, Status.EXPIRED]
+
+    # WHEN the approver clicks Approve after the timeout: told so, and nothing changes
+    status, answer = click(info, str(expired.approval_id))
+    assert (status, answer["outcome"]) == (200, "expired")
+    assert "expired" in answer["text"] and "nothing changed" in answer["text"]
+    assert registry.history("waiting", "1") == history
+    assert "Contents" not in client("s3").list_objects_v2(Bucket=info.production_bucket, Prefix="waiting_")
 
 
 def test_down_stops_every_triton(tight_stack: tuple[StackInfo, Path], endpoint: str) -> None:

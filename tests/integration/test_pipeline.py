@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import package
 from tests.integration.conftest import wait_for
+from tests.integration.slack_helpers import slack_messages
 from tests.stack_process import mmedeploy
 from tests.tarballs import ECHO_MODEL, echo_repo, gz, info, pack, raw_tar
 
@@ -58,12 +58,6 @@ def settled(registry: ModelRegistry, name: str, version: str, timeout: float = 6
     return registry.get(name, version, with_history=True)
 
 
-def slack_messages(info: StackInfo) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{info.slack_url}/_messages", timeout=5) as response:
-        messages: list[dict[str, Any]] = json.load(response)
-    return messages
-
-
 def error_codes(record: ModelVersion) -> set[str]:
     return {f.code.value for f in record.findings if f.severity.value == "error"}
 
@@ -93,12 +87,16 @@ def test_the_example_ensemble_reaches_awaiting_approval_with_a_slack_request(
     # AND the approver is asked in Slack, with buttons carrying only the short approval id
     requests = [m for m in slack_messages(local_stack) if record.approval_id in json.dumps(m["payload"])]
     assert len(requests) == 1 and requests[0]["method"] == "chat.postMessage"
-    buttons = requests[0]["payload"]["blocks"][1]["elements"]
+    (actions,) = [b for b in requests[0]["payload"]["blocks"] if b["type"] == "actions"]
+    buttons = actions["elements"]
     assert {b["action_id"]: b["value"] for b in buttons} == {
         "approve": record.approval_id,
         "reject": record.approval_id,
     }
     assert "task_token" not in json.dumps(requests[0]["payload"])
+    # AND the message carries what the approver decides on
+    shown = json.dumps(requests[0]["payload"]["blocks"])
+    assert all(part in shown for part in ("idcheck", "`7`", str(record.sha256)[:12], "Staging warm p50"))
 
 
 @pytest.mark.parametrize(

@@ -5,20 +5,17 @@ what they are asked to do."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
-from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.artifact_store import ArtifactMissing
 from chalicelib.deployment_starter import DeploymentStarter
 from chalicelib.lifecycle import Status
-from chalicelib.lifecycle_events import UPLOAD_REFUSED, EventPublishFailed, LifecycleEvent
+from chalicelib.lifecycle_events import UPLOAD_REFUSED, EventPublishFailed
 from chalicelib.pipeline.outcome_stage import OutcomeStage, ending
 from chalicelib.pipeline.stage_io import (
     DeploymentInput,
@@ -27,13 +24,12 @@ from chalicelib.pipeline.stage_io import (
     UploadedObject,
     ValidateOutcome,
 )
-from chalicelib.pipeline.tracker import LifecycleTracker
 from chalicelib.pipeline.upload_trigger import UNNAMED_VERSION, UploadOutcome, UploadTrigger, upload_event_pattern
 from chalicelib.pipeline.validate_stage import ValidateStage
-from chalicelib.registry import ModelRegistry, ModelVersion, TransitionRefused
+from chalicelib.registry import TransitionRefused
 from chalicelib.validation.findings import Code
 from tests.tarballs import PYTHON_MODEL, pack, single_python_repo
-from tests.unit.registry_table import TABLE
+from tests.unit.fakes import FakeArtifactStore, FakePublisher, TickingClock, Tracked
 
 S = Status
 BUCKET = "staging"
@@ -42,15 +38,6 @@ NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 # -- fakes ----------------------------------------------------------------------------------------
-class TickingClock:
-    def __init__(self) -> None:
-        self._next = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        now, self._next = self._next, self._next + timedelta(seconds=1)
-        return now
-
-
 class ExecutionAlreadyExists(Exception):
     pass
 
@@ -73,78 +60,6 @@ class FakeStepFunctions:
         return {"executionArn": f"{stateMachineArn}:{name}"}
 
 
-class FakePublisher:
-    def __init__(self, fail_on: set[str] | None = None) -> None:
-        self.events: list[tuple[str, LifecycleEvent]] = []
-        self._fail_on = set(fail_on or ())  # detail-types refused once each
-
-    def publish(self, event: LifecycleEvent, detail_type: str | None = None) -> None:
-        kind = detail_type or event.detail_type
-        if kind in self._fail_on:
-            self._fail_on.discard(kind)
-            raise EventPublishFailed(f"EventBridge refused {kind}")
-        self.events.append((kind, event))
-
-    @property
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.events]
-
-
-class FakeNotifier:
-    def __init__(self) -> None:
-        self.outcomes: list[ModelVersion] = []
-        self.refused: list[tuple[ModelVersion, str]] = []
-
-    def announce_outcome(self, record: ModelVersion) -> None:
-        self.outcomes.append(record)
-
-    def announce_refused_upload(self, record: ModelVersion, reason: str) -> None:
-        self.refused.append((record, reason))
-
-
-class StoreError(Exception):
-    pass
-
-
-class FakeArtifactStore:
-    """A versioned bucket in memory, with ArtifactStore's interface."""
-
-    errors = StoreError
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str, str], bytes] = {}
-        self.current: dict[tuple[str, str], str] = {}
-        self.restored: list[tuple[str, str, str]] = []
-        self.fail_restore = False
-
-    def put(self, bucket: str, key: str, data: bytes, version_id: str) -> UploadedObject:
-        self.objects[bucket, key, version_id] = data
-        self.current[bucket, key] = version_id
-        etag = hashlib.md5(data).hexdigest()  # S3's single-part ETag
-        return UploadedObject(bucket=bucket, key=key, etag=etag, version_id=version_id, size=len(data))
-
-    def _bytes(self, bucket: str, key: str, version_id: str | None) -> bytes:
-        version = version_id or self.current.get((bucket, key))
-        if version is None or (bucket, key, version) not in self.objects:
-            raise ArtifactMissing(f"s3://{bucket}/{key} (version {version_id}) no longer exists")
-        return self.objects[bucket, key, version]
-
-    def open(self, bucket: str, key: str, version_id: str | None = None) -> BinaryIO:
-        return io.BytesIO(self._bytes(bucket, key, version_id))
-
-    def sha256(self, bucket: str, key: str, version_id: str | None = None) -> str:
-        return hashlib.sha256(self._bytes(bucket, key, version_id)).hexdigest()
-
-    def current_version(self, bucket: str, key: str) -> str | None:
-        return self.current.get((bucket, key))
-
-    def restore(self, bucket: str, key: str, version_id: str) -> None:
-        if self.fail_restore:
-            raise StoreError("AccessDenied: s3:PutObject")
-        self.restored.append((bucket, key, version_id))
-        self.put(bucket, key, self._bytes(bucket, key, version_id), f"{version_id}-restored")
-
-
 class SteppingTimer:
     """perf_counter that advances 12.5 ms between readings."""
 
@@ -157,21 +72,15 @@ class SteppingTimer:
 
 
 # -- the world: registry on moto plus the fakes -------------------------------------------------
-class World:
+class World(Tracked):
     def __init__(self, dynamodb: Any, publisher: FakePublisher | None = None) -> None:
-        self.registry = ModelRegistry(TABLE, dynamodb, TickingClock())
-        self.publisher = publisher or FakePublisher()
-        self.notifier = FakeNotifier()
-        self.tracker = LifecycleTracker(self.registry, self.publisher, self.notifier)  # type: ignore[arg-type]
+        super().__init__(dynamodb, publisher)
         self.sfn = FakeStepFunctions()
         self.starter = DeploymentStarter(self.sfn, STATE_MACHINE)
         self.trigger = UploadTrigger(self.tracker, self.starter, BUCKET, TickingClock())
         self.store = FakeArtifactStore()
         self.validate = ValidateStage(self.tracker, self.store, timer=SteppingTimer())  # type: ignore[arg-type]
         self.outcome = OutcomeStage(self.tracker)
-
-    def history(self, name: str = "fraud", version: str = "1") -> list[Status]:
-        return [h.status for h in self.registry.history(name, version)]
 
     def upload(self, data: bytes, key: str = "fraud_1.tar.gz", version_id: str = "v1") -> UploadedObject:
         """Put the bytes in the store and deliver the upload event to the trigger."""

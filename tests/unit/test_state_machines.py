@@ -83,9 +83,10 @@ def test_the_approval_wait_has_a_timeout_and_its_expiry_is_recognised(deploy: di
 
 def test_an_approval_is_recorded_with_the_decision_the_gate_sent(deploy: dict[str, Any]) -> None:
     assert deploy["States"]["RequestApproval"]["Next"] == "RecordApproval"
-    assert deploy["States"]["RecordApproval"]["Parameters"]["decision.$"] == deploy["States"]["RequestApproval"][
-        "ResultPath"
-    ]
+    assert (
+        deploy["States"]["RecordApproval"]["Parameters"]["decision.$"]
+        == deploy["States"]["RequestApproval"]["ResultPath"]
+    )
 
 
 def test_only_a_failed_version_fails_the_deployment(deploy: dict[str, Any]) -> None:

@@ -1,0 +1,523 @@
+"""`mmedeploy approve|reject|promote|rollback` without a local stack: a tiny HTTP server stands in
+for the API (it records each request and answers canned JSON) and the registry is on in-process
+moto, driven through ModelRegistry the way the pipeline would drive it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from slack_sdk.signature import SignatureVerifier
+
+from chalicelib.lifecycle import Status
+from chalicelib.registry import ModelRegistry, ModelVersion
+from mmedeploy import cli, target
+from mmedeploy.decision import Decision, interaction_payload, signed_form
+from mmedeploy.follow import Outcome, follow_promotion, outcome_of
+from mmedeploy.local.stack import StackInfo
+from mmedeploy.target import DeploymentTarget, local_stack_target
+from tests.unit.registry_table import TABLE, create_registry_table
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+APPROVER = "U0APPROVER"
+ADMIN_TOKEN = "admin-token-123"
+SLACK_URL = "http://127.0.0.1:9/slack"
+APPROVAL_ID = "apv_0123456789abcdef"
+
+
+# -- the stand-in API ------------------------------------------------------------------------------
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeApi:
+    """Answers ``answers[path]`` (status, JSON) and runs ``hooks[path]`` before answering."""
+
+    url: str = ""
+    requests: list[Recorded] = field(default_factory=list)
+    answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
+
+    def only(self) -> Recorded:
+        assert len(self.requests) == 1, self.requests
+        return self.requests[0]
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApi]:
+    fake = FakeApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            fake.requests.append(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            if self.path in fake.hooks:
+                fake.hooks[self.path]()
+            status, document = fake.answers.get(self.path, (404, {"error": f"no route {self.path}"}))
+            data = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def stack(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeploymentTarget]:
+    """A DeploymentTarget on moto (registry table) whose API is the stand-in."""
+    with mock_aws():
+        session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
+        create_registry_table(session.client("dynamodb"))
+        fake = DeploymentTarget(
+            "the test stack",
+            "us-east-1",
+            "unit-staging",
+            TABLE,
+            session,
+            api_url=api.url,
+            slack_url=SLACK_URL,
+            slack_signing_secret=SECRET,
+            slack_approver_ids=(APPROVER, "U0SECOND"),
+            admin_token=ADMIN_TOKEN,
+        )
+        monkeypatch.setattr(target, "resolve_target", lambda state_dir: fake)
+        yield fake
+
+
+def registry_of(deployment: DeploymentTarget) -> ModelRegistry:
+    return ModelRegistry(TABLE, deployment.client("dynamodb"))
+
+
+TO_AWAITING = [Status.VALIDATING, Status.VALIDATED, Status.WARMING, Status.STAGED, Status.AWAITING_APPROVAL]
+TO_APPROVED = [*TO_AWAITING, Status.APPROVED]
+TO_RETIRED = [*TO_APPROVED, Status.PROMOTING, Status.PRODUCTION, Status.RETIRED]
+
+
+def put_version(
+    deployment: DeploymentTarget, version: str, path: list[Status], approval_id: str | None = APPROVAL_ID
+) -> None:
+    registry = registry_of(deployment)
+    registry.register(
+        ModelVersion(
+            name="fraud",
+            version=version,
+            status=Status.RECEIVED,
+            bucket="unit-staging",
+            key=f"fraud_{version}.tar.gz",
+            etag="etag",
+            uploaded_at="2025-01-02T03:04:05.000Z",
+            updated_at="2025-01-02T03:04:05.000Z",
+        ),
+        "s3-upload",
+        "uploaded",
+    )
+    for status in path:
+        changes = (lambda _: {"approval_id": approval_id}) if status is Status.AWAITING_APPROVAL else None
+        registry.transition("fraud", version, status, "pipeline/test", f"now {status.value}", changes)
+
+
+def move_later(
+    deployment: DeploymentTarget, version: str, steps: list[tuple[float, Status, str]]
+) -> Callable[[], None]:
+    """A hook that moves the version through ``steps`` (delay, status, reason) in the background."""
+
+    def run() -> None:
+        registry = registry_of(deployment)
+        for delay, status, reason in steps:
+            time.sleep(delay)
+            registry.transition("fraud", version, status, "pipeline/promote", reason)
+
+    return lambda: threading.Thread(target=run, daemon=True).start()
+
+
+# -- approve / reject ------------------------------------------------------------------------------
+def form_payload(recorded: Recorded) -> dict[str, Any]:
+    form = urllib.parse.parse_qs(recorded.body.decode())
+    assert list(form) == ["payload"]
+    document: dict[str, Any] = json.loads(form["payload"][0])
+    return document
+
+
+def test_approve_posts_a_correctly_signed_block_actions_interaction(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_version(stack, "1", TO_AWAITING)
+    api.answers["/slack/interactions"] = (
+        200,
+        {"ok": True, "outcome": "approved", "text": "fraud 1 approved by <@U0APPROVER>", "status": "APPROVED"},
+    )
+    before = int(time.time())
+    assert cli.main(["approve", "fraud", "1"]) == 0
+
+    sent = api.only()
+    assert sent.path == "/slack/interactions"
+    assert sent.headers["content-type"] == "application/x-www-form-urlencoded"
+    timestamp, signature = sent.headers["x-slack-request-timestamp"], sent.headers["x-slack-signature"]
+    assert before <= int(timestamp) <= time.time() + 1 and signature.startswith("v0=")
+    assert SignatureVerifier(SECRET).is_valid(sent.body, timestamp, signature)
+    assert not SignatureVerifier("another-secret").is_valid(sent.body, timestamp, signature)
+
+    payload = form_payload(sent)
+    assert payload["type"] == "block_actions"
+    assert payload["user"] == {"id": APPROVER, "username": APPROVER}  # the first approver by default
+    assert payload["team"] == {"id": "T0LOCAL"} and payload["api_app_id"] == "A0MMEDEPLOY"
+    assert payload["trigger_id"]
+    assert payload["container"]["type"] == "message" and payload["container"]["channel_id"] == "C0LOCAL"
+    assert payload["container"]["message_ts"] and payload["channel"] == {"id": "C0LOCAL"}
+    assert payload["response_url"] == f"{SLACK_URL}/actions/{APPROVAL_ID}"
+    [action] = payload["actions"]
+    assert (action["type"], action["action_id"], action["block_id"], action["value"]) == (
+        "button",
+        "approve",
+        "approval",
+        APPROVAL_ID,
+    )
+    assert float(action["action_ts"]) >= before
+
+    out = capsys.readouterr().out
+    assert "fraud 1 approved by <@U0APPROVER>" in out and "APPROVED" in out
+    assert "mmedeploy status fraud 1 --watch" in out
+
+
+def test_reject_as_another_user_prints_the_answer_as_json(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_version(stack, "1", TO_AWAITING)
+    answer = {"ok": True, "outcome": "declined", "text": "fraud 1 declined", "status": "DECLINED"}
+    api.answers["/slack/interactions"] = (200, answer)
+    assert cli.main(["reject", "fraud", "1", "--user", "U0SECOND", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**answer, "http_status": 200}
+    payload = form_payload(api.only())
+    assert payload["user"]["id"] == "U0SECOND"
+    assert payload["actions"][0]["action_id"] == "reject" and payload["actions"][0]["value"] == APPROVAL_ID
+
+
+def test_the_click_names_the_approval_message_the_registry_keeps(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = registry_of(stack)
+    approval = registry.put_approval("fraud", "1", "task-token")
+    registry.set_approval_message(approval.approval_id, "C0APPROVALS", "1700000000.123456")
+    put_version(stack, "1", TO_AWAITING, approval_id=approval.approval_id)
+    api.answers["/slack/interactions"] = (200, {"ok": True, "outcome": "approved", "text": "ok", "status": "APPROVED"})
+    assert cli.main(["approve", "fraud", "1"]) == 0
+    payload = form_payload(api.only())
+    assert payload["container"] == {"type": "message", "message_ts": "1700000000.123456", "channel_id": "C0APPROVALS"}
+    assert payload["channel"] == {"id": "C0APPROVALS"}
+    assert payload["actions"][0]["value"] == approval.approval_id
+    assert "task-token" not in api.only().body.decode()
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "message"),
+    [
+        (200, {"ok": False, "outcome": "already_decided", "text": "already APPROVED", "status": "APPROVED"},
+         "not approved (already_decided): already APPROVED; it is APPROVED"),
+        (200, {"ok": False, "outcome": "expired", "text": "the approval expired", "status": "EXPIRED"},
+         "not approved (expired)"),
+        (401, {"ok": False, "outcome": "bad_signature", "text": "invalid signature", "status": None},
+         "refused the signature (HTTP 401): invalid signature"),
+        (403, {"ok": False, "outcome": "forbidden", "text": "not an approver", "status": None},
+         "Slack user U0APPROVER may not decide (HTTP 403): not an approver; approvers: U0APPROVER, U0SECOND"),
+        (400, {"ok": False, "outcome": "malformed", "text": "no payload", "status": None}, "malformed (HTTP 400)"),
+    ],
+)  # fmt: skip
+def test_a_decision_not_taken_exits_1_and_says_why(
+    api: FakeApi,
+    stack: DeploymentTarget,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    answer: dict[str, Any],
+    message: str,
+) -> None:
+    put_version(stack, "1", TO_AWAITING)
+    api.answers["/slack/interactions"] = (status, answer)
+    assert cli.main(["approve", "fraud", "1"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+    assert cli.main(["approve", "fraud", "1", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == {**answer, "http_status": status}
+
+
+def test_approve_without_a_version_or_an_approval(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["approve", "fraud", "9"]) == cli.EXIT_NOT_FOUND
+    assert "no version 9 of model fraud" in capsys.readouterr().err
+
+    put_version(stack, "2", [Status.VALIDATING, Status.VALIDATED, Status.WARMING])
+    assert cli.main(["reject", "fraud", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "no approval was requested for fraud 2" in err and "WARMING" in err
+    assert api.requests == []
+
+
+def test_approve_when_the_api_does_not_answer_exits_2_and_says_how_to_start_the_stack(
+    stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_version(stack, "1", TO_AWAITING)
+    down = replace(stack, api_url=closed_port_url())
+    monkeypatch.setattr(target, "resolve_target", lambda state_dir: down)
+    assert cli.main(["approve", "fraud", "1", "--state-dir", "elsewhere"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "may not be running" in err and "mmedeploy up --detach --state-dir elsewhere" in err
+    assert cli.main(["promote", "fraud", "1", "--no-wait"]) == cli.EXIT_USAGE
+    assert "may not be running" in capsys.readouterr().err
+
+
+def test_approve_needs_a_user_and_a_stack(
+    stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nobody = replace(stack, slack_approver_ids=())
+    monkeypatch.setattr(target, "resolve_target", lambda state_dir: nobody)
+    assert cli.main(["approve", "fraud", "1"]) == cli.EXIT_USAGE
+    assert "give --user SLACK_USER_ID" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert cli.main(["approve", "fraud", "1", "--state-dir", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "no local stack is running" in capsys.readouterr().err
+
+
+def test_signed_form_is_what_slack_sends() -> None:
+    payload = interaction_payload(Decision.REJECT, APPROVAL_ID, "U1", "http://sink/", "123.000100", 1700000000.5)
+    body, headers = signed_form(SECRET, payload, 1700000000)
+    assert body.startswith(b"payload=%7B")
+    assert json.loads(urllib.parse.parse_qs(body.decode())["payload"][0]) == payload
+    assert payload["response_url"] == f"http://sink/actions/{APPROVAL_ID}"
+    verifier = SignatureVerifier(SECRET, clock=type("Fixed", (), {"now": lambda self: 1700000010.0})())
+    assert verifier.is_valid_request(body, headers)
+
+
+# -- promote / rollback: the request ------------------------------------------------------------------
+def test_promote_no_wait_sends_the_admin_token_and_returns_after_the_202(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = "/models/fraud/versions/2/promote"
+    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    assert cli.main(["promote", "fraud", "2", "--no-wait"]) == 0
+    sent = api.only()
+    assert sent.path == path and sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
+    out = capsys.readouterr().out
+    assert "promotion of fraud 2 accepted" in out and "mmedeploy status fraud 2 --watch" in out
+
+    assert cli.main(["promote", "fraud", "2", "--no-wait", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["http_status"] == 202 and document["action"] == "promote"
+
+
+def test_rollback_no_wait_posts_to_the_rollback_route(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = {"name": "fraud", "version": "1", "from_version": "2", "status": "RETIRED"}
+    api.answers["/models/fraud/rollback"] = (202, answer)
+    assert cli.main(["rollback", "fraud", "--no-wait", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**answer, "http_status": 202}
+    sent = api.only()
+    assert sent.path == "/models/fraud/rollback" and sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
+    assert cli.main(["rollback", "fraud", "--no-wait"]) == 0
+    assert "rollback of fraud accepted: 1 becomes production again, replacing 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (404, 3, "refused (HTTP 404): no version 2 of model fraud"),
+        (401, 1, "refused the admin token of the test stack (HTTP 401)"),
+        (403, 1, "refused the admin token of the test stack (HTTP 403)"),
+        (409, 1, "refused (HTTP 409)"),
+    ],
+)
+def test_promote_and_rollback_refused(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str], status: int, code: int, message: str
+) -> None:
+    error = {"error": "no version 2 of model fraud"}
+    api.answers["/models/fraud/versions/2/promote"] = (status, error)
+    api.answers["/models/fraud/rollback"] = (status, error)
+    assert cli.main(["promote", "fraud", "2"]) == code
+    assert message in capsys.readouterr().err
+    assert cli.main(["rollback", "fraud", "--json"]) == code
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {**error, "http_status": status} and message in captured.err
+
+
+# -- promote / rollback: following the version ----------------------------------------------------------
+FAST = ["--interval", "0.02", "--timeout", "20"]
+
+
+def test_promote_waits_until_production_showing_each_change(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_version(stack, "2", TO_APPROVED)
+    path = "/models/fraud/versions/2/promote"
+    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    api.hooks[path] = move_later(
+        stack, "2", [(0.05, Status.PROMOTING, "warming on production"), (0.2, Status.PRODUCTION, "alias flipped")]
+    )
+    assert cli.main(["promote", "fraud", "2", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "PROMOTING" in out and "warming on production" in out and "alias flipped" in out
+    assert "fraud 2 is PRODUCTION (after" in out
+    assert "AWAITING_APPROVAL" not in out  # only the changes since the request
+
+
+def test_promote_exits_1_with_the_reason_when_it_fails(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_version(stack, "2", TO_APPROVED)
+    path = "/models/fraud/versions/2/promote"
+    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    api.hooks[path] = move_later(
+        stack, "2", [(0.0, Status.PROMOTING, "warming"), (0.1, Status.FAILED, "production endpoint did not load it")]
+    )
+    assert cli.main(["promote", "fraud", "2", "--json", *FAST]) == 1
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert (document["outcome"], document["status"]) == ("failed", "FAILED")
+    assert document["request"]["http_status"] == 202
+    assert "fraud 2 is FAILED" in captured.err and "production endpoint did not load it" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("ending", "reason", "code", "said"),
+    [
+        (Status.PRODUCTION, "rolled back", 0, "fraud 1 is PRODUCTION again"),
+        (Status.RETIRED, "could not warm fraud 1", 1, "fraud 1 is RETIRED again"),  # a failed rollback
+    ],
+)
+def test_rollback_waits_until_the_earlier_version_serves_or_is_retired_again(
+    api: FakeApi,
+    stack: DeploymentTarget,
+    capsys: pytest.CaptureFixture[str],
+    ending: Status,
+    reason: str,
+    code: int,
+    said: str,
+) -> None:
+    put_version(stack, "1", TO_RETIRED)
+    api.answers["/models/fraud/rollback"] = (
+        202,
+        {"name": "fraud", "version": "1", "from_version": "2", "status": "RETIRED"},
+    )
+    api.hooks["/models/fraud/rollback"] = move_later(
+        stack, "1", [(0.05, Status.PROMOTING, "rolling back"), (0.1, ending, reason)]
+    )
+    assert cli.main(["rollback", "fraud", *FAST]) == code
+    captured = capsys.readouterr()
+    assert said in captured.out + captured.err
+    if code:
+        assert reason in captured.err and "2 stays production" in captured.err
+
+
+def test_promote_timeout_says_how_to_keep_watching(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_version(stack, "2", TO_APPROVED)
+    path = "/models/fraud/versions/2/promote"
+    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    api.hooks[path] = move_later(stack, "2", [(0.0, Status.PROMOTING, "warming")])
+    assert cli.main(["promote", "fraud", "2", "--interval", "0.02", "--timeout", "0.3"]) == 1
+    err = capsys.readouterr().err
+    assert "still PROMOTING after 0.3 s" in err and "mmedeploy status fraud 2 --watch" in err
+
+
+# -- the follow loop and the target ------------------------------------------------------------------
+def version_at(status: Status, revision: int) -> ModelVersion:
+    return ModelVersion(
+        name="fraud",
+        version="1",
+        status=status,
+        bucket="b",
+        key="fraud_1.tar.gz",
+        etag="e",
+        uploaded_at="t",
+        updated_at="t",
+        revision=revision,
+    )
+
+
+def test_outcome_of_a_read() -> None:
+    assert outcome_of(version_at(Status.PRODUCTION, 9), 8) is Outcome.PRODUCTION
+    assert outcome_of(version_at(Status.FAILED, 9), 8) is Outcome.FAILED
+    assert outcome_of(version_at(Status.PROMOTING, 9), 8) is None
+    assert outcome_of(version_at(Status.RETIRED, 8), 8) is None  # not started yet
+    assert outcome_of(version_at(Status.RETIRED, 10), 8) is Outcome.RETIRED
+    assert outcome_of(version_at(Status.RETIRED, 10), None) is None
+
+
+def test_follow_times_out_at_the_timeout() -> None:
+    now = [0.0]
+    result = follow_promotion(
+        lambda: version_at(Status.PROMOTING, 3),
+        lambda r, e: None,
+        baseline_revision=2,
+        interval=0.5,
+        timeout=2.0,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    assert result.outcome is Outcome.TIMED_OUT and result.exit_code == 1 and now[0] == 2.0
+
+
+def test_local_stack_target_carries_the_api_and_slack_details(tmp_path: Path) -> None:
+    info = StackInfo(
+        api_url="http://127.0.0.1:4001",
+        aws_endpoint_url="http://127.0.0.1:4000",
+        mme_url="http://127.0.0.1:4003",
+        slack_url="http://127.0.0.1:4002",
+        region="us-east-1",
+        staging_bucket="s",
+        production_bucket="p",
+        staging_endpoint="se",
+        production_endpoint="pe",
+        slack_signing_secret=SECRET,
+        slack_approver_ids=[APPROVER],
+        api_token="api",
+        admin_token=ADMIN_TOKEN,
+        registry_table="r",
+        idempotency_table="i",
+        pid=os.getpid(),
+        started_at=0.0,
+        ready_seconds=0.0,
+    )
+    (tmp_path / "stack.json").write_text(info.model_dump_json())
+    found = local_stack_target(tmp_path)
+    assert (found.api_url, found.slack_url, found.slack_signing_secret) == (info.api_url, info.slack_url, SECRET)
+    assert found.slack_approver_ids == (APPROVER,) and found.admin_token == ADMIN_TOKEN
+    assert SECRET not in repr(found) and ADMIN_TOKEN not in repr(found)
