@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck examples bench-validate bench-mme bench-pipeline clean
+.PHONY: demo test lint typecheck examples bench-validate bench-mme bench-pipeline bench-approval clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-mme: examples
 ## bench-pipeline: upload -> AWAITING_APPROVAL split into validation, Triton load, overhead (target <= 2 s)
 bench-pipeline: examples
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+## bench-approval: the Slack webhook's answer time (budget 3 s) and click -> PRODUCTION
+bench-approval: $(STAMP)
+	$(BIN)/python benchmarks/bench_approval.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
