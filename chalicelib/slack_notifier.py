@@ -42,7 +42,11 @@ class SlackNotifier:
         self._slack.chat_postMessage(**slack_messages.outcome(record, self._channel))
 
     def announce_promoted(self, flip: Flip, rolled_back: bool) -> None:
-        self._slack.chat_postMessage(**slack_messages.promoted(flip, rolled_back, self._channel))
+        """Best effort: the alias has already flipped; a Slack outage must not fail the promotion."""
+        try:
+            self._slack.chat_postMessage(**slack_messages.promoted(flip, rolled_back, self._channel))
+        except SlackClientError as exc:
+            logger.warning("could not announce the promotion", extra={"error": str(exc)})
 
     def announce_refused_upload(self, record: ModelVersion, reason: str) -> None:
         self._slack.chat_postMessage(**slack_messages.upload_refused(record, reason, self._channel))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from slack_sdk.errors import SlackApiError
 
 from chalicelib import slack_messages
 from chalicelib.approval.gate import DECLINED_ERROR, Decision, Outcome
@@ -16,7 +17,8 @@ from chalicelib.approval.task_callback import TaskCallback, TaskGone
 from chalicelib.lifecycle import Status
 from chalicelib.pipeline.outcome_stage import OutcomeStage
 from chalicelib.pipeline.stage_io import OutcomeInput, StageError
-from chalicelib.registry import AlreadyDecided, ApprovalNotFound, PendingApproval
+from chalicelib.registry import Alias, AlreadyDecided, ApprovalNotFound, Flip, PendingApproval
+from chalicelib.slack_notifier import SlackNotifier
 from chalicelib.validation.findings import Code, Finding
 from tests.unit.fakes import SLACK_CHANNEL, ApprovalWorld, deploy_execution
 
@@ -378,3 +380,26 @@ def test_the_approval_outcome_has_no_buttons_and_names_the_decider(world: Approv
     assert (message["channel"], message["ts"]) == (SLACK_CHANNEL, "1735787045.000001")
     assert all(b["type"] != "actions" for b in message["blocks"])
     assert "*APPROVED* · approved by <@U0ALICE>" in texts(message["blocks"])
+
+
+class DownSlack:
+    """A Slack Web client whose every call fails, as during a Slack outage."""
+
+    def chat_postMessage(self, **message: Any) -> Any:
+        raise SlackApiError("slack is down", {"ok": False, "error": "service_unavailable"})
+
+    chat_update = chat_postMessage
+
+
+def test_a_slack_outage_does_not_fail_a_flip_or_a_message_update(world: ApprovalWorld) -> None:
+    approval = world.registry.find_approval(world.awaiting())
+    assert approval is not None
+    record = world.registry.get(approval.name, approval.version)
+    notifier = SlackNotifier(DownSlack(), SLACK_CHANNEL)
+    flip = Flip(
+        alias=Alias(name=record.name, version=record.version, revision=1, updated_at="t", actor="a"),
+        promoted=record,
+    )
+    # THEN neither raises: the alias has flipped already, and the message is cosmetic
+    notifier.announce_promoted(flip, rolled_back=False)
+    notifier.update_approval(record, approval.model_copy(update={"slack_channel": "C1", "slack_ts": "1.2"}))
