@@ -5,6 +5,7 @@ Wiring only: parse input into pydantic models, call one chalicelib service, shap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -88,9 +89,9 @@ def rollback(name: str) -> Response:
     return _accepted(lambda: composition.promotion_requests().rollback(name, _principal()))
 
 
-def _accepted(request: Any) -> Response:
+def _accepted(request: Callable[[], PromotionAccepted]) -> Response:
     try:
-        accepted: PromotionAccepted = request()
+        accepted = request()
     except RequestRefused as refused:
         return Response(body={"error": str(refused)}, status_code=refused.status_code)
     return Response(body=accepted.model_dump(mode="json"), status_code=202)

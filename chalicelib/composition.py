@@ -133,8 +133,13 @@ def endpoint_invoker(endpoint: str) -> EndpointInvoker:
 
 
 @lru_cache(maxsize=1)
+def artifact_store() -> ArtifactStore:
+    return ArtifactStore(client("s3"))
+
+
+@lru_cache(maxsize=1)
 def validate_stage() -> ValidateStage:
-    return ValidateStage(tracker(), ArtifactStore(client("s3")))
+    return ValidateStage(tracker(), artifact_store())
 
 
 @lru_cache(maxsize=1)
@@ -186,14 +191,14 @@ def api_tokens() -> ApiTokens:
 # -- PromoteModel ---------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def prepare_promotion() -> PreparePromotion:
-    return PreparePromotion(tracker(), ArtifactStore(client("s3")), settings().production_bucket)
+    return PreparePromotion(tracker(), artifact_store(), settings().production_bucket)
 
 
 @lru_cache(maxsize=1)
 def warm_production() -> WarmProduction:
     return WarmProduction(
         tracker(),
-        ArtifactStore(client("s3")),
+        artifact_store(),
         endpoint_invoker(settings().production_endpoint),
         settings().production_bucket,
         settings().warm_requests,

@@ -207,7 +207,9 @@ def _approval_key(approval_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"APPROVAL#{approval_id}"}, "sk": {"S": "APPROVAL"}}
 
 
-_APPROVAL_FIELDS = tuple(PendingApproval.model_fields)
+def _approval_of(item: dict[str, Any]) -> PendingApproval:
+    """An approval item's attributes (all strings) as the model."""
+    return PendingApproval.model_validate({k: item[k]["S"] for k in PendingApproval.model_fields if k in item})
 
 
 class ModelRegistry:
@@ -357,11 +359,15 @@ class ModelRegistry:
             "kind": {"S": "history"},
             "entry": {"S": entry.model_dump_json()},
         }
+        # the history is append-only
+        return [self._put(item, condition, values), self._put(history_item, "attribute_not_exists(sk)", {})]
+
+    def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> dict[str, Any]:
+        """A conditional Put for a transaction."""
         put: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
         if values:
             put["ExpressionAttributeValues"] = values
-        history = {"TableName": self._table, "Item": history_item, "ConditionExpression": "attribute_not_exists(sk)"}
-        return [{"Put": put}, {"Put": history}]  # history is append-only
+        return {"Put": put}
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
         try:
@@ -413,20 +419,14 @@ class ModelRegistry:
                 if alias
                 else ("attribute_not_exists(pk)", {})
             )
-            put: dict[str, Any] = {
-                "TableName": self._table,
-                "Item": {
-                    **_alias_key(name, PRODUCTION_ALIAS),
-                    "kind": {"S": "alias"},
-                    "revision": {"N": str(flipped.revision)},
-                    "alias": {"S": flipped.model_dump_json()},
-                },
-                "ConditionExpression": condition,
+            alias_item = {
+                **_alias_key(name, PRODUCTION_ALIAS),
+                "kind": {"S": "alias"},
+                "revision": {"N": str(flipped.revision)},
+                "alias": {"S": flipped.model_dump_json()},
             }
-            if values:
-                put["ExpressionAttributeValues"] = values
             try:
-                self._transact([{"Put": put}, *items])
+                self._transact([self._put(alias_item, condition, values), *items])
             except _ConditionFailed:
                 continue  # the alias or a version changed meanwhile: re-read and re-check
             return Flip(alias=flipped, promoted=promoted, retired=retired)
@@ -448,9 +448,7 @@ class ModelRegistry:
 
     def find_approval(self, approval_id: str) -> PendingApproval | None:
         item = self._db.get_item(TableName=self._table, Key=_approval_key(approval_id), ConsistentRead=True).get("Item")
-        if item is None:
-            return None
-        return PendingApproval.model_validate({k: item[k]["S"] for k in _APPROVAL_FIELDS if k in item})
+        return _approval_of(item) if item else None
 
     def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None:
         """Where the approval message is, so the outcome can be written into it."""
@@ -482,8 +480,7 @@ class ModelRegistry:
             if approval is None:
                 raise ApprovalNotFound(approval_id) from None
             raise AlreadyDecided(approval) from None
-        attributes = answer["Attributes"]
-        return PendingApproval.model_validate({k: attributes[k]["S"] for k in _APPROVAL_FIELDS if k in attributes})
+        return _approval_of(answer["Attributes"])
 
     def release_decision(self, approval_id: str, decided_by: str) -> None:
         """Undo a claim whose task could not be resumed (an error, not a timeout), so a click can be retried."""
