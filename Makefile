@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck examples bench-validate bench-mme bench-pipeline bench-approval clean
+.PHONY: demo test lint typecheck examples bench-validate bench-mme bench-pipeline bench-approval bench-api clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-mme: examples
 ## bench-pipeline: upload -> AWAITING_APPROVAL split into validation, Triton load, overhead (target <= 2 s)
 bench-pipeline: examples
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+## bench-api: the inference handler's added latency over a direct MME invoke (targets p50 <= 2 ms, p99 <= 5 ms)
+bench-api: $(STAMP)
+	$(BIN)/python benchmarks/bench_api.py
 
 ## bench-approval: the Slack webhook's answer time (budget 3 s) and click -> PRODUCTION
 bench-approval: $(STAMP)

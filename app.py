@@ -6,6 +6,8 @@ Wiring only: parse input into pydantic models, call one chalicelib service, shap
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -18,17 +20,46 @@ from chalice.app import (
     ConvertToMiddleware,
     Request,
     Response,
+    RestAPIEventHandler,
 )
+from pydantic import ValidationError
 
 from chalicelib import composition
-from chalicelib.api_tokens import ADMIN, INVOKE
+from chalicelib.api_errors import ApiError, BadRequest
+from chalicelib.api_tokens import ADMIN, INVOKE, Unauthorized
+from chalicelib.inference.canary import CanaryRequest
+from chalicelib.inference.catalog import page_limit
+from chalicelib.inference.kserve import HEADER_LENGTH
 from chalicelib.pipeline.stage_io import UploadedObject
 from chalicelib.pipeline.upload_trigger import upload_event_pattern
-from chalicelib.promotion.requests import PromotionAccepted, RequestRefused
 from chalicelib.settings import TriggerSettings
 
+
+class _AnyAcceptHandler(RestAPIEventHandler):
+    def _validate_binary_response(self, request_headers: Any, response_headers: Any) -> bool:
+        # Chalice refuses a binary response unless the request's Accept names a binary type, which
+        # guards APIs whose binaryMediaTypes is narrower than "*/*". Ours is "*/*" (below): API
+        # Gateway decodes every base64 body whatever the Accept, and Triton clients send none.
+        return True
+
+
+class KServeApp(Chalice):
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        # Chalice.__call__ with the handler above (Chalice builds its handler inline).
+        self.lambda_context = context
+        handler = _AnyAcceptHandler(
+            self.routes, self.api, self.log, self.debug, middleware_handlers=self._get_middleware_handlers("http")
+        )
+        self.current_request = handler.create_request_object(event, context)
+        answer: dict[str, Any] = handler(event, context)
+        return answer
+
+
 # Powertools owns the "mmedeploy" logger (JSON, structured); Chalice must not configure it too.
-app = Chalice(app_name="mmedeploy", configure_logs=False)
+app = KServeApp(app_name="mmedeploy", configure_logs=False)
+# Every body is binary to API Gateway, so tensors pass both ways untouched (Triton's binary
+# extension sends no Content-Type); Chalice decodes requests and base64-encodes responses.
+app.api.binary_types = ["*/*"]
 logger = Logger(service="mmedeploy")
 tracer = Tracer(service="mmedeploy")
 # clear_state: keys appended for one event must not leak into the next one's logs
@@ -37,7 +68,12 @@ app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))
 
 # What each scope may call (API Gateway caches the policy per token, so it names routes, not one).
 SCOPE_ROUTES: dict[str, list[str | AuthRoute]] = {
-    INVOKE: [AuthRoute("/v2/*", ["GET", "POST"]), AuthRoute("/models", ["GET"]), AuthRoute("/models/*", ["GET"])],
+    INVOKE: [
+        AuthRoute("/v2", ["GET"]),
+        AuthRoute("/v2/*", ["GET", "POST"]),
+        AuthRoute("/models", ["GET"]),
+        AuthRoute("/models/*", ["GET"]),
+    ],
     ADMIN: ["*"],
 }
 
@@ -46,7 +82,7 @@ SCOPE_ROUTES: dict[str, list[str | AuthRoute]] = {
 def bearer_token(auth_request: AuthRequest) -> AuthResponse:
     holder = composition.api_tokens().holder(auth_request.token or "")
     if holder is None:
-        return AuthResponse(routes=[], principal_id="anonymous")  # denied: API Gateway answers 403
+        raise Unauthorized()  # 401; a known token without the route's scope gets a deny: 403
     routes = [route for scope in holder.scopes for route in SCOPE_ROUTES.get(scope, [])]
     return AuthResponse(routes=routes, principal_id=holder.name, context={"scopes": ",".join(holder.scopes)})
 
@@ -79,22 +115,145 @@ def slack_interactions() -> Response:
     return Response(body=answer.model_dump(mode="json"), status_code=answered.status_code)
 
 
-@app.route("/models/{name}/versions/{version}/promote", methods=["POST"], authorizer=bearer_token)
-def promote(name: str, version: str) -> Response:
-    return _accepted(lambda: composition.promotion_requests().promote(name, version, _principal()))
-
-
-@app.route("/models/{name}/rollback", methods=["POST"], authorizer=bearer_token)
-def rollback(name: str) -> Response:
-    return _accepted(lambda: composition.promotion_requests().rollback(name, _principal()))
-
-
-def _accepted(request: Callable[[], PromotionAccepted]) -> Response:
+def _answer(produce: Callable[[], Any], status_code: int = 200) -> Response:
+    """The one place errors become HTTP: ApiError as its status with KServe's {"error": ...};
+    anything unexpected as 500, logged with its traceback."""
     try:
-        accepted = request()
-    except RequestRefused as refused:
-        return Response(body={"error": str(refused)}, status_code=refused.status_code)
-    return Response(body=accepted.model_dump(mode="json"), status_code=202)
+        produced = produce()
+    except ApiError as error:
+        return Response(body=error.body(), status_code=error.status_code, headers=dict(error.headers))
+    except Exception:
+        logger.exception("unexpected error")
+        return Response(body={"error": "internal error: the request id is in the API's logs"}, status_code=500)
+    if isinstance(produced, Response):
+        return produced
+    body = produced.model_dump(mode="json") if hasattr(produced, "model_dump") else produced
+    return Response(body=body, status_code=status_code)
+
+
+def _query(name: str) -> str | None:
+    params = _request().query_params
+    return params.get(name) if params else None
+
+
+# -- KServe v2 / Triton HTTP ---------------------------------------------------------------
+@app.route("/v2/health/live", methods=["GET"])
+def server_live() -> Response:
+    return _answer(lambda: {"live": True})
+
+
+@app.route("/v2/health/ready", methods=["GET"])
+def server_ready() -> Response:
+    # ready when its settings are complete: routes can be resolved
+    return _answer(lambda: {"ready": bool(composition.router())})
+
+
+@app.route("/v2", methods=["GET"], authorizer=bearer_token)
+def server_metadata() -> Response:
+    return _answer(lambda: {"name": "mmedeploy", "version": _version(), "extensions": ["binary_tensor_data"]})
+
+
+@app.route("/v2/models/{name}", methods=["GET"], authorizer=bearer_token)
+def model_metadata(name: str) -> Response:
+    return _answer(lambda: composition.model_catalog().kserve_metadata(name))
+
+
+@app.route("/v2/models/{name}/versions/{version}", methods=["GET"], authorizer=bearer_token)
+def model_version_metadata(name: str, version: str) -> Response:
+    return _answer(lambda: composition.model_catalog().kserve_metadata(name, version))
+
+
+@app.route("/v2/models/{name}/ready", methods=["GET"], authorizer=bearer_token)
+def model_ready(name: str) -> Response:
+    return _answer(lambda: composition.model_catalog().ready(name))
+
+
+@app.route("/v2/models/{name}/versions/{version}/ready", methods=["GET"], authorizer=bearer_token)
+def model_version_ready(name: str, version: str) -> Response:
+    return _answer(lambda: composition.model_catalog().ready(name, version))
+
+
+@app.route("/v2/models/{name}/infer", methods=["POST"], authorizer=bearer_token, content_types=["*/*"])
+def infer(name: str) -> Response:
+    return _answer(lambda: _infer(name, None))
+
+
+@app.route(
+    "/v2/models/{name}/versions/{version}/infer", methods=["POST"], authorizer=bearer_token, content_types=["*/*"]
+)
+def infer_version(name: str, version: str) -> Response:
+    return _answer(lambda: _infer(name, version))
+
+
+def _infer(name: str, version: str | None) -> Response:
+    request = _request()
+    raw = request.raw_body or b""
+    body = raw.encode() if isinstance(raw, str) else bytes(raw)
+    served = composition.inference_proxy().infer(name, version, body, request.headers.get(HEADER_LENGTH))
+    answer, target = served.answer, served.target
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": answer.content_type,
+        "Mmedeploy-Model-Version": target.version,
+    }
+    headers["Mmedeploy-Route"] = target.route
+    if answer.header_length is not None:
+        headers[HEADER_LENGTH] = str(answer.header_length)
+    return Response(body=answer.body, status_code=200, headers=headers)
+
+
+def _version() -> str:
+    try:
+        return package_version("mmedeploy")
+    except PackageNotFoundError:  # deployed without its metadata
+        return "unknown"
+
+
+# -- the registry ---------------------------------------------------------------------------
+@app.route("/models", methods=["GET"], authorizer=bearer_token)
+def list_models() -> Response:
+    return _answer(lambda: composition.model_catalog().models(page_limit(_query("limit")), _query("next")))
+
+
+@app.route("/models/{name}", methods=["GET"], authorizer=bearer_token)
+def describe_model(name: str) -> Response:
+    return _answer(lambda: composition.model_catalog().model(name, page_limit(_query("limit")), _query("next")))
+
+
+@app.route("/models/{name}/versions/{version}", methods=["GET"], authorizer=bearer_token)
+def describe_version(name: str, version: str) -> Response:
+    return _answer(lambda: composition.model_catalog().version(name, version))
+
+
+# -- admin ----------------------------------------------------------------------------------
+@app.route(
+    "/models/{name}/versions/{version}/promote", methods=["POST"], authorizer=bearer_token, content_types=["*/*"]
+)
+def promote(name: str, version: str) -> Response:
+    return _answer(lambda: composition.promotion_requests().promote(name, version, _principal()), 202)
+
+
+@app.route("/models/{name}/rollback", methods=["POST"], authorizer=bearer_token, content_types=["*/*"])
+def rollback(name: str) -> Response:
+    return _answer(lambda: composition.promotion_requests().rollback(name, _principal()), 202)
+
+
+@app.route("/models/{name}/canary", methods=["POST"], authorizer=bearer_token, content_types=["*/*"])
+def start_canary(name: str) -> Response:
+    return _answer(lambda: composition.canary_requests().start(name, _canary_request(), _principal()))
+
+
+@app.route("/models/{name}/canary", methods=["DELETE"], authorizer=bearer_token)
+def stop_canary(name: str) -> Response:
+    return _answer(lambda: composition.canary_requests().stop(name, _principal()))
+
+
+def _canary_request() -> CanaryRequest:
+    raw = _request().raw_body or b"{}"
+    try:
+        return CanaryRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise BadRequest(f'a canary needs {{"version": "...", "weight": 0..1}}: {problems}') from None
 
 
 @app.on_cw_event(upload_event_pattern(TriggerSettings().staging_bucket), name="on_model_uploaded")

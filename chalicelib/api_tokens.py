@@ -13,6 +13,14 @@ INVOKE = "invoke"
 ADMIN = "admin"
 
 
+class Unauthorized(Exception):
+    """Raised by the authorizer for a missing or unknown token. API Gateway answers 401 only when
+    a TOKEN authorizer fails with exactly the message "Unauthorized" (a deny policy is 403)."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
 class TokenEntry(BaseModel):
     sha256: str
     scopes: list[str]

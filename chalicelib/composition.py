@@ -25,6 +25,12 @@ from chalicelib.approval.task_callback import TaskCallback
 from chalicelib.artifact_store import ArtifactStore
 from chalicelib.deployment_starter import DeploymentStarter
 from chalicelib.endpoint_invoker import EndpointInvoker
+from chalicelib.inference.canary import CanaryRequests
+from chalicelib.inference.catalog import ModelCatalog
+from chalicelib.inference.model_metrics import ModelMetrics
+from chalicelib.inference.proxy import InferenceProxy
+from chalicelib.inference.routing import Router
+from chalicelib.inference.runtime import ModelRuntime
 from chalicelib.lifecycle_events import LifecyclePublisher
 from chalicelib.pipeline.approval_stage import ApprovalStage
 from chalicelib.pipeline.outcome_stage import OutcomeStage
@@ -45,6 +51,10 @@ from chalicelib.slack_notifier import SlackNotifier, reply_ephemeral
 
 # InvokeEndpoint may take 60 s; ModelNotReady is retried by EndpointInvoker, not botocore.
 RUNTIME_CONFIG = Config(read_timeout=70, retries={"mode": "standard", "max_attempts": 3})
+# The inference path: one attempt (503 + Retry-After beats a retry API Gateway cuts at 29 s).
+API_RUNTIME_CONFIG = Config(
+    read_timeout=25, connect_timeout=2, retries={"mode": "standard", "total_max_attempts": 1}, tcp_keepalive=True
+)
 # Secrets are cached per container this long, so a rotation is picked up without a redeploy.
 SECRET_MAX_AGE_S = 300
 # Event de-duplication window: EventBridge redelivers within hours; the execution name
@@ -213,3 +223,26 @@ def flip_alias() -> FlipAlias:
 @lru_cache(maxsize=1)
 def promotion_outcome() -> PromotionOutcome:
     return PromotionOutcome(tracker())
+
+
+# -- the inference API ------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def router() -> Router:
+    return Router(
+        registry(), settings().staging_endpoint, settings().production_endpoint, ttl_s=settings().route_cache_ttl_s
+    )
+
+
+@lru_cache(maxsize=1)
+def inference_proxy() -> InferenceProxy:
+    return InferenceProxy(router(), ModelRuntime(client("sagemaker-runtime", API_RUNTIME_CONFIG)), ModelMetrics())
+
+
+@lru_cache(maxsize=1)
+def model_catalog() -> ModelCatalog:
+    return ModelCatalog(registry(), router())
+
+
+@lru_cache(maxsize=1)
+def canary_requests() -> CanaryRequests:
+    return CanaryRequests(registry())

@@ -102,9 +102,15 @@ class EndpointInvoker:
             )
 
 
-def _model_error(target_model: str, response: dict[str, Any]) -> InvocationError:
+def model_error_parts(response: dict[str, Any]) -> tuple[int, str]:
+    """A ModelError's original status (Triton's, 0 if absent) and message."""
     status = int(response.get("OriginalStatusCode") or 0)
     message = str(response.get("OriginalMessage") or response.get("Error", {}).get("Message", "")).strip()
+    return status, message
+
+
+def _model_error(target_model: str, response: dict[str, Any]) -> InvocationError:
+    status, message = model_error_parts(response)
     if status == 400:
         return ModelLoadFailed(f"Triton could not load or run {target_model} (400): {message}")
     if status == 507:

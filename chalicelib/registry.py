@@ -8,6 +8,11 @@ One table, keys ``pk``/``sk``:
 - ``MODEL#<name>`` / ``ALIAS#production``: which version serves, the one before it (for rollback)
   and a revision; flipped in one transaction with both versions' moves, on condition of the
   revision read when the promotion began, so of two concurrent promotions exactly one wins;
+- ``MODEL#<name>`` / ``ALIAS#canary``: a candidate taking a share of the traffic (version, weight);
+  read with the production alias in one Query (``routes``);
+- ``MODELS`` / ``MODEL#<name>``: the model index (latest, production and canary versions), kept in
+  the same transactions as the writes it summarises, so ``GET /models`` pages through one
+  partition instead of scanning the table;
 - ``APPROVAL#<id>`` / ``APPROVAL``: a pending approval: the Step Functions task token, which never
   leaves the registry (Slack buttons carry only the short id), the Slack message to update, and
   the decision once claimed (a conditional write, so a double click decides once).
@@ -115,6 +120,8 @@ class PendingApproval(BaseModel):
 
 
 PRODUCTION_ALIAS = "production"
+CANARY_ALIAS = "canary"
+MODELS_PK = "MODELS"
 
 
 class Alias(BaseModel):
@@ -127,6 +134,43 @@ class Alias(BaseModel):
     revision: int
     updated_at: str
     actor: str
+
+
+class Canary(BaseModel):
+    """A candidate version taking ``weight`` (0..1) of a model's traffic beside production."""
+
+    name: str
+    version: str
+    weight: float
+    started_at: str
+    actor: str
+
+
+class ModelRoutes(BaseModel):
+    """Where a model's traffic goes: what the inference API caches per model."""
+
+    production: Alias | None = None
+    canary: Canary | None = None
+
+
+class ModelEntry(BaseModel):
+    """A model in the index: what ``GET /models`` lists without reading each model."""
+
+    name: str
+    latest_version: str
+    updated_at: str
+    production_version: str | None = None
+    canary_version: str | None = None
+
+
+class ModelsPage(BaseModel):
+    models: list[ModelEntry]
+    next: str | None = None  # the last name listed, to continue after; None at the end
+
+
+class VersionsPage(BaseModel):
+    versions: list[ModelVersion]
+    next: str | None = None  # the last version listed, to continue after; None at the end
 
 
 class Flip(BaseModel):
@@ -203,6 +247,10 @@ def _alias_key(name: str, alias: str) -> dict[str, Any]:
     return {"pk": {"S": f"MODEL#{name}"}, "sk": {"S": f"ALIAS#{alias}"}}
 
 
+def _index_key(name: str) -> dict[str, Any]:
+    return {"pk": {"S": MODELS_PK}, "sk": {"S": f"MODEL#{name}"}}
+
+
 def _approval_key(approval_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"APPROVAL#{approval_id}"}, "sk": {"S": "APPROVAL"}}
 
@@ -265,14 +313,85 @@ class ModelRegistry:
             records += [ModelVersion.model_validate_json(item["record"]["S"]) for item in page["Items"]]
         return sorted(records, key=lambda r: (r.uploaded_at, r.version))
 
+    def versions_page(self, name: str, limit: int = 100, after: str | None = None) -> VersionsPage:
+        """Up to ``limit`` versions of ``name`` in key order (``1.10`` sorts before ``1.2``), after
+        the version ``after``; ``next`` is set only when another version follows."""
+        records = self._version_records(name, limit, after)
+        more = len(records) == limit and bool(self._version_records(name, 1, records[-1].version))
+        return VersionsPage(versions=records, next=records[-1].version if more else None)
+
+    def _version_records(self, name: str, limit: int, after: str | None) -> list[ModelVersion]:
+        """History items share the version key range: a filter skips them, so a Query's page may
+        hold fewer records than asked for and the reading goes on from where it stopped."""
+        records: list[ModelVersion] = []
+        start = _version_key(name, after) if after else None
+        while len(records) < limit:
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+                "FilterExpression": "attribute_exists(#record)",
+                "ExpressionAttributeNames": {"#record": "record"},
+                "ExpressionAttributeValues": {":pk": {"S": f"MODEL#{name}"}, ":prefix": {"S": "VERSION#"}},
+                "Limit": (limit - len(records)) * 8,  # about 8 history items per version
+            }
+            if start:
+                query["ExclusiveStartKey"] = start
+            page = self._db.query(**query)
+            records += [ModelVersion.model_validate_json(item["record"]["S"]) for item in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return records[:limit]
+
+    def list_models(self, limit: int = 100, after: str | None = None) -> ModelsPage:
+        """One page of the model index, in name order, after the model ``after``."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": MODELS_PK}},
+            "Limit": limit + 1,  # one more than shown: DynamoDB's LastEvaluatedKey cannot say if more follow
+        }
+        if after:
+            query["ExclusiveStartKey"] = _index_key(after)
+        items = self._db.query(**query)["Items"]
+        models = [
+            ModelEntry.model_validate({k: v["S"] for k, v in item.items() if "S" in v and k in ModelEntry.model_fields})
+            for item in items[:limit]
+        ]
+        return ModelsPage(models=models, next=models[-1].name if len(items) > limit else None)
+
+    def routes(self, name: str) -> ModelRoutes:
+        """The production alias and the canary of ``name``, in one read."""
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": f"MODEL#{name}"}, ":prefix": {"S": "ALIAS#"}},
+            ConsistentRead=True,
+        )
+        routes = ModelRoutes()
+        for item in page["Items"]:
+            if item["sk"]["S"] == f"ALIAS#{PRODUCTION_ALIAS}":
+                routes.production = Alias.model_validate_json(item["alias"]["S"])
+            elif item["sk"]["S"] == f"ALIAS#{CANARY_ALIAS}":
+                routes.canary = Canary.model_validate_json(item["canary"]["S"])
+        return routes
+
     # -- writes --------------------------------------------------------------------------
     def register(self, record: ModelVersion, actor: str, reason: str = "") -> ModelVersion:
         """Create the version (RECEIVED, or REJECTED for an unusable upload); VersionExists if it is there."""
         now = iso(self._clock())
         created = record.model_copy(update={"revision": 1, "updated_at": now})
         entry = HistoryEntry(at=now, status=created.status, actor=actor, reason=reason or created.reason, revision=1)
+        items = self._version_items(created, entry, condition="attribute_not_exists(pk)", values={})
+        items.append(
+            self._update_index(
+                record.name,
+                "SET #name = :name, latest_version = :latest, updated_at = :at",
+                {":name": {"S": record.name}, ":latest": {"S": record.version}, ":at": {"S": now}},
+            )
+        )
         try:
-            self._transact(self._version_items(created, entry, condition="attribute_not_exists(pk)", values={}))
+            self._transact(items)
         except _ConditionFailed:
             raise VersionExists(self.get(record.name, record.version)) from None
         return created
@@ -369,6 +488,15 @@ class ModelRegistry:
             put["ExpressionAttributeValues"] = values
         return {"Put": put}
 
+    def _update_index(self, name: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
+        """An unconditional Update of the model's index item for a transaction."""
+        update: dict[str, Any] = {"TableName": self._table, "Key": _index_key(name), "UpdateExpression": expression}
+        if values:
+            update["ExpressionAttributeValues"] = values
+        if "#name" in expression:
+            update["ExpressionAttributeNames"] = {"#name": "name"}  # a DynamoDB reserved word
+        return {"Update": update}
+
     def _transact(self, items: list[dict[str, Any]]) -> None:
         try:
             self._db.transact_write_items(TransactItems=items)
@@ -425,12 +553,50 @@ class ModelRegistry:
                 "revision": {"N": str(flipped.revision)},
                 "alias": {"S": flipped.model_dump_json()},
             }
+            index = "SET production_version = :production, updated_at = :at"
+            canary = self.routes(name).canary
+            if canary and canary.version == version:  # the candidate now serves all the traffic
+                items.append({"Delete": {"TableName": self._table, "Key": _alias_key(name, CANARY_ALIAS)}})
+                index += " REMOVE canary_version"
+            items.append(
+                self._update_index(name, index, {":production": {"S": version}, ":at": {"S": promoted.updated_at}})
+            )
             try:
                 self._transact([self._put(alias_item, condition, values), *items])
             except _ConditionFailed:
                 continue  # the alias or a version changed meanwhile: re-read and re-check
             return Flip(alias=flipped, promoted=promoted, retired=retired)
         raise ConcurrentUpdate(f"{name} {version}: {WRITE_ATTEMPTS} concurrent writes in a row")
+
+    # -- the canary ------------------------------------------------------------------------
+    def put_canary(self, name: str, version: str, weight: float, actor: str) -> Canary:
+        """Start (or re-weight) the canary of ``name``; the caller checks the version may serve."""
+        canary = Canary(name=name, version=version, weight=weight, started_at=self.now(), actor=actor)
+        item = {**_alias_key(name, CANARY_ALIAS), "kind": {"S": "alias"}, "canary": {"S": canary.model_dump_json()}}
+        self._transact(
+            [
+                {"Put": {"TableName": self._table, "Item": item}},
+                self._update_index(
+                    name,
+                    "SET canary_version = :canary, updated_at = :at",
+                    {":canary": {"S": version}, ":at": {"S": canary.started_at}},
+                ),
+            ]
+        )
+        return canary
+
+    def delete_canary(self, name: str) -> Canary | None:
+        """End the canary of ``name``; the one ended, or None if there was none."""
+        canary = self.routes(name).canary
+        if canary is None:
+            return None
+        self._transact(
+            [
+                {"Delete": {"TableName": self._table, "Key": _alias_key(name, CANARY_ALIAS)}},
+                self._update_index(name, "REMOVE canary_version SET updated_at = :at", {":at": {"S": self.now()}}),
+            ]
+        )
+        return canary
 
     # -- approvals -----------------------------------------------------------------------
     def put_approval(self, name: str, version: str, task_token: str) -> PendingApproval:

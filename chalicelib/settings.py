@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # ModelNotReadyException; after that the load is given up.
     warm_load_timeout_s: float = Field(default=360.0, gt=0)
     warm_requests: int = Field(default=5, ge=1, le=50, description="warm calls timed for the p50")
+    # The inference API caches each model's routes this long: the longest a promotion, rollback
+    # or canary change takes to reach every container.
+    route_cache_ttl_s: float = Field(default=5.0, ge=0)
 
     @property
     def approvers(self) -> frozenset[str]:

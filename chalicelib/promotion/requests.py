@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from chalicelib.api_errors import ApiError
 from chalicelib.approval.gate import ApprovalGate, Decision
 from chalicelib.lifecycle import PROMOTION_REQUESTED, Status
 from chalicelib.lifecycle_events import LifecycleEvent, LifecyclePublisher
 from chalicelib.registry import ModelRegistry, ModelVersion
 
 
-class RequestRefused(Exception):
+class RequestRefused(ApiError):
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
         self.status_code = status_code

@@ -30,6 +30,8 @@ NOT_IN_MOTO_CLOUDFORMATION = {
     "AWS::Serverless::StateMachine": "moto's CloudFormation has no SAM transform: created with CreateStateMachine "
     "from the same ASL file, DefinitionSubstitutions applied",
     "AWS::CloudWatch::Alarm": "moto's CloudFormation has no alarms: created with PutMetricAlarm",
+    "AWS::ApiGateway::GatewayResponse": "served by Chalice's local server instead of API Gateway: "
+    "mmedeploy/local/api_gateway.py answers these errors in the same shape",
     "AWS::ApplicationAutoScaling::ScalableTarget": "skipped: the local MME is one process, there is nothing to scale",
     "AWS::ApplicationAutoScaling::ScalingPolicy": "skipped: the local MME is one process, there is nothing to scale",
 }

@@ -269,6 +269,7 @@ class LocalStack:
     def _start_api(self, provisioned: Any) -> None:
         from chalice.cli.factory import CLIFactory
 
+        from mmedeploy.local.api_gateway import local_server
         from mmedeploy.local.provision import wire_chalice_event_sources
 
         factory = CLIFactory(project_dir=str(ROOT), environ=os.environ)
@@ -284,9 +285,7 @@ class LocalStack:
             provisioned.adapted.append(
                 (name, "a Chalice on_cw_event handler: function and rule created as `chalice package` generates them")
             )
-        server = factory.create_local_server(
-            chalice_config.chalice_app, chalice_config, self.config.host, self.config.ports["API"]
-        )
+        server = local_server(chalice_config.chalice_app, chalice_config, self.config.host, self.config.ports["API"])
         thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="chalice-local")
         thread.start()
 

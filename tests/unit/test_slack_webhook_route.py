@@ -17,11 +17,12 @@ from chalice.test import Client
 from slack_sdk.signature import SignatureVerifier
 
 from chalicelib import composition
-from chalicelib.api_tokens import ADMIN, INVOKE, ApiTokens
+from chalicelib.api_tokens import ADMIN, INVOKE, ApiTokens, Unauthorized
 from chalicelib.approval.gate import Outcome
 from chalicelib.approval.slack_interactions import MAX_BODY_BYTES, SlackInteractions
 from chalicelib.lifecycle import PROMOTION_REQUESTED, Status
 from chalicelib.promotion.requests import PromotionRequests
+from mmedeploy.local.api_gateway import GatewayTestClient
 from tests.unit.fakes import ApprovalWorld
 
 S = Status
@@ -263,7 +264,7 @@ def client(app_module: ModuleType, hook: Webhook, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(composition, "slack_interactions", lambda: hook.interactions)
     monkeypatch.setattr(composition, "api_tokens", lambda: ApiTokens(lambda: json.dumps(tokens)))
     monkeypatch.setattr(composition, "promotion_requests", lambda: requests)
-    return Client(app_module.app)
+    return GatewayTestClient(app_module.app)
 
 
 def test_the_route_answers_a_valid_click_with_the_gates_answer(client: Client, hook: Webhook) -> None:
@@ -299,18 +300,22 @@ def promote(client: Client, token: str | None, path: str = "/models/fraud/versio
     return client.http.post(path, headers=headers)
 
 
-def test_the_admin_routes_need_an_authorization_header(client: Client, hook: Webhook) -> None:
+@pytest.mark.parametrize("token", [None, "not-a-token", ""], ids=["no-header", "unknown", "empty"])
+def test_the_admin_routes_answer_401_without_a_valid_token(client: Client, hook: Webhook, token: str | None) -> None:
     hook.awaiting()
-    assert promote(client, None).status_code == 401
-    assert promote(client, None, "/models/fraud/rollback").status_code == 401
+    for path in ("/models/fraud/versions/1/promote", "/models/fraud/rollback"):
+        response = promote(client, token, path)
+        assert response.status_code == 401
+        assert "Bearer" in response.json_body["error"]  # the KServe error shape
     assert hook.callback.calls == 0
 
 
-@pytest.mark.parametrize("token", ["not-a-token", INVOKE_TOKEN], ids=["unknown", "invoke-scope"])
-def test_the_admin_routes_refuse_tokens_without_the_admin_scope(client: Client, hook: Webhook, token: str) -> None:
+def test_the_admin_routes_refuse_an_invoke_token_with_403(client: Client, hook: Webhook) -> None:
     hook.awaiting()
-    assert promote(client, token).status_code == 403
-    assert promote(client, token, "/models/fraud/rollback").status_code == 403
+    for path in ("/models/fraud/versions/1/promote", "/models/fraud/rollback"):
+        response = promote(client, INVOKE_TOKEN, path)
+        assert response.status_code == 403
+        assert "scope" in response.json_body["error"]
     assert hook.callback.calls == 0 and hook.publisher.kinds[-1] == "ApprovalRequested"
 
 
@@ -379,7 +384,7 @@ def test_the_authorizer_grants_an_invoke_token_only_the_invoke_routes(
     granted = authorize(app_module, monkeypatch, "Bearer tok-reader")
     assert granted.principal_id == "reader" and granted.context == {"scopes": INVOKE}
     paths = [(r.path, r.methods) for r in granted.routes if isinstance(r, AuthRoute)]
-    assert paths == [("/v2/*", ["GET", "POST"]), ("/models", ["GET"]), ("/models/*", ["GET"])]
+    assert paths == [("/v2", ["GET"]), ("/v2/*", ["GET", "POST"]), ("/models", ["GET"]), ("/models/*", ["GET"])]
     assert len(paths) == len(granted.routes)
 
 
@@ -391,11 +396,12 @@ def test_the_authorizer_grants_an_admin_token_every_route(
 
 
 @pytest.mark.parametrize("token", ["Bearer tok-nobody", "tok-ops", ""])
-def test_the_authorizer_denies_an_unknown_token(
+def test_the_authorizer_fails_an_unknown_token_as_unauthorized(
     app_module: ModuleType, monkeypatch: pytest.MonkeyPatch, token: str
 ) -> None:
-    denied = authorize(app_module, monkeypatch, token)
-    assert (denied.routes, denied.principal_id) == ([], "anonymous")
+    # API Gateway answers 401 only for a TOKEN authorizer failing with exactly this message
+    with pytest.raises(Unauthorized, match=r"^Unauthorized$"):
+        authorize(app_module, monkeypatch, token)
 
 
 def test_a_token_is_recognised_by_its_hash() -> None:

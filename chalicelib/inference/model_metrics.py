@@ -1,0 +1,41 @@
+"""Per-model inference metrics as CloudWatch EMF (one log line per request, no API call).
+
+SageMaker publishes an MME's metrics per endpoint only; these are per model and version, so an
+operator sees one model (or one side of a canary) misbehave: ``Invocations``, ``Errors`` (5xx:
+the model or the endpoint failed), ``ClientErrors`` (4xx), ``Latency`` (the whole request, ms)
+and ``ModelLatency`` (InvokeEndpoint alone, ms). Dimensions: ``Model``, ``Version``.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+NAMESPACE = "mmedeploy"
+
+
+class ModelMetrics:
+    def __init__(self, namespace: str = NAMESPACE) -> None:
+        self._namespace = namespace
+
+    def record(
+        self,
+        name: str,
+        version: str,
+        route: str,
+        status_code: int,
+        latency_ms: float,
+        model_latency_ms: float | None,
+    ) -> None:
+        # One instance per request: EphemeralMetrics keeps no state shared between threads.
+        metrics = EphemeralMetrics(namespace=self._namespace)
+        metrics.add_dimension(name="Model", value=name)
+        metrics.add_dimension(name="Version", value=version)
+        metrics.add_metric(name="Invocations", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=int(status_code >= 500))
+        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=int(400 <= status_code < 500))
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=round(latency_ms, 3))
+        if model_latency_ms is not None:
+            metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=round(model_latency_ms, 3))
+        metrics.add_metadata(key="route", value=route)
+        metrics.add_metadata(key="status", value=status_code)
+        metrics.flush_metrics()

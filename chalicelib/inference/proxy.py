@@ -1,0 +1,60 @@
+"""One inference request: route it, check its framing against the model, invoke the endpoint,
+and answer as Triton would, with the version that served. Every request is metered per model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chalicelib.api_errors import ApiError
+from chalicelib.inference.kserve import InferAnswer, check_request, parse_request, served_response
+from chalicelib.inference.model_metrics import ModelMetrics
+from chalicelib.inference.routing import Router, Target
+from chalicelib.inference.runtime import ModelRuntime
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    answer: InferAnswer
+    target: Target
+
+
+class InferenceProxy:
+    def __init__(
+        self,
+        router: Router,
+        runtime: ModelRuntime,
+        metrics: ModelMetrics,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._router = router
+        self._runtime = runtime
+        self._metrics = metrics
+        self._clock = clock
+
+    def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Served:
+        started = self._clock()
+        request = parse_request(body, header_length)  # size and framing first: no registry read for junk
+        target = self._router.resolve(name, version)
+        model_seconds: float | None = None
+        status = 500
+        try:
+            check_request(request, target.model)
+            invoked = self._runtime.invoke(target.endpoint, target.target_model, body, request.content_type)
+            model_seconds = invoked.seconds
+            answer = served_response(invoked.body, invoked.content_type, name, target.version)
+            status = 200
+            return Served(answer, target)
+        except ApiError as error:
+            status = error.status_code
+            raise
+        finally:
+            self._metrics.record(
+                name,
+                target.version,
+                target.route,
+                status,
+                (self._clock() - started) * 1000,
+                None if model_seconds is None else model_seconds * 1000,
+            )
