@@ -1,5 +1,6 @@
-"""The API seen from the command line: one small HTTP client (:func:`post`) and the admin routes
-``promote`` and ``rollback`` call (``Authorization: Bearer <admin token>``).
+"""The API seen from the command line: one small HTTP client (:func:`request`, with :func:`get`,
+:func:`post` and :func:`delete` on it) and the admin routes ``promote``, ``rollback`` and
+``canary`` call (``Authorization: Bearer <admin token>``).
 
 Every answer comes back as an :class:`ApiAnswer` whatever its HTTP status (a 4xx is an answer,
 not an exception); only a request that got no answer at all raises :class:`ApiUnreachable`.
@@ -12,7 +13,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mmedeploy.target import DeploymentTarget
@@ -33,6 +34,11 @@ class ApiNotConfigured(Exception):
 class ApiAnswer:
     http_status: int
     document: dict[str, Any]  # the JSON object answered; a non-JSON body becomes {"error": <text>}
+    headers: dict[str, str] = field(default_factory=dict)  # the response's, names in lower case
+    body: bytes = field(default=b"", repr=False)  # as it came (a KServe answer may have a binary tail)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
 
     @property
     def accepted(self) -> bool:
@@ -61,21 +67,42 @@ def _document(raw: bytes) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"error": text.strip()[:500]}
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float = TIMEOUT_S) -> ApiAnswer:
-    """POST ``body`` to ``url``; the answer whatever its status, ApiUnreachable if none came."""
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers}
+def request(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = TIMEOUT_S
+) -> ApiAnswer:
+    """Send one request; the answer whatever its status, ApiUnreachable if none came."""
+    sent = urllib.request.Request(
+        url,
+        data=body,
+        method=method,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return ApiAnswer(response.status, _document(response.read()))
+        with urllib.request.urlopen(sent, timeout=timeout) as response:
+            return _answer(response.status, response.headers.items(), response.read())
     except urllib.error.HTTPError as exc:  # an answer with a 4xx/5xx status
         with exc:
-            return ApiAnswer(exc.code, _document(exc.read()))
+            return _answer(exc.code, exc.headers.items() if exc.headers else [], exc.read())
     except urllib.error.URLError as exc:
         raise ApiUnreachable(f"cannot reach {url}: {exc.reason}") from None
     except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, a closed connection
         raise ApiUnreachable(f"no answer from {url}: {exc or type(exc).__name__}") from None
+
+
+def _answer(status: int, headers: list[tuple[str, str]], raw: bytes) -> ApiAnswer:
+    return ApiAnswer(status, _document(raw), {name.lower(): value for name, value in headers}, raw)
+
+
+def get(url: str, headers: dict[str, str], timeout: float = TIMEOUT_S) -> ApiAnswer:
+    return request("GET", url, None, headers, timeout)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float = TIMEOUT_S) -> ApiAnswer:
+    return request("POST", url, body, headers, timeout)
+
+
+def delete(url: str, headers: dict[str, str], timeout: float = TIMEOUT_S) -> ApiAnswer:
+    return request("DELETE", url, None, headers, timeout)
 
 
 def _segment(value: str) -> str:
@@ -90,12 +117,20 @@ def _admin_headers(target: DeploymentTarget) -> dict[str, str]:
     return {"Authorization": f"Bearer {target.admin_token}", "Content-Type": "application/json"}
 
 
+def model_url(api_url: str, name: str) -> str:
+    return f"{api_url.rstrip('/')}/models/{_segment(name)}"
+
+
 def promote_url(api_url: str, name: str, version: str) -> str:
-    return f"{api_url.rstrip('/')}/models/{_segment(name)}/versions/{_segment(version)}/promote"
+    return f"{model_url(api_url, name)}/versions/{_segment(version)}/promote"
 
 
 def rollback_url(api_url: str, name: str) -> str:
-    return f"{api_url.rstrip('/')}/models/{_segment(name)}/rollback"
+    return f"{model_url(api_url, name)}/rollback"
+
+
+def canary_url(api_url: str, name: str) -> str:
+    return f"{model_url(api_url, name)}/canary"
 
 
 def request_promotion(target: DeploymentTarget, name: str, version: str) -> ApiAnswer:
@@ -109,3 +144,18 @@ def request_rollback(target: DeploymentTarget, name: str) -> ApiAnswer:
     (``version`` is the one made production again)."""
     headers = _admin_headers(target)
     return post(rollback_url(str(target.api_url), name), b"{}", headers)
+
+
+def request_canary(target: DeploymentTarget, name: str, version: str, weight: float) -> ApiAnswer:
+    """``POST /models/{name}/canary`` ``{"version", "weight"}``: start the canary or change its
+    version or weight; 200 ``{"name", "production", "canary": {...}, "action": "canary started"}``."""
+    headers = _admin_headers(target)
+    body = json.dumps({"version": version, "weight": weight}).encode()
+    return post(canary_url(str(target.api_url), name), body, headers)
+
+
+def end_canary(target: DeploymentTarget, name: str) -> ApiAnswer:
+    """``DELETE /models/{name}/canary``; 200 ``{"name", "production", "canary": {...}, "action": "canary ended"}``
+    (``canary`` is the one ended), 404 when the model has none."""
+    headers = _admin_headers(target)
+    return delete(canary_url(str(target.api_url), name), headers)

@@ -1,5 +1,6 @@
 """The ``mmedeploy`` command line. Exit codes: 0 ok/valid, 1 invalid, 2 usage or I/O error
-(``status``, ``approve``/``reject``, ``promote``/``rollback`` add 3: no such model or version).
+(``status``, ``approve``/``reject``, ``promote``/``rollback`` add 3: no such model or version;
+``invoke``, ``canary`` and ``models`` answer 1 for every refusal of the API, a 404 included).
 
 No command prints a traceback: expected failures print what to do; anything unexpected prints
 one line asking for a bug report (with ``MMEDEPLOY_DEBUG=1`` for the traceback).
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(commands)
     _add_decisions(commands)
     _add_admin(commands)
+    _add_serving(commands)
     return parser
 
 
@@ -343,10 +345,11 @@ def _status_of_model(args: argparse.Namespace, registry: Any, out: Console, err:
     records = registry.versions(args.name)
     if not records:
         return _not_found(err, f"no versions of model {args.name} in the registry", args.name, args.state_dir)
+    routes = registry.routes(args.name)
     if args.json:
-        print(_dumps(model_json(args.name, records)))
+        print(_dumps(model_json(args.name, records, routes)))
     else:
-        out.print(versions_view(args.name, records))
+        out.print(versions_view(args.name, records, routes))
     return EXIT_OK
 
 
@@ -757,6 +760,261 @@ def _follow(
             f"the {what} goes on: watch it with: {watch_hint}",
         )
     return result.exit_code
+
+
+# -- invoke / models / canary: the serving side of the API -----------------------------------------
+INVOKE_EPILOG = """\
+FILE is a KServe v2 JSON inference request ('-' reads standard input), e.g.
+  {"inputs": [{"name": "RAW_FEATURES", "datatype": "FP32", "shape": [1, 16], "data": [0.1, ...]}]}
+It goes to POST <api_url>/v2/models/NAME/infer (with --version: .../versions/V/infer, pinned)
+with the invoke token (the admin token if the target has none). Without --version the API routes
+the request: production, or the canary for its share of the traffic. Prints who served (version
+and route: production, canary or pinned) and each output (name, datatype, shape, data; long
+tensors are cut after a few values: --json prints everything).
+
+exit codes:
+  0  answered (HTTP 200)
+  1  refused or failed by the API (the status and the API's error are printed)
+  2  usage or I/O error (FILE unreadable or not a JSON object, no local stack, the API does not answer)
+"""
+
+CANARY_EPILOG = """\
+A canary sends a share of NAME's traffic (the requests that name no version) to VERSION beside
+production; VERSION must be staged and warm (see 'mmedeploy status NAME'). Running it again
+changes the version or the weight; --stop ends it; promoting the canary's version ends it too.
+Needs the admin token (the local stack's admin_token).
+
+  mmedeploy canary fraud 2 --weight 10%     # or --weight 0.1
+  mmedeploy canary fraud --stop
+
+exit codes:
+  0  started, changed or ended
+  1  refused by the API (401/403: the admin token was refused; 404: no such model, version,
+     production version or canary; 409: the version cannot take traffic)
+  2  usage or connection error (bad weight, no local stack, the API does not answer)
+"""
+
+MODELS_EPILOG = """\
+Reads GET <api_url>/models with the invoke token. Without --limit every page is read (following
+the API's 'next' token); with --limit N one page of at most N models, and the command to read the
+next one. --json prints {"models": [{"name", "latest_version", "updated_at", "production_version",
+"canary_version"}], "next": TOKEN|null}.
+
+exit codes: 0 listed, 1 refused by the API, 2 usage or connection error
+"""
+
+MAX_MODELS_PAGE = 1000  # the API's largest page
+
+
+def _weight(text: str) -> float:
+    """A canary's share of the traffic: a fraction (0.1) or a percentage (10%), strictly between 0 and 1."""
+    stripped = text.strip()
+    try:
+        weight = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a weight: give a fraction (0.1) or a percentage (10%)"
+        ) from None
+    if not 0 < weight < 1:
+        hint = f" (did you mean {stripped}%?)" if not stripped.endswith("%") and 1 < weight < 100 else ""
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a share of the traffic: the weight must be more than 0 and less than 1 "
+            f"(0% to 100%, both excluded){hint}"
+        )
+    return weight
+
+
+def _page_size(text: str) -> int:
+    size = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= size <= MAX_MODELS_PAGE:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a page size from 1 to {MAX_MODELS_PAGE}")
+    return size
+
+
+def _add_serving(commands: Any) -> None:
+    invoke = commands.add_parser(
+        "invoke",
+        help="send a KServe v2 inference request to a model through the API",
+        epilog=INVOKE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    invoke.add_argument("name", metavar="NAME")
+    invoke.add_argument(
+        "--data", required=True, metavar="FILE", help="the KServe v2 JSON inference request ('-': standard input)"
+    )
+    invoke.add_argument(
+        "--version", metavar="V", help="pin the version that serves (default: the API routes: production or canary)"
+    )
+    invoke.add_argument(
+        "--json",
+        action="store_true",
+        help="print the KServe answer with http_status, served_version and route added",
+    )
+    invoke.add_argument(
+        "--timeout", type=_positive_seconds, default=60.0, metavar="S", help="wait this long for the answer (60)"
+    )
+    invoke.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory")
+    invoke.set_defaults(handler=cmd_invoke)
+
+    canary = commands.add_parser(
+        "canary",
+        help="send a share of a model's traffic to a candidate version, or --stop (admin)",
+        epilog=CANARY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    canary.add_argument("name", metavar="NAME")
+    canary.add_argument("version", metavar="VERSION", nargs="?", help="the candidate (omit with --stop)")
+    canary.add_argument(
+        "--weight", type=_weight, metavar="W", help="its share of the traffic: a fraction (0.1) or a percentage (10%%)"
+    )
+    canary.add_argument("--stop", action="store_true", help="end the canary: production takes all the traffic")
+    canary.add_argument("--json", action="store_true", help="print the API's answer and its http_status")
+    canary.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory")
+    canary.set_defaults(handler=cmd_canary)
+
+    models = commands.add_parser(
+        "models",
+        help="list the models: production, canary and latest version of each",
+        epilog=MODELS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    models.add_argument(
+        "--limit", type=_page_size, metavar="N", help=f"one page of at most N models (1-{MAX_MODELS_PAGE})"
+    )
+    models.add_argument("--next", metavar="TOKEN", help="start after the page that gave this token (with --limit)")
+    models.add_argument("--json", action="store_true", help='print {"models": [...], "next": TOKEN|null}')
+    models.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory")
+    models.set_defaults(handler=cmd_models)
+
+
+def _api_error(err: Console, prog: str, answer: Any, target: Any, token: str) -> int:
+    """An API refusal on stderr: ``error 404: unknown model fraud``, with a hint where one helps."""
+    code = answer.http_status
+    message = f"{prog}: error {code}: {answer.error}"
+    if code in (401, 403):
+        message += f" (the API refused the {token} token of {target.description})"
+    retry = answer.header("Retry-After")
+    if code == 503 and retry:
+        message += f"; try again in {retry} s"
+    _fail(err, message)
+    return EXIT_INVALID
+
+
+def cmd_invoke(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.admin_api import ApiNotConfigured, ApiUnreachable
+    from mmedeploy.inference_client import BadRequestFile, infer, inference, inference_lines, read_request
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    prog = "mmedeploy invoke"
+    try:
+        body = read_request(args.data)
+        target = resolve_target(args.state_dir)
+        answer = infer(target, args.name, args.version, body, timeout=args.timeout)
+    except (BadRequestFile, TargetUnavailable, ApiNotConfigured) as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_USAGE
+    except ApiUnreachable as exc:
+        return _unreachable(err, prog, exc, args.state_dir)
+    served = inference(answer)
+    if args.json:
+        print(_dumps(served.as_json()))
+    if not answer.accepted:
+        token = "invoke" if target.api_token else "admin"
+        return _api_error(err, prog, answer, target, token)
+    if "outputs" not in served.document:
+        _fail(err, f"{prog}: the API answered HTTP {answer.http_status} without a KServe answer: {answer.error}")
+        return EXIT_INVALID
+    if not args.json:
+        for line in inference_lines(args.name, served):
+            _plain(out, line)
+    return EXIT_OK
+
+
+def cmd_canary(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.admin_api import ApiNotConfigured, ApiUnreachable, end_canary, request_canary
+    from mmedeploy.status_view import percent
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    prog = "mmedeploy canary"
+    if args.stop and (args.version is not None or args.weight is not None):
+        _fail(err, f"{prog}: --stop ends the canary: give only NAME (mmedeploy canary {args.name} --stop)")
+        return EXIT_USAGE
+    if not args.stop and (args.version is None or args.weight is None):
+        _fail(err, f"{prog}: give NAME VERSION --weight W to start a canary, or NAME --stop to end one")
+        return EXIT_USAGE
+    try:
+        target = resolve_target(args.state_dir)
+        if args.stop:
+            answer = end_canary(target, args.name)
+        else:
+            answer = request_canary(target, args.name, args.version, args.weight)
+    except (TargetUnavailable, ApiNotConfigured) as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_USAGE
+    except ApiUnreachable as exc:
+        return _unreachable(err, prog, exc, args.state_dir)
+    if args.json:
+        print(_dumps(answer.as_json()))
+    if not answer.accepted:
+        return _api_error(err, prog, answer, target, "admin")
+    if args.json:
+        return EXIT_OK
+    document = answer.document
+    name = document.get("name") or args.name
+    production = document.get("production") or "-"
+    canary = document.get("canary")
+    canary = canary if isinstance(canary, dict) else {}
+    version = canary.get("version") or args.version or "?"
+    weight = canary.get("weight", args.weight)
+    share = percent(float(weight)) if isinstance(weight, int | float) and not isinstance(weight, bool) else "its share"
+    if args.stop:
+        _plain(out, f"{name}: canary {version} ended (it had {share} of traffic); production {production} takes all")
+    else:
+        _plain(out, f"{name}: {share} of traffic -> {version} (production {production})")
+        _plain(out, f"end it: mmedeploy canary {name} --stop{_state_dir_option(args.state_dir)}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.admin_api import ApiNotConfigured, ApiUnreachable
+    from mmedeploy.inference_client import PagingLoop, list_models, models_lines
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    prog = "mmedeploy models"
+    if args.next is not None and args.limit is None:
+        _fail(err, f"{prog}: --next continues a paged listing: give --limit N too")
+        return EXIT_USAGE
+    try:
+        target = resolve_target(args.state_dir)
+        listing = list_models(target, args.limit, args.next)
+    except (TargetUnavailable, ApiNotConfigured) as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_USAGE
+    except ApiUnreachable as exc:
+        return _unreachable(err, prog, exc, args.state_dir)
+    except PagingLoop as exc:
+        _fail(err, f"{prog}: {exc}")
+        return EXIT_INVALID
+    if listing.failed is not None:
+        if args.json:
+            print(_dumps(listing.failed.as_json()))
+        return _api_error(err, prog, listing.failed, target, "invoke" if target.api_token else "admin")
+    if args.json:
+        print(_dumps({"models": listing.models, "next": listing.next}))
+        return EXIT_OK
+    if not listing.models and args.next:
+        _plain(out, "no more models")
+    elif not listing.models:
+        _plain(out, "no models yet: push one with: mmedeploy push NAME_VERSION.tar.gz")
+    else:
+        for line in models_lines(listing.models):
+            _plain(out, line)
+    if listing.next:
+        _plain(
+            out,
+            f"more: mmedeploy models --limit {args.limit} --next {listing.next}{_state_dir_option(args.state_dir)}",
+        )
+    return EXIT_OK
 
 
 def _dumps(document: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chalicelib.lifecycle import SETTLED, Status
-from chalicelib.registry import HistoryEntry, ModelVersion
+from chalicelib.registry import HistoryEntry, ModelRoutes, ModelVersion
 from chalicelib.validation.findings import Finding, Severity
 
 # Where a deployment ends without a version to use: `status --watch` exits 1 on these.
@@ -73,8 +73,27 @@ def version_json(record: ModelVersion) -> dict[str, Any]:
     }
 
 
-def model_json(name: str, records: list[ModelVersion]) -> dict[str, Any]:
-    """``status NAME --json``: every version, oldest upload first; aliases come with promotion."""
+def aliases(routes: ModelRoutes | None) -> dict[str, str]:
+    """Where each alias points, only those set: ``production``, ``previous`` (where a rollback
+    goes) and ``canary``; ``{}`` before the first promotion."""
+    if routes is None:
+        return {}
+    pointers: dict[str, str] = {}
+    if routes.production is not None:
+        pointers["production"] = routes.production.version
+        if routes.production.previous:
+            pointers["previous"] = routes.production.previous
+    if routes.canary is not None:
+        pointers["canary"] = routes.canary.version
+    return pointers
+
+
+def model_json(name: str, records: list[ModelVersion], routes: ModelRoutes | None = None) -> dict[str, Any]:
+    """``status NAME --json``: every version, oldest upload first, and the aliases: ``aliases`` maps
+    each one set to its version; ``production`` (with ``previous``, ``revision``, ``updated_at``,
+    ``actor``) and ``canary`` (with ``weight``, ``started_at``, ``actor``) give the details, or null."""
+    production = routes.production if routes else None
+    canary = routes.canary if routes else None
     return {
         "name": name,
         "versions": [
@@ -87,7 +106,9 @@ def model_json(name: str, records: list[ModelVersion]) -> dict[str, Any]:
             }
             for r in records
         ],
-        "aliases": {},
+        "aliases": aliases(routes),
+        "production": production.model_dump(mode="json", exclude={"name", "alias"}) if production else None,
+        "canary": canary.model_dump(mode="json", exclude={"name"}) if canary else None,
     }
 
 
@@ -181,16 +202,61 @@ def version_view(record: ModelVersion, footer: RenderableType | None = None) -> 
     return Panel(Group(*parts), title=f"[bold]{record.name}[/] {record.version}", title_align="left", expand=False)
 
 
-def versions_view(name: str, records: list[ModelVersion]) -> Table:
-    """Every version of a model, oldest upload first."""
-    table = Table(title=f"{name}: {len(records)} version(s)", title_justify="left", header_style="bold")
-    for column in ("version", "status", "uploaded (UTC)", "updated (UTC)"):
-        table.add_column(column, no_wrap=True)
+def percent(weight: float) -> str:
+    """A share of the traffic: 0.1 -> '10%', 0.125 -> '12.5%'."""
+    return f"{weight * 100:.4g}%"
+
+
+def _alias_cells(routes: ModelRoutes | None) -> dict[str, str]:
+    """What the versions table says of each aliased version."""
+    cells: dict[str, list[str]] = {}
+    for alias, version in aliases(routes).items():
+        label = alias
+        if alias == "canary" and routes is not None and routes.canary is not None:
+            label = f"canary {percent(routes.canary.weight)}"
+        cells.setdefault(version, []).append(label)
+    return {version: ", ".join(labels) for version, labels in cells.items()}
+
+
+def routes_line(routes: ModelRoutes | None) -> str | None:
+    """Where the traffic goes, in words; None before the first promotion."""
+    if routes is None or (routes.production is None and routes.canary is None):
+        return None
+    production, canary = routes.production, routes.canary
+    parts = []
+    if production is not None:
+        rollback = f" (a rollback goes to {production.previous})" if production.previous else ""
+        parts.append(f"production {production.version}{rollback}")
+    else:
+        parts.append("no production version")
+    if canary is not None:
+        parts.append(f"canary {canary.version} takes {percent(canary.weight)} of the traffic (by {canary.actor})")
+    return "; ".join(parts)
+
+
+def versions_view(name: str, records: list[ModelVersion], routes: ModelRoutes | None = None) -> Table:
+    """Every version of a model, oldest upload first, with its aliases."""
+    table = Table(
+        title=f"{name}: {len(records)} version(s)",
+        title_justify="left",
+        header_style="bold",
+        caption=routes_line(routes),
+        caption_justify="left",
+    )
+    cells = _alias_cells(routes)
+    table.add_column("version", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    if cells:
+        table.add_column("alias", no_wrap=True, min_width=max(len(cell) for cell in cells.values()))
+    for column in ("uploaded (UTC)", "updated (UTC)"):
+        table.add_column(column, overflow="fold")  # on a narrow screen the time goes under the date
     table.add_column("reason", overflow="fold", ratio=1)
     for record in records:
+        alias = [Text(cells.get(record.version, ""), style="bold")] if cells else []
         table.add_row(
             record.version,
             Text(record.status.value, style=status_style(record.status)),
+            *alias,
             _when(record.uploaded_at),
             _when(record.updated_at),
             record.reason,

@@ -1,5 +1,6 @@
 """Where the commands act: boto3 clients plus the staging bucket and registry table, and the API
-(URL, admin token) and Slack signing details that ``approve``/``reject``/``promote``/``rollback`` use.
+(URL, invoke and admin tokens) and Slack signing details that the HTTP commands (``invoke``,
+``models``, ``canary``, ``approve``/``reject``, ``promote``/``rollback``) use.
 
 A :class:`DeploymentTarget` is a plain value; the commands never ask where it came from. Today
 one constructor exists, :func:`local_stack_target`, which reads the running local stack's
@@ -38,12 +39,14 @@ class DeploymentTarget:
     session: boto3.session.Session = field(repr=False)
     endpoint_url: str | None = None
     client_config: Config | None = field(default=None, repr=False)
-    # The HTTP side: the API (admin routes, the Slack webhook) and what Slack itself would know.
+    # The HTTP side: the API (inference and registry reads, admin routes, the Slack webhook) and
+    # what Slack itself would know.
     api_url: str | None = None
     slack_url: str | None = None  # where response_url points (the local Slack sink)
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_approver_ids: tuple[str, ...] = ()
     admin_token: str | None = field(default=None, repr=False)
+    api_token: str | None = field(default=None, repr=False)  # the invoke scope: inference and reads
 
     def client(self, service: str) -> Any:
         return self.session.client(
@@ -81,6 +84,7 @@ def local_stack_target(state_dir: Path = DEFAULT_STATE_DIR) -> DeploymentTarget:
         slack_signing_secret=info.slack_signing_secret,
         slack_approver_ids=tuple(info.slack_approver_ids),
         admin_token=info.admin_token,
+        api_token=info.api_token,
     )
 
 

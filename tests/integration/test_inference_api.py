@@ -22,6 +22,7 @@ from chalicelib.lifecycle import Status
 from chalicelib.registry import ModelRegistry, ModelVersion
 from mmedeploy.local.stack import StackInfo
 from tests.integration.conftest import wait_for
+from tests.stack_process import mmedeploy
 from tests.tarballs import IDCHECK, idcheck_repo, pack
 
 pytestmark = pytest.mark.integration
@@ -257,6 +258,22 @@ def test_the_registry_routes_page_and_describe(api: Api, production: ModelVersio
     version = json.loads(api.call("GET", f"/models/{NAME}/versions/1", api.token("invoke"))[2])
     assert version["status"] == "PRODUCTION" and version["history"][-1]["status"] == "PRODUCTION"
     assert api.call("GET", "/models?limit=0", api.token("invoke"))[0] == 400
+
+
+def test_the_cli_invokes_and_lists_through_the_api(local_stack_dir: Path, production: ModelVersion) -> None:
+    case = Path(IDCHECK) / "tests" / "approved.json"
+    state = ("--state-dir", str(local_stack_dir))
+    invoked = mmedeploy("invoke", NAME, "--data", str(case), "--json", *state)
+    assert invoked.returncode == 0, invoked.stderr
+    answer = json.loads(invoked.stdout)
+    assert (answer["served_version"], answer["route"], answer["http_status"]) == ("1", "production", 200)
+    decision = next(o for o in answer["outputs"] if o["name"] == "DECISION")
+    assert decision["data"] == ["approved"]
+    missing = mmedeploy("invoke", "nobody", "--data", str(case), *state)
+    assert missing.returncode == 1 and "404" in missing.stderr
+    listed = mmedeploy("models", "--json", *state)
+    assert listed.returncode == 0, listed.stderr
+    assert NAME in [m["name"] for m in json.loads(listed.stdout)["models"]]
 
 
 # -- canary and promotion --------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """The local MME under a tight memory budget and a short load wait (its own stack: both are
 ``mmedeploy up`` options): least-recently-used eviction, reload on demand, ModelNotReadyException
-while loading, and ``mmedeploy down`` stopping every Triton."""
+while loading (and the inference API's 503 with Retry-After for it), and ``mmedeploy down``
+stopping every Triton."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +152,56 @@ def test_a_staged_version_without_a_decision_expires_after_the_approval_timeout(
     assert "expired" in answer["text"] and "nothing changed" in answer["text"]
     assert registry.history("waiting", "1") == history
     assert "Contents" not in client("s3").list_objects_v2(Bucket=info.production_bucket, Prefix="waiting_")
+
+
+def test_the_api_answers_503_with_retry_after_while_the_mme_loads_an_evicted_model(
+    tight_stack: tuple[StackInfo, Path], client: Callable[[str], Any]
+) -> None:
+    info, _ = tight_stack
+    registry = ModelRegistry(info.registry_table, client("dynamodb"))
+    admin = {"Authorization": f"Bearer {info.admin_token}"}
+
+    def to_production(name: str) -> None:
+        client("s3").put_object(Bucket=info.staging_bucket, Key=f"{name}_1.tar.gz", Body=pack(echo_repo(name, "1")))
+        # approved at once: this stack's approval wait is 3 s
+        wait_for(lambda: (r := registry.find(name, "1")) and r.status in SETTLED, timeout=60, what=f"{name} staged")
+        assert api(info, "POST", f"/models/{name}/versions/1/promote", admin)[0] == 202
+        promoted = wait_for(
+            lambda: (r := registry.find(name, "1")) and r.status in {Status.PRODUCTION, Status.FAILED} and r,
+            timeout=60,
+            what=f"{name} promoted",
+        )
+        assert promoted.status is Status.PRODUCTION, promoted.reason
+
+    # GIVEN two models in production on an endpoint with room for one: the second evicted the first
+    to_production("coldone")
+    to_production("evictor")
+    assert loaded_models(info, info.production_endpoint) == ["evictor_1.tar.gz"]
+    # WHEN a consumer calls the evicted one through the API
+    invoke = {"Authorization": f"Bearer {info.api_token}"}
+    request = b'{"inputs": [{"name": "IN", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}'
+    status, headers, body = api(info, "POST", "/v2/models/coldone/infer", invoke, request)
+    # THEN 503 with Retry-After (the API never waits out a load), and the load goes on
+    assert status == 503, body
+    assert int(headers["Retry-After"]) > 0 and "loading" in json.loads(body)["error"]
+    answered = wait_for(
+        lambda: (a := api(info, "POST", "/v2/models/coldone/infer", invoke, request))[0] == 200 and a,
+        timeout=30,
+        what="the model to serve after its load",
+    )
+    assert json.loads(answered[2])["model_version"] == "1"
+
+
+def api(
+    info: StackInfo, method: str, path: str, headers: dict[str, str], body: bytes = b"{}"
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"{info.api_url}{path}", data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read()
 
 
 def test_down_stops_every_triton(tight_stack: tuple[StackInfo, Path], endpoint: str) -> None:
