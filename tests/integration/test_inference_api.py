@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 from chalicelib.lifecycle import Status
 from chalicelib.registry import ModelRegistry, ModelVersion
 from mmedeploy.local.stack import StackInfo
+from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
 from tests.stack_process import mmedeploy
 from tests.tarballs import IDCHECK, idcheck_repo, pack
@@ -66,13 +65,7 @@ class Api:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(f"{self.info.api_url}{path}", data=body, headers=sent, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                return answer.status, dict(answer.headers), answer.read()
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, dict(error.headers), error.read()
+        return call_api(self.info.api_url, method, path, sent, body)
 
     def infer(self, path: str, request: dict[str, Any], token: str | None = "invoke") -> tuple[int, dict[str, Any]]:
         status, _, body = self.call("POST", path, self.token(token), json.dumps(request).encode())

@@ -6,8 +6,6 @@ stopping every Triton."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from chalicelib.registry import ModelRegistry
 from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo, process_alive
 from mmedeploy.packaging import package
+from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
 from tests.integration.mme_helpers import (
     create_mme_endpoint,
@@ -195,13 +194,7 @@ def test_the_api_answers_503_with_retry_after_while_the_mme_loads_an_evicted_mod
 def api(
     info: StackInfo, method: str, path: str, headers: dict[str, str], body: bytes = b"{}"
 ) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(f"{info.api_url}{path}", data=body, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, dict(answer.headers), answer.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, dict(error.headers), error.read()
+    return call_api(info.api_url, method, path, headers, body)
 
 
 def test_down_stops_every_triton(tight_stack: tuple[StackInfo, Path], endpoint: str) -> None:
