@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STAGE ?= staging
 
-.PHONY: demo test lint typecheck examples bench-validate bench-mme bench-pipeline bench-approval bench-api clean
+.PHONY: demo test lint typecheck package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip < 26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
@@ -20,8 +21,9 @@ examples: $(STAMP)
 demo: examples
 	$(BIN)/python -m mmedeploy.demo
 
-## test: lint, type-check and run the whole suite
+## test: lint, type-check, package and check the staging template, and run the whole suite
 test: $(STAMP) lint typecheck
+	$(MAKE) --no-print-directory check-package STAGE=staging
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -30,6 +32,15 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## package: build/$(STAGE)/ for `aws cloudformation package` (STAGE=dev|staging|prod, default staging)
+package: $(STAMP)
+	$(BIN)/python -m mmedeploy.deploy.package --stage $(STAGE)
+
+## check-package: cfn-lint (errors and warnings fail) and the IAM policy check on build/$(STAGE)/sam.yaml
+check-package: package
+	$(BIN)/cfn-lint build/$(STAGE)/sam.yaml
+	$(BIN)/python -m mmedeploy.deploy.policy_check build/$(STAGE)/sam.yaml
 
 ## bench-validate: validator vs `gzip -dc` on a >= 400 MB tarball, and peak RSS
 bench-validate: $(STAMP)

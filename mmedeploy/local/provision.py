@@ -37,6 +37,15 @@ NOT_IN_MOTO_CLOUDFORMATION = {
 }
 
 
+CHALICE_COMPLETION = (
+    "completes a function or role `chalice package` generates from app.py: locally the Chalice app runs in "
+    "the stack's process (API on Chalice's local server, on_cw_event handlers as functions behind rules)"
+)
+
+
+SKIPPED_DEPENDENT = "created outside moto's CloudFormation; nothing assumes it locally (moto does not enforce IAM)"
+
+
 @dataclass
 class Provisioned:
     outputs: dict[str, str] = field(default_factory=dict)
@@ -57,23 +66,31 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return template
 
 
+PSEUDO_PARAMETERS = {"AWS::Partition": "aws", "AWS::AccountId": "123456789012"}  # moto's account
+
+
 def _resolve(value: Any, parameters: dict[str, str], arns: dict[str, str] | None = None) -> Any:
-    """Ref, Fn::GetAtt ``Arn`` and Fn::Sub over parameters and what was created here: enough for
+    """Ref, Fn::GetAtt ``Arn`` and Fn::Sub over parameters (pseudo parameters included) and what
+    was created (``arns``: logical id -> ARN or physical id), through lists and maps: enough for
     the names and ARNs the adapted resources use."""
     arns = arns or {}
-    if isinstance(value, dict) and "Ref" in value:
+    if isinstance(value, list):
+        return [_resolve(item, parameters, arns) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value:
         return parameters.get(value["Ref"]) or arns[value["Ref"]]
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
+    if "Fn::GetAtt" in value:
         logical, attribute = value["Fn::GetAtt"]
         if attribute != "Arn":
             raise ValueError(f"the local provisioner resolves only Arn attributes, not {logical}.{attribute}")
         return arns[logical]
-    if isinstance(value, dict) and "Fn::Sub" in value:
+    if "Fn::Sub" in value:
         text = value["Fn::Sub"]
         for key, param in parameters.items():
             text = text.replace("${" + key + "}", param)
         return text
-    return value
+    return {key: _resolve(item, parameters, arns) for key, item in value.items()}
 
 
 def _without_depends_on(resource: dict[str, Any], elsewhere: set[str]) -> dict[str, Any]:
@@ -108,12 +125,22 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
     parameters.update(LOCAL_PARAMETERS)
     parameters.update(overrides or {})
     result = Provisioned()
-    supported = {
-        logical: resource
-        for logical, resource in template["Resources"].items()
-        if resource["Type"] not in NOT_IN_MOTO_CLOUDFORMATION
-    }
-    elsewhere = set(template["Resources"]) - set(supported)
+    # Entries without a Type complete what `chalice package` generates for app.py (merged over
+    # it); locally the Chalice app runs in the stack's process instead.
+    for logical, resource in template["Resources"].items():
+        if "Type" not in resource:
+            result.adapted.append((logical, CHALICE_COMPLETION))
+    resources = {logical: resource for logical, resource in template["Resources"].items() if "Type" in resource}
+    supported = {k: r for k, r in resources.items() if r["Type"] not in NOT_IN_MOTO_CLOUDFORMATION}
+    elsewhere = set(template["Resources"]) - set(supported)  # Chalice's own included
+    # What refers to those cannot be created by moto's CloudFormation either: only IAM roles of
+    # Chalice's functions today, which nothing assumes locally (moto does not enforce IAM).
+    while dependent := {k for k, r in supported.items() if _mentions(r.get("Properties", {}), elsewhere)}:
+        for logical in sorted(dependent):
+            names = sorted(n for n in elsewhere if _mentions(supported[logical].get("Properties", {}), {n}))
+            result.adapted.append((logical, f"skipped: it refers to {', '.join(names)}, {SKIPPED_DEPENDENT}"))
+            del supported[logical]
+        elsewhere |= dependent
     # An ordering on AWS (e.g. a rule after the state machine it targets by ARN) means nothing to
     # moto for a resource created outside its CloudFormation.
     supported = {logical: _without_depends_on(resource, elsewhere) for logical, resource in supported.items()}
@@ -143,7 +170,13 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
     result.outputs = {k: v for k, v in resolved.items() if not k.startswith(ENV_OUTPUT)}
     result.created = sorted(supported)
 
-    for logical, resource in template["Resources"].items():
+    # Ref of what moto's CloudFormation created (an alarm's topic) is its physical id.
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cloudformation.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
+        if "PhysicalResourceId" in r  # moto leaves it out for types it only warns about
+    }
+    for logical, resource in resources.items():
         kind, properties = resource["Type"], resource.get("Properties", {})
         if kind == "AWS::SecretsManager::Secret":
             name = _resolve(properties["Name"], parameters)
@@ -152,7 +185,12 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
             result.secrets[logical] = name
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
         elif kind == "AWS::CloudWatch::Alarm":
-            alarm = {k: _resolve(v, parameters) for k, v in properties.items()}
+            pseudo = {**PSEUDO_PARAMETERS, "AWS::Region": session.region_name}
+            alarm = _resolve(properties, {**pseudo, **parameters}, physical)
+            # parameters arrive as strings; CloudFormation converts them, the API does not
+            alarm["Threshold"] = float(alarm["Threshold"])
+            for key in ("Period", "EvaluationPeriods"):
+                alarm[key] = int(alarm[key])
             session.client("cloudwatch").put_metric_alarm(**alarm)
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
         elif kind == "AWS::Serverless::Function":
@@ -163,7 +201,7 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
                 result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
         elif kind == "AWS::S3::Bucket":
             _bucket_settings(session, logical, properties, parameters, result)
-    for logical, resource in template["Resources"].items():
+    for logical, resource in resources.items():
         if resource["Type"] == "AWS::Serverless::StateMachine":
             result.arns[logical] = _create_state_machine(session, resource["Properties"], parameters, result)
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[resource["Type"]]))

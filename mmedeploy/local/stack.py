@@ -487,6 +487,10 @@ def describe(info: StackInfo, config: StackConfig, say: Callable[[str], None]) -
     say(f"  endpoints      {info.staging_endpoint}, {info.production_endpoint}")
     say(f"  stack file     {config.stack_file}")
     if info.created_another_way:
-        say("  created outside moto's CloudFormation:")
+        # One line per reason (dicts keep the first-seen order): the list stays short to read.
+        by_reason: dict[str, list[str]] = {}
         for logical, why in info.created_another_way:
-            say(f"    - {logical}: {why}")
+            by_reason.setdefault(why, []).append(logical)
+        say(f"  not created by moto's CloudFormation ({len(info.created_another_way)} entries of infra/template.yaml):")
+        for why, logicals in by_reason.items():
+            say(f"    - {', '.join(logicals)}: {why}")
