@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chalicelib.validation.report import ValidationReport
 from chalicelib.validation.validator import validate_tarball
-from examples.build_examples import IDCHECK, build_env_archive, build_onnx
+from examples.build_examples import IDCHECK, build_env_archive, build_onnx, build_test_cases
 
 Files = Mapping[str, bytes | None]
 
@@ -72,15 +72,18 @@ def echo_repo(name: str, version: str, model: bytes = ECHO_MODEL) -> dict[str, b
 
 
 def idcheck_repo(version: str = "1") -> dict[str, bytes | None]:
-    """The example ensemble (python -> onnx -> python), read from examples/ plus generated parts."""
+    """The example ensemble (python -> onnx -> python), read from examples/ plus the generated parts
+    (ONNX model, Python environment, smoke-test cases)."""
     files: dict[str, bytes | None] = {"model_version.txt": f"{version}\n".encode()}
     for path in sorted(Path(IDCHECK).rglob("*")):
         rel = path.relative_to(IDCHECK).as_posix()
-        if path.is_file() and not rel.endswith((".onnx", "python_env.tar.gz")):
+        if path.is_file() and not rel.endswith((".onnx", "python_env.tar.gz")) and not rel.startswith("tests/"):
             files[rel] = path.read_bytes()
     files["idcheck_pipeline/1"] = None
     files["idcheck_inferencer/1/model.onnx"] = build_onnx().SerializeToString()
     files["idcheck_preprocessing/python_env.tar.gz"] = build_env_archive()
+    # generated like the binaries (git-ignored): built here, so a clean clone has them too
+    files.update({f"tests/{name}": case for name, case in build_test_cases().items()})
     return files
 
 
