@@ -17,9 +17,9 @@ $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pypro
 examples: $(STAMP)
 	$(BIN)/python examples/build_examples.py
 
-## demo: package and validate the example models and show the reports
+## demo: the whole flow on the local stack: package, push, approve, serve, reject a broken model (KEEP=1 keeps the stack)
 demo: examples
-	$(BIN)/python -m mmedeploy.demo
+	$(BIN)/python -m mmedeploy demo$(if $(filter 1,$(KEEP)), --keep)
 
 ## test: lint, type-check, package and check the staging template, and run the whole suite
 test: $(STAMP) lint typecheck

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_push(commands)
     _add_status(commands)
+    _add_demo(commands)
     _add_decisions(commands)
     _add_admin(commands)
     _add_serving(commands)
@@ -183,6 +184,44 @@ def cmd_down(args: argparse.Namespace, out: Console, err: Console) -> int:
     except control.StackError as exc:
         err.print(f"mmedeploy: {exc}")
         return EXIT_INVALID
+
+
+# -- demo: the whole mission on the local stack ----------------------------------------------------
+DEMO_EPILOG = """\
+Starts the local stack detached (or uses the one running in --state-dir), packages and pushes the
+example ensemble (examples/models/idcheck) as the next free version of model idcheck, follows the
+pipeline to AWAITING_APPROVAL, shows the Slack approval request, approves it with a signed Slack
+interaction, follows it to PRODUCTION, calls the inference API with a Triton client, pushes a
+broken copy and shows its rejection report. Then it stops the stack it started, unless --keep
+(a stack that was already running keeps running). Ctrl-C stops the stack it started.
+
+exit codes: 0 every step did what it should, 1 a step did not (it is named), 2 usage error,
+130 interrupted
+"""
+
+
+def _add_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="the whole flow on the local stack: package, push, approve, serve, reject (make demo)",
+        epilog=DEMO_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--keep", action="store_true", help="leave the stack running afterwards, to explore")
+    demo.add_argument(
+        "--port-base", type=int, default=DEFAULT_PORT_BASE, help="first of 4 consecutive ports for a new stack"
+    )
+    demo.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="where stack.json and state live")
+    demo.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy.demo import Demo
+
+    if not 1 <= args.port_base <= 65535 - 3:
+        _fail(err, f"mmedeploy demo: --port-base {args.port_base} leaves no room for 4 ports (1 to 65532)")
+        return EXIT_USAGE
+    return Demo(out, args.state_dir, args.port_base, args.keep).run()
 
 
 # -- push / status: the deployment pipeline seen from a person's machine ---------------------------
