@@ -134,8 +134,9 @@ def outcome(record: ModelVersion, channel: str) -> dict[str, Any]:
 
 def promoted(flip: Flip, rolled_back: bool, channel: str) -> dict[str, Any]:
     record = flip.promoted
-    verb = "rolled back to" if rolled_back else "promoted:"
-    text = f"{ICON[Status.PRODUCTION]} *{record.name}* {verb} version *{record.version}* serves in production"
+    what = "rolled back to" if rolled_back else "promoted:"
+    serves = "which serves in production again" if rolled_back else "serves in production"
+    text = f"{ICON[Status.PRODUCTION]} *{record.name}* {what} version *{record.version}* {serves}"
     if flip.retired:
         text += f" (replacing {flip.retired.version}, now RETIRED and kept for rollback)"
     text += (

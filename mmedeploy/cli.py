@@ -614,7 +614,8 @@ def cmd_decide(args: argparse.Namespace, out: Console, err: Console) -> int:
     status = document.get("status")
     if ok:
         _plain(out, answer.error)  # the webhook's text, as Slack would show it
-        _plain(out, f"  {name} {version} is {status or decision.past} (as Slack user {user})")
+        # the status read when the click was taken: the pipeline moves the version on from there
+        _plain(out, f"  decided as Slack user {user} while {name} {version} was {status or 'awaiting approval'}")
         _plain(out, f"follow it: mmedeploy status {name} {version} --watch{_state_dir_option(args.state_dir)}")
         return EXIT_OK
     code = answer.http_status

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -164,6 +164,25 @@ def _history_table(record: ModelVersion) -> Table:
     return table
 
 
+NARROW_COLUMNS = 110  # below this the history table has no room left for "why"
+
+
+class _History:
+    """The history as a table, or one line per entry (wrapped) where a table would lose "why"
+    (an 80-column terminal, a CI log)."""
+
+    def __init__(self, record: ModelVersion) -> None:
+        self._record = record
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width >= NARROW_COLUMNS:
+            yield _history_table(self._record)
+            return
+        yield Text("history", style="italic")
+        for entry in self._record.history:
+            yield history_line(entry)
+
+
 def _refused_table(record: ModelVersion) -> Table:
     table = Table(title="refused uploads", title_justify="left", header_style="bold", expand=False)
     for column in ("at (UTC)", "etag", "sha256"):
@@ -194,7 +213,7 @@ def version_view(record: ModelVersion, footer: RenderableType | None = None) -> 
     if record.findings:
         parts.append(_findings_table(record.findings))
     if record.history:
-        parts.append(_history_table(record))
+        parts.append(_History(record))
     if record.rejected_uploads:
         parts.append(_refused_table(record))
     if footer is not None:

@@ -32,6 +32,7 @@ NOT_IN_MOTO_CLOUDFORMATION = {
     "AWS::CloudWatch::Alarm": "moto's CloudFormation has no alarms: created with PutMetricAlarm",
     "AWS::ApiGateway::GatewayResponse": "served by Chalice's local server instead of API Gateway: "
     "mmedeploy/local/api_gateway.py answers these errors in the same shape",
+    "AWS::SQS::QueuePolicy": "skipped: moto's CloudFormation has no queue policies (moto does not enforce them)",
     "AWS::ApplicationAutoScaling::ScalableTarget": "skipped: the local MME is one process, there is nothing to scale",
     "AWS::ApplicationAutoScaling::ScalingPolicy": "skipped: the local MME is one process, there is nothing to scale",
 }
