@@ -44,7 +44,10 @@ CHALICE_COMPLETION = (
 )
 
 
-SKIPPED_DEPENDENT = "created outside moto's CloudFormation; nothing assumes it locally (moto does not enforce IAM)"
+SKIPPED_DEPENDENT = (
+    "skipped: they refer to resources created outside moto's CloudFormation (secrets); "
+    "nothing assumes them locally (moto does not enforce IAM)"
+)
 
 
 @dataclass
@@ -138,8 +141,7 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
     # Chalice's functions today, which nothing assumes locally (moto does not enforce IAM).
     while dependent := {k for k, r in supported.items() if _mentions(r.get("Properties", {}), elsewhere)}:
         for logical in sorted(dependent):
-            names = sorted(n for n in elsewhere if _mentions(supported[logical].get("Properties", {}), {n}))
-            result.adapted.append((logical, f"skipped: it refers to {', '.join(names)}, {SKIPPED_DEPENDENT}"))
+            result.adapted.append((logical, SKIPPED_DEPENDENT))
             del supported[logical]
         elsewhere |= dependent
     # An ordering on AWS (e.g. a rule after the state machine it targets by ARN) means nothing to
