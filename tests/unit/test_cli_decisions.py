@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from mmedeploy.decision import Decision, interaction_payload, signed_form
 from mmedeploy.follow import Outcome, follow_promotion, outcome_of
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.target import DeploymentTarget, local_stack_target
+from tests.unit.fake_api import FakeApi, Recorded, closed_port_url, serve_fake_api
 from tests.unit.registry_table import TABLE, create_registry_table
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -38,65 +37,10 @@ APPROVAL_ID = "apv_0123456789abcdef"
 
 
 # -- the stand-in API ------------------------------------------------------------------------------
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeApi:
-    """Answers ``answers[path]`` (status, JSON) and runs ``hooks[path]`` before answering."""
-
-    url: str = ""
-    requests: list[Recorded] = field(default_factory=list)
-    answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
-
-    def only(self) -> Recorded:
-        assert len(self.requests) == 1, self.requests
-        return self.requests[0]
-
-
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
-    fake = FakeApi()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            fake.requests.append(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            if self.path in fake.hooks:
-                fake.hooks[self.path]()
-            status, document = fake.answers.get(self.path, (404, {"error": f"no route {self.path}"}))
-            data = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_fake_api() as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -179,7 +123,9 @@ def test_approve_posts_a_correctly_signed_block_actions_interaction(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
     put_version(stack, "1", TO_AWAITING)
-    api.answers["/slack/interactions"] = (
+    api.answer(
+        "POST",
+        "/slack/interactions",
         200,
         {"ok": True, "outcome": "approved", "text": "fraud 1 approved by <@U0APPROVER>", "status": "APPROVED"},
     )
@@ -221,7 +167,7 @@ def test_reject_as_another_user_prints_the_answer_as_json(
 ) -> None:
     put_version(stack, "1", TO_AWAITING)
     answer = {"ok": True, "outcome": "declined", "text": "fraud 1 declined", "status": "DECLINED"}
-    api.answers["/slack/interactions"] = (200, answer)
+    api.answer("POST", "/slack/interactions", 200, answer)
     assert cli.main(["reject", "fraud", "1", "--user", "U0SECOND", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {**answer, "http_status": 200}
     payload = form_payload(api.only())
@@ -236,7 +182,9 @@ def test_the_click_names_the_approval_message_the_registry_keeps(
     approval = registry.put_approval("fraud", "1", "task-token")
     registry.set_approval_message(approval.approval_id, "C0APPROVALS", "1700000000.123456")
     put_version(stack, "1", TO_AWAITING, approval_id=approval.approval_id)
-    api.answers["/slack/interactions"] = (200, {"ok": True, "outcome": "approved", "text": "ok", "status": "APPROVED"})
+    api.answer(
+        "POST", "/slack/interactions", 200, {"ok": True, "outcome": "approved", "text": "ok", "status": "APPROVED"}
+    )
     assert cli.main(["approve", "fraud", "1"]) == 0
     payload = form_payload(api.only())
     assert payload["container"] == {"type": "message", "message_ts": "1700000000.123456", "channel_id": "C0APPROVALS"}
@@ -268,7 +216,7 @@ def test_a_decision_not_taken_exits_1_and_says_why(
     message: str,
 ) -> None:
     put_version(stack, "1", TO_AWAITING)
-    api.answers["/slack/interactions"] = (status, answer)
+    api.answer("POST", "/slack/interactions", status, answer)
     assert cli.main(["approve", "fraud", "1"]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -330,7 +278,7 @@ def test_promote_no_wait_sends_the_admin_token_and_returns_after_the_202(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = "/models/fraud/versions/2/promote"
-    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    api.answer("POST", path, 202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
     assert cli.main(["promote", "fraud", "2", "--no-wait"]) == 0
     sent = api.only()
     assert sent.path == path and sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
@@ -346,7 +294,7 @@ def test_rollback_no_wait_posts_to_the_rollback_route(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
     answer = {"name": "fraud", "version": "1", "from_version": "2", "status": "RETIRED"}
-    api.answers["/models/fraud/rollback"] = (202, answer)
+    api.answer("POST", "/models/fraud/rollback", 202, answer)
     assert cli.main(["rollback", "fraud", "--no-wait", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {**answer, "http_status": 202}
     sent = api.only()
@@ -368,8 +316,8 @@ def test_promote_and_rollback_refused(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str], status: int, code: int, message: str
 ) -> None:
     error = {"error": "no version 2 of model fraud"}
-    api.answers["/models/fraud/versions/2/promote"] = (status, error)
-    api.answers["/models/fraud/rollback"] = (status, error)
+    api.answer("POST", "/models/fraud/versions/2/promote", status, error)
+    api.answer("POST", "/models/fraud/rollback", status, error)
     assert cli.main(["promote", "fraud", "2"]) == code
     assert message in capsys.readouterr().err
     assert cli.main(["rollback", "fraud", "--json"]) == code
@@ -386,7 +334,7 @@ def test_promote_waits_until_production_showing_each_change(
 ) -> None:
     put_version(stack, "2", TO_APPROVED)
     path = "/models/fraud/versions/2/promote"
-    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    api.answer("POST", path, 202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
     api.hooks[path] = move_later(
         stack, "2", [(0.05, Status.PROMOTING, "warming on production"), (0.2, Status.PRODUCTION, "alias flipped")]
     )
@@ -402,7 +350,7 @@ def test_promote_exits_1_with_the_reason_when_it_fails(
 ) -> None:
     put_version(stack, "2", TO_APPROVED)
     path = "/models/fraud/versions/2/promote"
-    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    api.answer("POST", path, 202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
     api.hooks[path] = move_later(
         stack, "2", [(0.0, Status.PROMOTING, "warming"), (0.1, Status.FAILED, "production endpoint did not load it")]
     )
@@ -431,7 +379,9 @@ def test_rollback_waits_until_the_earlier_version_serves_or_is_retired_again(
     said: str,
 ) -> None:
     put_version(stack, "1", TO_RETIRED)
-    api.answers["/models/fraud/rollback"] = (
+    api.answer(
+        "POST",
+        "/models/fraud/rollback",
         202,
         {"name": "fraud", "version": "1", "from_version": "2", "status": "RETIRED"},
     )
@@ -450,7 +400,7 @@ def test_promote_timeout_says_how_to_keep_watching(
 ) -> None:
     put_version(stack, "2", TO_APPROVED)
     path = "/models/fraud/versions/2/promote"
-    api.answers[path] = (202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
+    api.answer("POST", path, 202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
     api.hooks[path] = move_later(stack, "2", [(0.0, Status.PROMOTING, "warming")])
     assert cli.main(["promote", "fraud", "2", "--interval", "0.02", "--timeout", "0.3"]) == 1
     err = capsys.readouterr().err

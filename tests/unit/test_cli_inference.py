@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from mmedeploy import cli, target
 from mmedeploy.admin_api import ApiAnswer
 from mmedeploy.inference_client import inference, inference_lines, models_lines, read_request, tensor_data
 from mmedeploy.target import DeploymentTarget
+from tests.unit.fake_api import FakeApi, closed_port_url, serve_fake_api
 from tests.unit.registry_table import TABLE, create_registry_table
 
 INVOKE_TOKEN = "mmd_invoke-token"
@@ -33,75 +31,10 @@ Answer = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON document, ex
 
 
 # -- the stand-in API ------------------------------------------------------------------------------
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class FakeApi:
-    """Answers ``answers[(method, path)]`` (``path`` with its query string), else 404."""
-
-    url: str = ""
-    requests: list[Recorded] = field(default_factory=list)
-    answers: dict[tuple[str, str], Answer] = field(default_factory=dict)
-
-    def answer(self, method: str, path: str, status: int, document: dict[str, Any], **headers: str) -> None:
-        self.answers[(method, path)] = (status, document, {k.replace("_", "-"): v for k, v in headers.items()})
-
-    def only(self) -> Recorded:
-        assert len(self.requests) == 1, self.requests
-        return self.requests[0]
-
-
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
-    fake = FakeApi()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _serve(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            fake.requests.append(Recorded(self.command, self.path, headers, body))
-            status, document, extra = fake.answers.get(
-                (self.command, self.path), (404, {"error": f"no route {self.command} {self.path}"}, {})
-            )
-            data = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = _serve
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_fake_api() as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def use(monkeypatch: pytest.MonkeyPatch, deployment: DeploymentTarget) -> DeploymentTarget:
