@@ -516,7 +516,8 @@ class ModelRegistry:
         it pointed at, in one transaction, on condition that the alias is still at
         ``seen_revision`` (0: none yet). AliasMoved when another promotion got there first."""
         for _ in range(WRITE_ATTEMPTS):
-            alias = self.find_alias(name)
+            routes = self.routes(name)  # the alias and the canary the flip may end, in one read
+            alias = routes.production
             current = self.get(name, version)
             if alias and alias.version == version and current.status is Status.PRODUCTION:
                 return Flip(alias=alias, promoted=current, changed=False)  # a retried flip, done
@@ -554,7 +555,7 @@ class ModelRegistry:
                 "alias": {"S": flipped.model_dump_json()},
             }
             index = "SET production_version = :production, updated_at = :at"
-            canary = self.routes(name).canary
+            canary = routes.canary
             if canary and canary.version == version:  # the candidate now serves all the traffic
                 items.append({"Delete": {"TableName": self._table, "Key": _alias_key(name, CANARY_ALIAS)}})
                 index += " REMOVE canary_version"

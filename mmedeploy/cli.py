@@ -843,7 +843,7 @@ next one. --json prints {"models": [{"name", "latest_version", "updated_at", "pr
 exit codes: 0 listed, 1 refused by the API, 2 usage or connection error
 """
 
-MAX_MODELS_PAGE = 1000  # the API's largest page
+MAX_MODELS_PAGE = 1000  # the API's largest page (chalicelib.inference.catalog.MAX_PAGE; not imported: CLI start-up)
 
 
 def _weight(text: str) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 from chalicelib.api_errors import BadRequest, PayloadTooLarge
 from chalicelib.validation.report import ModelSummary, TensorSpec
+from chalicelib.warmup.tensors import kserve_datatype as warmup_datatype
 
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
@@ -42,9 +43,9 @@ ITEM_SIZE = {
 
 
 def kserve_datatype(config_type: str) -> str:
-    """Triton's config type (``TYPE_FP32``) as the protocol names it (``FP32``)."""
-    bare = config_type.removeprefix("TYPE_")
-    return "BYTES" if bare == "STRING" else bare
+    """Triton's config type (``TYPE_FP32``) as the protocol names it (``FP32``), by the warm-up's
+    table; a name the table does not know passes without its prefix."""
+    return warmup_datatype(config_type) or config_type.removeprefix("TYPE_")
 
 
 def kserve_shape(spec: TensorSpec, max_batch_size: int) -> list[int]:
