@@ -1,5 +1,10 @@
 # The README's two commands: `make demo` and `make test`. Both set up .venv on a fresh machine.
-PYTHON ?= python3
+# One Python for everything: the Lambda runtime's (python3.12). Found on PATH or in the usual
+# version managers' folders; PYTHON=/path/to/python3.12 overrides.
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12.*/bin/python3.12 \
+	$$HOME/.asdf/installs/python/3.12.*/bin/python3.12 $$HOME/.local/share/uv/python/cpython-3.12.*/bin/python3.12 \
+	/usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -8,6 +13,11 @@ STAGE ?= staging
 .PHONY: demo test lint typecheck package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "mmedeploy needs Python 3.12 (the Lambda runtime) and found none. Install it:" \
+	  "'pyenv install 3.12' (or 'uv python install 3.12', or your OS's python3.12 package)," \
+	  "or point make at it: make PYTHON=/path/to/python3.12 ..." >&2; exit 1; }
+	@test ! -x $(BIN)/python || $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
+	  || { echo "$(VENV) is not Python 3.12: recreating it" >&2; rm -rf $(VENV); }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip < 26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt

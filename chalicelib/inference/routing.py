@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 from chalicelib.api_errors import NotFound
 from chalicelib.lifecycle import Status
@@ -49,11 +49,7 @@ class Target:
     model: ModelSummary | None  # the served model's signature, to check requests against
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class TtlCache(Generic[K, V]):
+class TtlCache[K, V]:
     """A small dict with expiry and a size bound (oldest entry dropped first)."""
 
     def __init__(self, ttl_s: float, max_entries: int, clock: Callable[[], float]) -> None:
