@@ -12,12 +12,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from chalicelib.validation.archive import ArchiveScan
 from chalicelib.validation.findings import Code, Finding
 from chalicelib.validation.onnx_rules import find_onnx
 from chalicelib.validation.repository import ParsedModel, Repository
+from chalicelib.validation.schemas import model_config_pb2 as pb
 
 Report = Callable[[Code, str], None]
 

@@ -11,11 +11,10 @@ import posixpath
 from collections.abc import Iterable
 from math import prod
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from chalicelib.validation.archive import ArchiveScan
 from chalicelib.validation.findings import Code, Finding
 from chalicelib.validation.repository import IGNORED_VERSION_DIRS, NOT_MODEL_DIRS, ParsedModel
+from chalicelib.validation.schemas import model_config_pb2 as pb
 
 # platform -> backend it implies (GetBackendTypeFromPlatform)
 PLATFORM_BACKENDS = {

@@ -4,7 +4,8 @@ An ONNX file is one protobuf ``ModelProto``; the weights are ``GraphProto.initia
 that can be gigabytes. This walker follows the protobuf wire format, descends only into the
 fields it needs (graph inputs and outputs, initializer names and external-data references) and
 skips everything else by length, so memory stays at a few kilobytes for any model size. The small
-captured pieces are then decoded with ONNX's own protobuf classes.
+captured pieces are then decoded with ONNX's own message definitions (``schemas/onnx_interface.proto``,
+copied from ONNX's schema), so the probe needs the protobuf runtime but not the onnx package.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-import onnx
+from chalicelib.validation.schemas import onnx_interface_pb2 as onnx_pb
 
 # ONNX TensorProto.DataType -> Triton config data_type
 ONNX_TO_TRITON = {
@@ -211,7 +212,7 @@ class OnnxProbe:
         self.summary.initializers.add(name)
         if frame.varints.get("data_location") == EXTERNAL:
             for raw in frame.values.get("external_data", []):
-                entry = onnx.StringStringEntryProto.FromString(raw)
+                entry = onnx_pb.StringStringEntryProto.FromString(raw)
                 if entry.key == "location":
                     self.summary.external_files.add(entry.value)
 
@@ -225,7 +226,7 @@ class OnnxProbe:
 
 
 def _tensor(raw: bytes) -> OnnxTensor:
-    info = onnx.ValueInfoProto.FromString(raw)
+    info = onnx_pb.ValueInfoProto.FromString(raw)
     if not info.type.HasField("tensor_type"):
         return OnnxTensor(info.name, None, None)
     tensor_type = info.type.tensor_type

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import posixpath
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from chalicelib.validation.archive import ArchiveScan
 from chalicelib.validation.findings import Code, Finding
 from chalicelib.validation.onnx_probe import OnnxSummary, OnnxTensor
 from chalicelib.validation.repository import ParsedModel
+from chalicelib.validation.schemas import model_config_pb2 as pb
 
 
 def check_onnx(model: ParsedModel, scan: ArchiveScan) -> list[Finding]:

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2
 
 from chalicelib.validation.archive import ArchiveScan
 from chalicelib.validation.findings import Code, Finding
+from chalicelib.validation.schemas import model_config_pb2
 
 # SageMaker's own detection regex, deliberately as loose/strict as theirs.
 SAGEMAKER_ENSEMBLE_RE = re.compile(r'platform:(\s)*"ensemble"')

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from chalicelib.naming import ArtifactName, InvalidArtifactName
 from chalicelib.validation.archive import ArchiveScan, scan_archive
 from chalicelib.validation.ensemble_rules import check_ensembles
@@ -16,6 +14,7 @@ from chalicelib.validation.model_rules import check_model
 from chalicelib.validation.onnx_rules import check_onnx
 from chalicelib.validation.report import ModelSummary, TensorSpec, ValidationReport
 from chalicelib.validation.repository import ParsedModel, Repository, discover
+from chalicelib.validation.schemas import model_config_pb2 as pb
 from chalicelib.warmup.test_cases import TestCase, load_test_cases
 
 VERSION_FILE = "model_version.txt"
