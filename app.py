@@ -6,11 +6,9 @@ Wiring only: parse input into pydantic models, call one chalicelib service, shap
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from chalice.app import (
     AuthRequest,
     AuthResponse,
@@ -61,10 +59,10 @@ app = KServeApp(app_name="mmedeploy", configure_logs=False)
 # extension sends no Content-Type); Chalice decodes requests and base64-encodes responses.
 app.api.binary_types = ["*/*"]
 logger = Logger(service="mmedeploy")
-tracer = Tracer(service="mmedeploy")
 # clear_state: keys appended for one event must not leak into the next one's logs
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
-app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))
+# No Powertools Tracer here: Lambda traces the invocation itself (Tracing: Active), and the X-Ray
+# SDK would add a third to every cold start of the API, the authorizer and the upload trigger.
 
 # What each scope may call (API Gateway caches the policy per token, so it names routes, not one).
 SCOPE_ROUTES: dict[str, list[str | AuthRoute]] = {
@@ -202,8 +200,10 @@ def _infer(name: str, version: str | None) -> Response:
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # only here: a fifth of a cold start
+
     try:
-        return package_version("mmedeploy")
+        return version("mmedeploy")
     except PackageNotFoundError:  # deployed without its metadata
         return "unknown"
 

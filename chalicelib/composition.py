@@ -1,30 +1,27 @@
 """Builds the services from the settings, once per Lambda container (lazily, so importing a
-handler needs no AWS and tests can build their own). The only place clients are made."""
+handler needs no AWS and tests can build their own). The only place clients are made.
+
+What the Chalice app serves (the API, its authorizer, the Slack webhook, the upload trigger) and
+the pieces every Lambda shares; the stage Lambdas' services are in
+:mod:`chalicelib.stage_composition`, so the app never imports the validator or the warm-up.
+The three Chalice functions share this module, so what only some of them use (slack_sdk, the
+idempotency layer) is imported by the builder that needs it, when it first runs: a cold start
+pays for its own handler's imports, not its neighbours'."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
-from slack_sdk import WebClient
 
 from chalicelib.api_tokens import ApiTokens
 from chalicelib.approval.gate import ApprovalGate
-from chalicelib.approval.slack_interactions import SlackInteractions
 from chalicelib.approval.task_callback import TaskCallback
-from chalicelib.artifact_store import ArtifactStore
 from chalicelib.deployment_starter import DeploymentStarter
-from chalicelib.endpoint_invoker import EndpointInvoker
 from chalicelib.inference.canary import CanaryRequests
 from chalicelib.inference.catalog import ModelCatalog
 from chalicelib.inference.model_metrics import ModelMetrics
@@ -32,25 +29,19 @@ from chalicelib.inference.proxy import InferenceProxy
 from chalicelib.inference.routing import Router
 from chalicelib.inference.runtime import ModelRuntime
 from chalicelib.lifecycle_events import LifecyclePublisher
-from chalicelib.pipeline.approval_stage import ApprovalStage
-from chalicelib.pipeline.outcome_stage import OutcomeStage
-from chalicelib.pipeline.record_approval_stage import RecordApprovalStage
 from chalicelib.pipeline.stage_io import UploadedObject
 from chalicelib.pipeline.tracker import LifecycleTracker
 from chalicelib.pipeline.upload_trigger import UploadResult, UploadTrigger
-from chalicelib.pipeline.validate_stage import ValidateStage
-from chalicelib.pipeline.warm_stage import WarmStage
-from chalicelib.promotion.flip_stage import FlipAlias
-from chalicelib.promotion.outcome_stage import PromotionOutcome
-from chalicelib.promotion.prepare_stage import PreparePromotion
 from chalicelib.promotion.requests import PromotionRequests
-from chalicelib.promotion.warm_production_stage import WarmProduction
 from chalicelib.registry import ModelRegistry
 from chalicelib.settings import Settings, get_settings
-from chalicelib.slack_notifier import SlackNotifier, reply_ephemeral
 
-# InvokeEndpoint may take 60 s; ModelNotReady is retried by EndpointInvoker, not botocore.
-RUNTIME_CONFIG = Config(read_timeout=70, retries={"mode": "standard", "max_attempts": 3})
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from chalicelib.approval.slack_interactions import SlackInteractions
+    from chalicelib.slack_notifier import SlackNotifier
+
 # The inference path: one attempt (503 + Retry-After beats a retry API Gateway cuts at 29 s).
 API_RUNTIME_CONFIG = Config(
     read_timeout=25, connect_timeout=2, retries={"mode": "standard", "total_max_attempts": 1}, tcp_keepalive=True
@@ -91,11 +82,15 @@ def secret(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def slack_client() -> WebClient:
+    from slack_sdk import WebClient
+
     return WebClient(token=secret(settings().slack_bot_token_secret), base_url=settings().slack_api_url)
 
 
 @lru_cache(maxsize=1)
 def notifier() -> SlackNotifier:
+    from chalicelib.slack_notifier import SlackNotifier
+
     return SlackNotifier(slack_client(), settings().slack_channel)
 
 
@@ -112,6 +107,13 @@ def tracker() -> LifecycleTracker:
 @lru_cache(maxsize=1)
 def upload_handler() -> Callable[..., UploadResult]:
     """``UploadTrigger.handle`` behind Powertools idempotency, keyed on the uploaded object."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+
     trigger = UploadTrigger(
         tracker(),
         DeploymentStarter(client("stepfunctions"), settings().deploy_state_machine_arn),
@@ -136,42 +138,6 @@ def upload_handler() -> Callable[..., UploadResult]:
     return wrapped
 
 
-def endpoint_invoker(endpoint: str) -> EndpointInvoker:
-    return EndpointInvoker(
-        client("sagemaker-runtime", RUNTIME_CONFIG), endpoint, load_timeout_s=settings().warm_load_timeout_s
-    )
-
-
-@lru_cache(maxsize=1)
-def artifact_store() -> ArtifactStore:
-    return ArtifactStore(client("s3"))
-
-
-@lru_cache(maxsize=1)
-def validate_stage() -> ValidateStage:
-    return ValidateStage(tracker(), artifact_store())
-
-
-@lru_cache(maxsize=1)
-def warm_stage() -> WarmStage:
-    return WarmStage(tracker(), endpoint_invoker(settings().staging_endpoint), settings().warm_requests)
-
-
-@lru_cache(maxsize=1)
-def approval_stage() -> ApprovalStage:
-    return ApprovalStage(tracker(), notifier())
-
-
-@lru_cache(maxsize=1)
-def outcome_stage() -> OutcomeStage:
-    return OutcomeStage(tracker())
-
-
-@lru_cache(maxsize=1)
-def record_approval_stage() -> RecordApprovalStage:
-    return RecordApprovalStage(tracker())
-
-
 # -- the approval gate and the admin API ----------------------------------------------------
 @lru_cache(maxsize=1)
 def approval_gate() -> ApprovalGate:
@@ -180,6 +146,9 @@ def approval_gate() -> ApprovalGate:
 
 @lru_cache(maxsize=1)
 def slack_interactions() -> SlackInteractions:
+    from chalicelib.approval.slack_interactions import SlackInteractions
+    from chalicelib.slack_notifier import reply_ephemeral
+
     return SlackInteractions(
         approval_gate(),
         signing_secret=lambda: secret(settings().slack_signing_secret),
@@ -196,33 +165,6 @@ def promotion_requests() -> PromotionRequests:
 @lru_cache(maxsize=1)
 def api_tokens() -> ApiTokens:
     return ApiTokens(lambda: secret(settings().api_tokens_secret))
-
-
-# -- PromoteModel ---------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def prepare_promotion() -> PreparePromotion:
-    return PreparePromotion(tracker(), artifact_store(), settings().production_bucket)
-
-
-@lru_cache(maxsize=1)
-def warm_production() -> WarmProduction:
-    return WarmProduction(
-        tracker(),
-        artifact_store(),
-        endpoint_invoker(settings().production_endpoint),
-        settings().production_bucket,
-        settings().warm_requests,
-    )
-
-
-@lru_cache(maxsize=1)
-def flip_alias() -> FlipAlias:
-    return FlipAlias(tracker())
-
-
-@lru_cache(maxsize=1)
-def promotion_outcome() -> PromotionOutcome:
-    return PromotionOutcome(tracker())
 
 
 # -- the inference API ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import composition
+from chalicelib import stage_composition
 from chalicelib.promotion.promotion_io import FlipInput
 from functions.observability import logger, metrics, tracer
 
@@ -17,6 +17,6 @@ from functions.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = FlipInput.model_validate(event)
     logger.append_keys(model=step.name, version=step.version)
-    result = composition.flip_alias().run(step)
+    result = stage_composition.flip_alias().run(step)
     metrics.add_metric(name="Rollbacks" if step.rollback else "Promotions", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

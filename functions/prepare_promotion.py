@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import composition
+from chalicelib import stage_composition
 from chalicelib.promotion.promotion_io import PrepareInput
 from functions.observability import logger, metrics, tracer
 
@@ -15,4 +15,4 @@ from functions.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = PrepareInput.model_validate(event)
     logger.append_keys(model=step.name, version=step.version)
-    return composition.prepare_promotion().run(step).model_dump(mode="json")
+    return stage_composition.prepare_promotion().run(step).model_dump(mode="json")

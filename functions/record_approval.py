@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import composition
+from chalicelib import stage_composition
 from chalicelib.pipeline.record_approval_stage import RecordApprovalInput
 from functions.observability import logger, metrics, tracer
 
@@ -17,6 +17,6 @@ from functions.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     approved = RecordApprovalInput.model_validate(event)
     logger.append_keys(model=approved.name, version=approved.version, decided_by=approved.decision.decided_by)
-    result = composition.record_approval_stage().run(approved)
+    result = stage_composition.record_approval_stage().run(approved)
     metrics.add_metric(name="Approvals", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import composition
+from chalicelib import stage_composition
 from chalicelib.pipeline.stage_io import OutcomeInput
 from functions.observability import logger, metrics, tracer
 
@@ -17,6 +17,6 @@ from functions.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     outcome = OutcomeInput.model_validate(event)
     logger.append_keys(model=outcome.name, version=outcome.version)
-    result = composition.outcome_stage().run(outcome)
+    result = stage_composition.outcome_stage().run(outcome)
     metrics.add_metric(name=f"Deployments{result.status.title()}", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import composition
+from chalicelib import stage_composition
 from chalicelib.promotion.promotion_io import PromotionOutcomeInput
 from functions.observability import logger, metrics, tracer
 
@@ -18,6 +18,6 @@ from functions.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     outcome = PromotionOutcomeInput.model_validate(event)
     logger.append_keys(model=outcome.name, version=outcome.version)
-    result = composition.promotion_outcome().run(outcome)
+    result = stage_composition.promotion_outcome().run(outcome)
     metrics.add_metric(name="PromotionFailures", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import composition
+from chalicelib import stage_composition
 from chalicelib.promotion.promotion_io import PromotionStep
 from functions.observability import logger, metrics, tracer
 
@@ -17,7 +17,7 @@ from functions.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = PromotionStep.model_validate(event)
     logger.append_keys(model=step.name, version=step.version)
-    result = composition.warm_production().run(step)
+    result = stage_composition.warm_production().run(step)
     metrics.add_metric(name="ProductionColdLoadTime", unit=MetricUnit.Milliseconds, value=result.cold_load_ms)
     metrics.add_metric(name="ProductionWarmLatencyP50", unit=MetricUnit.Milliseconds, value=result.warm_p50_ms)
     return result.model_dump(mode="json")

@@ -5,14 +5,16 @@ Stages move versions only through here."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.lifecycle import ROLLED_BACK, TERMINAL, Status
 from chalicelib.lifecycle_events import UPLOAD_REFUSED, LifecycleEvent, LifecyclePublisher
 from chalicelib.registry import Flip, ModelRegistry, ModelVersion, RejectedUpload, Transition
-from chalicelib.slack_notifier import SlackNotifier
+
+if TYPE_CHECKING:  # built by composition, which imports slack_sdk only when a Lambda needs it
+    from chalicelib.slack_notifier import SlackNotifier
 
 logger = Logger(service="mmedeploy", child=True)
 # Once decided, the approval message shows where the version stands instead of its buttons.

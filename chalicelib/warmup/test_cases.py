@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from chalicelib.validation.archive import ArchiveScan
 from chalicelib.validation.findings import Code, Finding
 from chalicelib.validation.report import ModelSummary, TensorSpec
 from chalicelib.warmup.tensors import KServeType, Scalar, data_problem, flatten, kserve_datatype, shape_problem
+
+if TYPE_CHECKING:  # the scan's type only: the API reads test cases without the archive reader's dependencies
+    from chalicelib.validation.archive import ArchiveScan
 
 TESTS_DIR = "tests"
 # The cases travel in the Step Functions state (256 KB per state): bound them well below it.
