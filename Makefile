@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= staging
 
-.PHONY: demo test lint typecheck package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api clean
+.PHONY: demo test lint typecheck protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-cold-start clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "mmedeploy needs Python 3.12 (the Lambda runtime) and found none. Install it:" \
@@ -43,9 +43,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## package: build/$(STAGE)/ for `aws cloudformation package` (STAGE=dev|staging|prod, default staging)
+## package: build/$(STAGE)/ for `aws cloudformation package` (STAGE=dev|staging|prod, default staging); reuses what is unchanged
 package: $(STAMP)
 	$(BIN)/python -m mmedeploy.deploy.package --stage $(STAGE)
+
+## protos: regenerate the validator's protobuf classes (chalicelib/validation/schemas/*_pb2.py) from their .proto files
+protos: $(STAMP)
+	$(BIN)/python -m mmedeploy.deploy.protos
 
 ## check-package: cfn-lint (errors and warnings fail) and the IAM policy check on build/$(STAGE)/sam.yaml
 check-package: package
@@ -71,6 +75,10 @@ bench-api: $(STAMP)
 ## bench-approval: the Slack webhook's answer time (budget 3 s) and click -> PRODUCTION
 bench-approval: $(STAMP)
 	$(BIN)/python benchmarks/bench_approval.py
+
+## bench-cold-start: each handler's import from its artifact vs boto3 + a client (API <= 1.5x, stages <= 2x), artifact sizes (<= 60 MB)
+bench-cold-start: $(STAMP)
+	$(BIN)/python benchmarks/bench_cold_start.py --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

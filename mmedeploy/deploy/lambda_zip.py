@@ -1,14 +1,21 @@
-"""``functions.zip``: the stage Lambdas' code (``functions/``, ``chalicelib/``) and their dependencies.
+"""The Lambda zips: application files on top of a cached, precompiled dependency layer.
 
-The dependencies (``functions/requirements.txt``) are installed by pip as Lambda's runtime needs
-them: binary wheels for the functions' Python and architecture, read from the template (the stage
-functions' ``Runtime`` and ``Architectures``, or ``Globals.Function``'s). The installed tree is
-cached under ``build/.cache``, keyed by the requirements file's bytes and the target, so a second
-build runs no pip at all and works offline.
+The dependencies (a requirements file) are installed by pip as Lambda's runtime needs them: binary
+wheels for the functions' Python and architecture, read from the template (the functions'
+``Runtime`` and ``Architectures``, or ``Globals.Function``'s). The installed tree is compiled to
+bytecode and zipped once, and both are cached under ``build/.cache``, keyed by the requirements
+file's bytes and the target, so a later build runs no pip, compiles only the application's own
+modules, and copies the dependency zip before appending those (:func:`write_zip` ``base``).
 
-The zip is deterministic: sorted names, one fixed timestamp, modes reduced to 644/755, no
-``__pycache__`` or ``*.pyc``, so identical input gives identical bytes (and an unchanged package
-is not re-uploaded by ``aws cloudformation package``, which names objects by content hash).
+Bytecode ships in every zip (``__pycache__/*.cpython-3XX.pyc``, unchecked-hash, so it is valid
+whatever the files' timestamps): Lambda's task root is read-only, so without it every cold start
+compiles every module it imports. It is compiled by the packaging Python, which must be the
+runtime's version (the Makefile's one Python).
+
+A zip is deterministic: a fixed order (the dependency layer's sorted names, then the application's
+sorted names), one fixed timestamp, modes reduced to 644/755, bytecode compiled with a fixed hash
+seed, so identical input gives identical bytes (and an unchanged package is not re-uploaded by
+``aws cloudformation package``, which names objects by content hash).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ LAMBDA_UNZIPPED_LIMIT = 262_144_000
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry
 EXCLUDED_DIRS = frozenset({"__pycache__", "tests"})  # for the application trees
 EXCLUDED_DEPENDENCY_TOPS = frozenset({"bin"})  # pip --target's console scripts: local shebangs, unused
-CACHE_FORMAT = "1"  # bump to invalidate every cached dependency tree
+CACHE_FORMAT = "2"  # bump to invalidate every cached dependency layer
 
 # The glibc of each Python runtime's OS (Amazon Linux 2: 2.26, Amazon Linux 2023: 2.34): pip may
 # take any manylinux wheel up to it. https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
@@ -49,7 +56,7 @@ ARCHITECTURE_MACHINE: Mapping[str, str] = {"x86_64": "x86_64", "arm64": "aarch64
 
 
 class LambdaZipError(Exception):
-    """The stage Lambdas' package cannot be built; the message says why, on one line."""
+    """A Lambda zip cannot be built; the message says why, on one line."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,7 @@ def lambda_target(template: Mapping[str, Any], functions: Mapping[str, Mapping[s
         targets.setdefault((runtime, architectures[0]), []).append(lid)
     if len(targets) != 1:
         found = "; ".join(f"{runtime} {arch}: {', '.join(ids)}" for (runtime, arch), ids in targets.items())
-        raise LambdaZipError(f"the stage functions share functions.zip but not one runtime/architecture ({found})")
+        raise LambdaZipError(f"functions that share one zip have not one runtime/architecture ({found})")
     ((runtime, architecture),) = targets
     return LambdaTarget(runtime, architecture)
 
@@ -96,17 +103,40 @@ def _last_error(output: str) -> str:
     return (errors or lines or ["no output"])[-1]
 
 
-def install_dependencies(requirements: Path, target: LambdaTarget, cache_dir: Path) -> Path:
-    """The folder holding ``requirements`` installed for ``target``, from the cache when it can."""
+@dataclass(frozen=True)
+class DependencyLayer:
+    """A requirements file installed for a target, compiled, and zipped (all cached)."""
+
+    site: Path  # the installed tree, bytecode included
+    zip: Path  # its deterministic zip, the base of every artifact built from it
+    files: int
+    unzipped_bytes: int
+
+
+def install_dependencies(requirements: Path, target: LambdaTarget, cache_dir: Path, label: str) -> DependencyLayer:
+    """``requirements`` installed for ``target``, compiled and zipped; from the cache when it can.
+
+    ``label`` names the cache entry (``app``, ``functions``) so the folder says what it holds."""
     try:
         digest = hashlib.sha256(
             b"\0".join([CACHE_FORMAT.encode(), str(target).encode(), requirements.read_bytes()])
         ).hexdigest()
     except OSError as exc:
         raise LambdaZipError(f"cannot read {requirements}: {exc.strerror or exc}") from exc
-    site = cache_dir / f"functions-{target.runtime}-{target.architecture}-{digest[:16]}"
-    if site.is_dir():
-        return site
+    site = cache_dir / f"{label}-{target.runtime}-{target.architecture}-{digest[:16]}"
+    layer = site.with_name(site.name + ".zip")
+    if not site.is_dir():
+        _install(requirements, target, cache_dir, site)
+    if not layer.is_file():
+        partial = layer.with_name(f"{layer.name}.{os.getpid()}.partial")
+        write_zip(dependency_files(site), partial)
+        partial.replace(layer)
+    with zipfile.ZipFile(layer) as archive:
+        infos = archive.infolist()
+    return DependencyLayer(site, layer, len(infos), sum(info.file_size for info in infos))
+
+
+def _install(requirements: Path, target: LambdaTarget, cache_dir: Path, site: Path) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = cache_dir / f"{site.name}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -126,22 +156,73 @@ def install_dependencies(requirements: Path, target: LambdaTarget, cache_dir: Pa
             f"(glibc {glibc}: manylinux wheels up to manylinux_{glibc.replace('.', '_')}): {reason}"
         )
     try:
+        compile_bytecode(dependency_files(partial, bytecode=False), target, partial)
         partial.rename(site)
+    except LambdaZipError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     except OSError:  # a concurrent build cached the same tree first
         shutil.rmtree(partial, ignore_errors=True)
-    return site
 
 
-def tree_files(root: Path, prefix: str = "", *, excluded_dirs: Iterable[str] = EXCLUDED_DIRS) -> dict[str, Path]:
+# Compiles (source, zip name, pyc) triples read from stdin, one tab-separated triple per line.
+# Unchecked-hash pycs are valid whatever the timestamps; the zip name as the recorded file name
+# keeps local paths out of the bytes. A module that does not compile gets no pyc (it would not
+# import either): that is its package's business, not the build's.
+_COMPILE_SCRIPT = """
+import py_compile, sys
+for line in sys.stdin.read().splitlines():
+    source, name, pyc = line.split("\\t")
+    try:
+        py_compile.compile(source, cfile=pyc, dfile=name, doraise=True, optimize=0,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        pass
+"""
+
+
+def bytecode_name(name: str, target: LambdaTarget) -> str:
+    """Where the runtime looks for ``name``'s bytecode: ``a/__pycache__/b.cpython-312.pyc``."""
+    folder, _, module = name.rpartition("/")
+    tag = "cpython-" + target.python_version.replace(".", "")
+    return f"{folder + '/' if folder else ''}__pycache__/{module.removesuffix('.py')}.{tag}.pyc"
+
+
+def compile_bytecode(files: Mapping[str, Path], target: LambdaTarget, out: Path) -> dict[str, Path]:
+    """Compile the ``*.py`` of ``files`` (``{zip name: source}``) for ``target`` under ``out``;
+    ``{zip name of the pyc: its path}`` of those that compiled."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if running != target.python_version:
+        raise LambdaZipError(
+            f"bytecode for {target.runtime} needs the packaging Python to be {target.python_version}, "
+            f"not {running}: run make with PYTHON=/path/to/python{target.python_version}"
+        )
+    jobs = {bytecode_name(name, target): (name, path) for name, path in files.items() if name.endswith(".py")}
+    lines = [f"{path}\t{name}\t{out / pyc}" for pyc, (name, path) in sorted(jobs.items())]
+    if any("\t" in line.split("\t", 2)[0] or "\n" in line for line in lines):
+        raise LambdaZipError("a source path holds a tab or a newline; it cannot be compiled")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # frozenset constants marshal in a fixed order
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", _COMPILE_SCRIPT], input="\n".join(lines), text=True, capture_output=True, env=env
+    )
+    if done.returncode != 0:
+        raise LambdaZipError(f"compiling bytecode failed: {_last_error(done.stderr)}")
+    return {pyc: out / pyc for pyc in jobs if (out / pyc).is_file()}
+
+
+def tree_files(
+    root: Path, prefix: str = "", *, excluded_dirs: Iterable[str] = EXCLUDED_DIRS, bytecode: bool = False
+) -> dict[str, Path]:
     """``{name in the zip: path}`` of the regular files under ``root``, without excluded folders or
-    ``*.pyc``; a symlink or other special file is refused (Lambda would not get what it points to)."""
+    ``*.pyc`` (unless ``bytecode``: then ``__pycache__/*.pyc`` are kept); a symlink or other special
+    file is refused (Lambda would not get what it points to)."""
     skip = frozenset(excluded_dirs)
     files: dict[str, Path] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [name for name in dirnames if name not in skip]
         for name in filenames:
             path = Path(dirpath, name)
-            if name.endswith((".pyc", ".pyo")):
+            if name.endswith((".pyc", ".pyo")) and not (bytecode and path.parent.name == "__pycache__"):
                 continue
             if not stat.S_ISREG(path.lstat().st_mode):
                 raise LambdaZipError(f"{path} is a link or special file; only regular files can be packaged")
@@ -149,10 +230,10 @@ def tree_files(root: Path, prefix: str = "", *, excluded_dirs: Iterable[str] = E
     return files
 
 
-def dependency_files(site: Path) -> dict[str, Path]:
-    """The installed dependencies: everything but ``bin/`` and caches (their ``tests`` stay: some
-    packages import their own test helpers)."""
-    files = tree_files(site, excluded_dirs={"__pycache__"})
+def dependency_files(site: Path, *, bytecode: bool = True) -> dict[str, Path]:
+    """The installed dependencies (with their bytecode unless told not to): everything but
+    ``bin/`` (their ``tests`` stay: some packages import their own test helpers)."""
+    files = tree_files(site, excluded_dirs=() if bytecode else {"__pycache__"}, bytecode=bytecode)
     return {name: path for name, path in files.items() if name.split("/", 1)[0] not in EXCLUDED_DEPENDENCY_TOPS}
 
 
@@ -176,11 +257,19 @@ class ZipResult:
     unzipped_bytes: int
 
 
-def write_zip(files: Mapping[str, Path], out: Path, *, limit: int = LAMBDA_UNZIPPED_LIMIT) -> ZipResult:
-    """Write ``files`` to ``out`` deterministically; :class:`LambdaZipError` before writing
-    anything if they unzip to more than ``limit`` bytes."""
+def write_zip(
+    files: Mapping[str, Path], out: Path, *, base: DependencyLayer | None = None, limit: int = LAMBDA_UNZIPPED_LIMIT
+) -> ZipResult:
+    """Write ``files`` to ``out`` deterministically, after the entries of ``base`` when given;
+    :class:`LambdaZipError` before writing anything if they unzip to more than ``limit`` bytes or
+    a name is in both."""
     sizes = {name: path.stat().st_size for name, path in files.items()}
-    total = sum(sizes.values())
+    count, total = len(files) + (base.files if base else 0), sum(sizes.values()) + (base.unzipped_bytes if base else 0)
+    if base is not None:
+        with zipfile.ZipFile(base.zip) as layer:
+            clash = sorted(set(layer.namelist()) & set(files))
+        if clash:
+            raise LambdaZipError(f"{len(clash)} file(s) are both a dependency and the app's, e.g. {clash[0]}")
     if total > limit:
         by_top: Counter[str] = Counter()
         for name, size in sizes.items():
@@ -192,7 +281,9 @@ def write_zip(files: Mapping[str, Path], out: Path, *, limit: int = LAMBDA_UNZIP
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+    if base is not None:
+        shutil.copyfile(base.zip, partial)
+    with zipfile.ZipFile(partial, "a" if base else "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for name in sorted(files):
             path = files[name]
             info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
@@ -203,4 +294,4 @@ def write_zip(files: Mapping[str, Path], out: Path, *, limit: int = LAMBDA_UNZIP
             with path.open("rb") as source, archive.open(info, "w") as target:
                 shutil.copyfileobj(source, target, 1 << 20)
     partial.replace(out)
-    return ZipResult(out, len(files), out.stat().st_size, total)
+    return ZipResult(out, count, out.stat().st_size, total)

@@ -1,15 +1,20 @@
-"""Unit-test fixtures: the registry table on in-process moto."""
+"""Unit-test fixtures: the registry table on in-process moto; the AWS package of STAGE=staging."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from mmedeploy.deploy import package
 from tests.unit.registry_table import create_registry_table
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_STAGE = "staging"
 
 
 @pytest.fixture
@@ -20,3 +25,13 @@ def dynamodb() -> Iterator[Any]:
         )
         create_registry_table(client)
         yield client
+
+
+@pytest.fixture(scope="session")
+def staging_package() -> package.BuildResult:
+    """``build/staging`` as ``make package STAGE=staging`` builds it: reused when its inputs are
+    unchanged (``make test`` has just built it), rebuilt where they changed. Built once a session."""
+    try:
+        return package.ensure_built(PACKAGE_STAGE, ROOT / "build" / PACKAGE_STAGE)
+    except package.PackageError as exc:
+        pytest.fail(f"make package STAGE={PACKAGE_STAGE} fails: {exc}", pytrace=False)

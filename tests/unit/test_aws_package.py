@@ -1,7 +1,7 @@
-"""`make package`: the packaged SAM template, the stage Lambdas' zip and the IAM policy check.
+"""`make package`: the packaged SAM template, the Lambda zips and the IAM policy check.
 
-``packaged_template`` is the real build of STAGE=staging (``build/staging`` when it is newer than
-everything it is made from, a fresh build in a temporary folder otherwise). Assertions about the
+``packaged_template`` is the real build of STAGE=staging (``build/staging``, built or reused by
+``package.ensure_built``: the ``staging_package`` fixture of conftest.py). Assertions about the
 deployed wiring go at the end of this file, next to the first test, written with the helpers
 ``resources_of_type(template, type)``, ``policy_statements(template, logical_id)`` and
 ``granted_actions(template, logical_id)``. The other tests use small synthetic inputs.
@@ -10,8 +10,8 @@ deployed wiring go at the end of this file, next to the first test, written with
 from __future__ import annotations
 
 import os
+import shutil
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,12 @@ from typing import Any
 import pytest
 
 from mmedeploy.deploy import package
+from mmedeploy.deploy.app_modules import AppModuleError, app_files
 from mmedeploy.deploy.lambda_zip import (
+    DependencyLayer,
     LambdaTarget,
     LambdaZipError,
+    compile_bytecode,
     lambda_target,
     merge_files,
     tree_files,
@@ -41,8 +44,6 @@ from mmedeploy.deploy.template import (
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "staging"
-# What build/STAGE/sam.yaml is made from: a build older than any of these is rebuilt.
-PACKAGE_INPUTS = ("infra/template.yaml", "app.py", ".chalice", "functions", "mmedeploy/deploy")
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -67,29 +68,9 @@ def granted_actions(template: dict[str, Any], logical_id: str) -> set[str]:
     return actions
 
 
-def _newest_input() -> float:
-    newest = 0.0
-    for name in PACKAGE_INPUTS:
-        path = ROOT / name
-        paths: Iterator[Path] = path.rglob("*") if path.is_dir() else iter([path])
-        newest = max([newest, *(p.stat().st_mtime for p in paths if p.is_file() and "__pycache__" not in p.parts)])
-    return newest
-
-
 @pytest.fixture(scope="session")
-def packaged_template(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
-    built = ROOT / "build" / STAGE / package.TEMPLATE_NAME
-    if built.is_file() and built.stat().st_mtime > _newest_input():
-        return Packaged(built, load_template(built))
-    out = tmp_path_factory.mktemp("package") / STAGE
-    failure = None
-    try:
-        package.build(STAGE, out)
-    except package.PackageError as exc:
-        failure = f"make package STAGE={STAGE} fails: {exc}"
-    if failure:
-        pytest.fail(failure, pytrace=False)
-    return Packaged(out / package.TEMPLATE_NAME, load_template(out / package.TEMPLATE_NAME))
+def packaged_template(staging_package: package.BuildResult) -> Packaged:
+    return Packaged(staging_package.template_path, staging_package.template)
 
 
 # -- the real package ---------------------------------------------------------------------------
@@ -385,7 +366,7 @@ def test_short_form_intrinsics_are_refused_with_a_reason(tmp_path: Path) -> None
         load_template(path)
 
 
-# -- functions.zip ------------------------------------------------------------------------------
+# -- the Lambda zips -----------------------------------------------------------------------------
 
 
 def _tiny_tree(root: Path, mtime: float) -> Path:
@@ -473,6 +454,124 @@ def test_an_unknown_stage_fails_in_one_line(capsys: pytest.CaptureFixture[str]) 
     assert package.main(["--stage", "qa", "--out", "/nonexistent/out"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("package: unknown stage 'qa'") and err.count("\n") == 1
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_an_artifact_holds_the_modules_its_handlers_import_at_run_time(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "handler.py": "import json\nfrom pkg import a\n",
+            "pkg/__init__.py": "",
+            "pkg/a.py": (
+                "from typing import TYPE_CHECKING\nimport pkg.b\nfrom . import sibling\n"
+                "if TYPE_CHECKING:\n    from pkg import only_typed\n"
+                "def later():\n    from pkg.sub import lazy\n"
+            ),
+            "pkg/b.py": "X = 1\n",
+            "pkg/sibling.py": "from .b import X\n",
+            "pkg/only_typed.py": "",
+            "pkg/unused.py": "",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/lazy.py": "",
+        },
+    )
+
+    assert sorted(app_files(root, ["handler"], ["pkg"])) == [
+        "handler.py",
+        "pkg/__init__.py",
+        "pkg/a.py",
+        "pkg/b.py",
+        "pkg/sibling.py",
+        "pkg/sub/__init__.py",
+        "pkg/sub/lazy.py",
+    ]
+
+
+def test_an_import_of_a_missing_module_of_the_app_is_refused(tmp_path: Path) -> None:
+    root = _write(tmp_path, {"handler.py": "from pkg.gone import x\n", "pkg/__init__.py": ""})
+    with pytest.raises(AppModuleError, match=r"module pkg\.gone is imported but not found"):
+        app_files(root, ["handler"], ["pkg"])
+
+
+def test_the_app_is_appended_to_its_dependency_layer(tmp_path: Path) -> None:
+    deps = _write(tmp_path / "site", {"six.py": "", "boto3/__init__.py": ""})
+    layer_zip = write_zip(tree_files(deps, excluded_dirs=()), tmp_path / "layer.zip")
+    layer = DependencyLayer(deps, layer_zip.path, layer_zip.files, layer_zip.unzipped_bytes)
+    app = tree_files(_write(tmp_path / "app", {"app.py": "A = 1\n", "chalicelib/x.py": ""}))
+
+    first = write_zip(app, tmp_path / "first.zip", base=layer)
+    second = write_zip(app, tmp_path / "second.zip", base=layer)
+
+    assert first.path.read_bytes() == second.path.read_bytes()
+    with zipfile.ZipFile(first.path) as archive:
+        assert archive.namelist() == ["boto3/__init__.py", "six.py", "app.py", "chalicelib/x.py"]
+    assert (first.files, first.unzipped_bytes) == (4, len("A = 1\n"))
+    with pytest.raises(LambdaZipError, match=r"both a dependency and the app's, e\.g\. six\.py"):
+        write_zip({"six.py": tmp_path / "app" / "app.py"}, tmp_path / "clash.zip", base=layer)
+
+
+def test_bytecode_is_reproducible_unchecked_and_where_the_runtime_looks(tmp_path: Path) -> None:
+    tree = {"pkg/mod.py": "S = {'a', 'b', 'c'}\n", "top.py": "", "data.json": ""}
+    sources = tree_files(_write(tmp_path / "src", tree))
+    target = LambdaTarget("python3.12", "x86_64")
+
+    first = compile_bytecode(sources, target, tmp_path / "one")
+    second = compile_bytecode(sources, target, tmp_path / "two")
+
+    assert sorted(first) == ["__pycache__/top.cpython-312.pyc", "pkg/__pycache__/mod.cpython-312.pyc"]
+    for name, path in first.items():
+        data = path.read_bytes()
+        assert data == second[name].read_bytes()
+        assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, source never checked
+    with pytest.raises(LambdaZipError, match=r"needs the packaging Python to be 3\.11"):
+        compile_bytecode(sources, LambdaTarget("python3.11", "x86_64"), tmp_path / "three")
+
+
+def test_a_change_rebuilds_only_the_parts_made_from_it(tmp_path: Path) -> None:
+    names = ["app.py", "chalicelib", "functions", "infra", "mmedeploy/deploy", "requirements.txt"]
+    for name in names:
+        source, copy = ROOT / name, tmp_path / name
+        if source.is_dir():
+            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+    for name in ("config.json", "policy-logs.json"):
+        _write(tmp_path, {f".chalice/{name}": (ROOT / ".chalice" / name).read_text()})
+    digests = package.input_digests(STAGE, tmp_path)
+
+    def changed_by(path: str) -> set[str]:
+        with (tmp_path / path).open("a") as file:
+            file.write("\n# touched\n")
+        now = package.input_digests(STAGE, tmp_path)
+        changed = {part for part in now if now[part] != digests[part]}
+        digests.update(now)
+        return changed
+
+    assert changed_by("functions/flip_alias.py") == {"functions.zip"}
+    assert changed_by("requirements.txt") == {"deployment.zip"}
+    assert changed_by("functions/requirements.txt") == {"functions.zip"}
+    assert changed_by("chalicelib/naming.py") == {"sam.yaml", "deployment.zip", "functions.zip"}
+    assert changed_by("mmedeploy/deploy/lambda_zip.py") == {"sam.yaml", "deployment.zip", "functions.zip"}
+    assert package.input_digests("prod", tmp_path)["sam.yaml"] != digests["sam.yaml"]
+
+
+def test_an_unchanged_package_is_reused_as_it_is(staging_package: package.BuildResult) -> None:
+    stamps = {artifact.name: artifact.path.stat().st_mtime_ns for artifact in staging_package.artifacts}
+
+    again = package.ensure_built(STAGE, staging_package.out)
+
+    assert again.rebuilt == ()
+    assert {artifact.name: artifact.path.stat().st_mtime_ns for artifact in again.artifacts} == stamps
+    assert [a.unzipped_bytes for a in again.artifacts] == [a.unzipped_bytes for a in staging_package.artifacts]
 
 
 # -- the policy check ---------------------------------------------------------------------------
