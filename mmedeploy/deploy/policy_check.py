@@ -22,11 +22,12 @@ AWS's managed policies for exactly those features.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mmedeploy.deploy.template import TemplateError, is_intrinsic, load_template, properties, resources
 
@@ -49,20 +50,37 @@ RESOURCE_STAR_ACTIONS: Mapping[str, str] = {
 }
 _STAR_ACTIONS = {action.lower(): action for action in RESOURCE_STAR_ACTIONS}
 
-# SAM policy templates this check knows, by the statements they expand to (samtranslator's
-# policy_templates_data/policy_templates.json). SCOPED stands for the resource the template's
-# parameters name; "*" is what the template itself grants on "*".
-SCOPED = "<named by the template's parameters>"
-SAM_POLICY_TEMPLATES: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = {
-    "LambdaInvokePolicy": ((("lambda:InvokeFunction",), SCOPED),),
-    "StepFunctionsExecutionPolicy": ((("states:StartExecution",), SCOPED),),
-    "EventBridgePutEventsPolicy": ((("events:PutEvents",), SCOPED),),
-    "AWSSecretsManagerGetSecretValuePolicy": ((("secretsmanager:GetSecretValue",), SCOPED),),
-    "KMSDecryptPolicy": ((("kms:Decrypt",), SCOPED),),
-    "SNSPublishMessagePolicy": ((("sns:Publish",), SCOPED),),
-    "SQSSendMessagePolicy": ((("sqs:SendMessage*",), SCOPED),),
+
+# SAM policy templates known here, by the statements they expand to (samtranslator's
+# policy_templates_data/policy_templates.json): actions, and resources as ``Fn::Sub`` texts over
+# the pseudo parameters and the template's own parameters (``${TableName}``), or "*".
+class SamStatement(NamedTuple):
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+
+
+_PARAMETER = re.compile(r"\$\{(\w+)\}")  # ${TableName}; not ${AWS::Region}
+_REGIONAL = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
+_TABLE = _REGIONAL % ("dynamodb", "table/${TableName}")
+_TABLE_AND_INDEXES = (_TABLE, _TABLE + "/index/*")
+_BUCKET_AND_OBJECTS = ("arn:${AWS::Partition}:s3:::${BucketName}", "arn:${AWS::Partition}:s3:::${BucketName}/*")
+_QUEUE = (_REGIONAL % ("sqs", "${QueueName}"),)
+SAM_POLICY_TEMPLATES: Mapping[str, tuple[SamStatement, ...]] = {
+    "LambdaInvokePolicy": (
+        SamStatement(("lambda:InvokeFunction",), (_REGIONAL % ("lambda", "function:${FunctionName}*"),)),
+    ),
+    "StepFunctionsExecutionPolicy": (
+        SamStatement(("states:StartExecution",), (_REGIONAL % ("states", "stateMachine:${StateMachineName}"),)),
+    ),
+    "EventBridgePutEventsPolicy": (
+        SamStatement(("events:PutEvents",), (_REGIONAL % ("events", "event-bus/${EventBusName}"),)),
+    ),
+    "AWSSecretsManagerGetSecretValuePolicy": (SamStatement(("secretsmanager:GetSecretValue",), ("${SecretArn}",)),),
+    "KMSDecryptPolicy": (SamStatement(("kms:Decrypt",), (_REGIONAL % ("kms", "key/${KeyId}"),)),),
+    "SNSPublishMessagePolicy": (SamStatement(("sns:Publish",), (_REGIONAL % ("sns", "${TopicName}"),)),),
+    "SQSSendMessagePolicy": (SamStatement(("sqs:SendMessage*",), _QUEUE),),
     "SQSPollerPolicy": (
-        (
+        SamStatement(
             (
                 "sqs:ChangeMessageVisibility",
                 "sqs:ChangeMessageVisibilityBatch",
@@ -71,18 +89,26 @@ SAM_POLICY_TEMPLATES: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = {
                 "sqs:GetQueueAttributes",
                 "sqs:ReceiveMessage",
             ),
-            SCOPED,
+            _QUEUE,
         ),
     ),
     "DynamoDBReadPolicy": (
-        (
-            ("dynamodb:GetItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DescribeTable"),
-            SCOPED,
+        SamStatement(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:Scan",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+                "dynamodb:DescribeTable",
+            ),
+            _TABLE_AND_INDEXES,
         ),
     ),
-    "DynamoDBWritePolicy": ((("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"), SCOPED),),
+    "DynamoDBWritePolicy": (
+        SamStatement(("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"), _TABLE_AND_INDEXES),
+    ),
     "DynamoDBCrudPolicy": (
-        (
+        SamStatement(
             (
                 "dynamodb:GetItem",
                 "dynamodb:DeleteItem",
@@ -95,11 +121,11 @@ SAM_POLICY_TEMPLATES: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = {
                 "dynamodb:DescribeTable",
                 "dynamodb:ConditionCheckItem",
             ),
-            SCOPED,
+            _TABLE_AND_INDEXES,
         ),
     ),
     "S3ReadPolicy": (
-        (
+        SamStatement(
             (
                 "s3:GetObject",
                 "s3:ListBucket",
@@ -107,12 +133,14 @@ SAM_POLICY_TEMPLATES: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = {
                 "s3:GetObjectVersion",
                 "s3:GetLifecycleConfiguration",
             ),
-            SCOPED,
+            _BUCKET_AND_OBJECTS,
         ),
     ),
-    "S3WritePolicy": ((("s3:PutObject", "s3:PutObjectAcl", "s3:PutLifecycleConfiguration"), SCOPED),),
+    "S3WritePolicy": (
+        SamStatement(("s3:PutObject", "s3:PutObjectAcl", "s3:PutLifecycleConfiguration"), _BUCKET_AND_OBJECTS),
+    ),
     "S3CrudPolicy": (
-        (
+        SamStatement(
             (
                 "s3:GetObject",
                 "s3:ListBucket",
@@ -124,26 +152,47 @@ SAM_POLICY_TEMPLATES: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = {
                 "s3:PutLifecycleConfiguration",
                 "s3:DeleteObject",
             ),
-            SCOPED,
+            _BUCKET_AND_OBJECTS,
         ),
     ),
     "SSMParameterReadPolicy": (
-        (("ssm:DescribeParameters",), "*"),
-        (("ssm:GetParameters", "ssm:GetParameter", "ssm:GetParametersByPath"), SCOPED),
+        SamStatement(("ssm:DescribeParameters",), ("*",)),
+        SamStatement(
+            ("ssm:GetParameters", "ssm:GetParameter", "ssm:GetParametersByPath"),
+            (_REGIONAL % ("ssm", "parameter/${ParameterName}"),),
+        ),
     ),
-    "CloudWatchPutMetricPolicy": ((("cloudwatch:PutMetricData",), "*"),),
+    "CloudWatchPutMetricPolicy": (SamStatement(("cloudwatch:PutMetricData",), ("*",)),),
     "VPCAccessPolicy": (
-        (
+        SamStatement(
             (
                 "ec2:CreateNetworkInterface",
                 "ec2:DeleteNetworkInterface",
                 "ec2:DescribeNetworkInterfaces",
                 "ec2:DetachNetworkInterface",
             ),
-            "*",
+            ("*",),
         ),
     ),
 }
+
+
+def expand_sam_policy_template(name: str, parameters: Any) -> tuple[dict[str, Any], ...]:
+    """The statements SAM writes for ``{name: parameters}`` (a key of :data:`SAM_POLICY_TEMPLATES`).
+
+    A scoped resource is ``{"Fn::Sub": [text, {parameter: value}]}``, as SAM writes it: the
+    parameter values (literals or intrinsics) are left for whoever resolves the template.
+    """
+    values = dict(parameters) if isinstance(parameters, dict) else {}
+    statements = []
+    for actions, texts in SAM_POLICY_TEMPLATES[name]:
+        arns = [
+            text if text == "*" else {"Fn::Sub": [text, {key: values.get(key) for key in _PARAMETER.findall(text)}]}
+            for text in texts
+        ]
+        statements.append({"Effect": "Allow", "Action": list(actions), "Resource": arns})
+    return tuple(statements)
+
 
 # Policy-bearing properties, by resource type: (property, shape).
 # "policies": a list of {PolicyName, PolicyDocument}; "document": one policy document;
@@ -235,10 +284,10 @@ def document_statements(document: Any) -> tuple[Any, ...]:
 
 def _template_statements(name: str, parameters: Any) -> tuple[Any, ...]:
     values = list(parameters.values()) if isinstance(parameters, dict) else []
-    star_parameter = any(value == "*" for value in values)
+    star_parameter = any(value == "*" for value in values)  # e.g. TableName: "*": every table
     return tuple(
-        {"Effect": "Allow", "Action": list(actions), "Resource": "*" if star_parameter else resource, "SAM": name}
-        for actions, resource in SAM_POLICY_TEMPLATES[name]
+        {**statement, "Resource": "*", "SAM": name} if star_parameter else {**statement, "SAM": name}
+        for statement in expand_sam_policy_template(name, parameters)
     )
 
 
