@@ -22,6 +22,7 @@ from chalicelib.validation.validator import validate_tarball
 from mmedeploy import __version__
 from mmedeploy.local import (
     DEFAULT_APPROVAL_TIMEOUT_S,
+    DEFAULT_LAMBDA_CONCURRENCY,
     DEFAULT_MME_LOAD_WAIT_S,
     DEFAULT_MME_MEMORY_MB,
     DEFAULT_PORT_BASE,
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_APPROVAL_TIMEOUT_S,
         metavar="SECONDS",
         help="how long a staged version waits for a Slack decision before it is EXPIRED",
+    )
+    up.add_argument(
+        "--lambda-concurrency",
+        type=int,
+        default=DEFAULT_LAMBDA_CONCURRENCY,
+        metavar="N",
+        help="execution environments (processes) each function may have at once",
     )
     up.set_defaults(handler=cmd_up)
 
@@ -162,6 +170,7 @@ def cmd_up(args: argparse.Namespace, out: Console, err: Console) -> int:
             mme_memory_mb=args.mme_memory_mb,
             mme_load_wait_s=args.mme_load_wait,
             approval_timeout_s=args.approval_timeout,
+            lambda_concurrency=args.lambda_concurrency,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -68,8 +68,11 @@ def local_stack_target(state_dir: Path = DEFAULT_STATE_DIR) -> DeploymentTarget:
             f"no local stack is running (no live {state_dir / 'stack.json'}); start one with: "
             f"mmedeploy up --detach{option}"
         )
+    # the local administrator the stack created: the emulator enforces IAM
     session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=info.region
+        aws_access_key_id=info.aws_access_key_id,
+        aws_secret_access_key=info.aws_secret_access_key,
+        region_name=info.region,
     )
     return DeploymentTarget(
         description=f"the local stack ({state_dir})",

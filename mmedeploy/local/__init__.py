@@ -11,3 +11,6 @@ DEFAULT_MME_MEMORY_MB = 8192
 DEFAULT_MME_LOAD_WAIT_S = 30.0
 # How long a staged version waits for its Slack decision locally before EXPIRED (AWS: 3 days).
 DEFAULT_APPROVAL_TIMEOUT_S = 3 * 24 * 3600
+# Execution environments a function may have at once (Lambda scales out per request; a laptop
+# is bounded): further concurrent invocations wait for one to be free.
+DEFAULT_LAMBDA_CONCURRENCY = 4

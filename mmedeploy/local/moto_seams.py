@@ -1,14 +1,14 @@
 """The two places where moto alone cannot run mmedeploy, adapted here and nowhere else.
 
 Pinned to one moto version: these patch moto internals, so an upgrade must re-check them (the
-tests in tests/integration/test_moto_seams.py do) before bumping ``MOTO_VERSION``.
+tests in tests/unit/test_moto_seams.py and tests/integration/test_local_stack.py do) before
+bumping ``MOTO_VERSION``.
 
-1. Lambda: moto runs functions in Docker. Here ``LambdaFunction.invoke`` runs the function's real
-   handler in this process: the handler string (``functions.validate.handler``) is imported from
-   the working tree, called with the event and a Lambda-like context under the function's
-   environment variables; ``Event`` invocations run in a background thread. An exception is
-   reported as Lambda reports it (``FunctionError`` + ``errorType``/``errorMessage``), so Step
-   Functions Retry and Catch match on the exception's class name.
+1. Lambda: moto runs functions in Docker. Here ``LambdaFunction.invoke`` hands the invocation to
+   the local Lambda service (:mod:`mmedeploy.local.lambdas`), which runs the code moto holds for
+   the function under AWS's runtime client, in a process of its own; the answer comes back as
+   Lambda's Invoke API gives it (payload, ``X-Amz-Function-Error``), so Step Functions Retry and
+   Catch match on the error type. ``Event`` invocations run in the background.
 2. EventBridge: moto delivers rule targets only to SQS, logs and buses. Here targets of type
    Lambda and Step Functions are delivered too, honouring ``Input``, ``InputPath`` and
    ``InputTransformer``, asynchronously as EventBridge does.
@@ -17,132 +17,51 @@ tests in tests/integration/test_moto_seams.py do) before bumping ``MOTO_VERSION`
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import logging
-import os
 import re
 import threading
-import time
-import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import moto
 from moto.awslambda.models import LambdaFunction
 from moto.events.models import Rule
 from moto.utilities.arns import parse_arn
 
+from mmedeploy.local.lambdas.function import FunctionConfig, Invocation
+
 MOTO_VERSION = "5.2.5"
 log = logging.getLogger("mmedeploy.local.seams")
 
-Handler = Callable[[Any, Any], Any]
+# (function, its code, the event) -> what Lambda returned
+RunFunction = Callable[[FunctionConfig, Callable[[], bytes], bytes], Invocation]
+ClientFactory = Callable[[str, str], Any]  # (service, region) -> a client of this emulator
 
 
-class EnvironmentConflict(RuntimeError):
-    """Two functions need different values for one environment variable in this one process."""
+def invoke_function(function: LambdaFunction, run: RunFunction, payload: bytes) -> Invocation:
+    """One invocation of what moto holds for ``function``."""
+    return run(FunctionConfig.from_moto(function), lambda: function.code_bytes, payload or b"{}")
 
 
-@dataclass
-class LambdaContext:
-    """The attributes of AWS's Lambda context object that handlers and Powertools read."""
+def _invoke(run: RunFunction) -> Callable[..., str | bytes]:
+    def invoke(self: LambdaFunction, body: Any, request_headers: Any, response_headers: Any) -> str | bytes:
+        payload = body.encode() if isinstance(body, str) else bytes(body or b"")
+        kind = request_headers.get("x-amz-invocation-type", "RequestResponse")
+        if kind == "DryRun":
+            return ""
+        if kind == "Event":
+            threading.Thread(
+                target=invoke_function, args=(self, run, payload), daemon=True, name=f"event-{self.function_name}"
+            ).start()
+            return ""
+        answer = invoke_function(self, run, payload)
+        if answer.function_error:
+            response_headers["x-amz-function-error"] = answer.function_error
+        return answer.payload
 
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_s: int
-    invoked_function_arn: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"local/{self.aws_request_id}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
-
-
-class _Environment:
-    """Applies function environments to this process's ``os.environ``.
-
-    All functions share one process, so a variable two functions set must have one value (the
-    template gives every function the same table and bucket names); a clash is an error rather
-    than a silent race.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owner: dict[str, str] = {}
-
-    def apply(self, function_name: str, variables: dict[str, str]) -> None:
-        with self._lock:
-            for key, value in variables.items():
-                owner = self._owner.get(key)
-                if owner and owner != function_name and os.environ.get(key) != value:
-                    raise EnvironmentConflict(
-                        f"functions {owner} and {function_name} set {key} to different values; "
-                        "the local stack runs them in one process, so give them one value"
-                    )
-                os.environ[key] = value
-                self._owner.setdefault(key, function_name)
-
-
-_environment = _Environment()
-_handlers: dict[str, Handler] = {}
-
-
-def resolve_handler(handler: str) -> Handler:
-    """``package.module.attribute`` -> the callable, imported from the working tree."""
-    if handler not in _handlers:
-        module_name, _, attribute = handler.rpartition(".")
-        if not module_name:
-            raise ImportError(f"handler '{handler}' is not of the form module.function")
-        _handlers[handler] = getattr(importlib.import_module(module_name), attribute)
-    return _handlers[handler]
-
-
-def run_handler(function: LambdaFunction, event: Any) -> tuple[str, bool]:
-    """Run one invocation: (payload JSON, errored)."""
-    context = LambdaContext(
-        function_name=function.function_name,
-        memory_limit_in_mb=int(function.memory_size or 128),
-        timeout_s=int(function.timeout or 3),
-        invoked_function_arn=function.function_arn,
-    )
-    try:
-        _environment.apply(function.function_name, dict(function.environment_vars or {}))
-        result = resolve_handler(function.handler)(event, context)
-        return json.dumps(result), False
-    except Exception as exc:  # noqa: BLE001 - reported to the caller exactly as Lambda reports errors
-        log.warning("function %s raised %s: %s", function.function_name, type(exc).__name__, exc)
-        payload = {
-            "errorType": type(exc).__name__,
-            "errorMessage": str(exc),
-            "stackTrace": traceback.format_exception(exc)[-8:],
-            "requestId": context.aws_request_id,
-        }
-        return json.dumps(payload), True
-
-
-def _invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
-    event = json.loads(body) if body else {}
-    if request_headers.get("x-amz-invocation-type", "RequestResponse") == "Event":
-        threading.Thread(
-            target=run_handler, args=(self, event), daemon=True, name=f"lambda-{self.function_name}"
-        ).start()
-        return ""
-    payload, errored = run_handler(self, event)
-    if errored:
-        response_headers["x-amz-function-error"] = "Unhandled"
-    return payload.encode()
+    return invoke
 
 
 # -- EventBridge ----------------------------------------------------------------------------
@@ -199,19 +118,12 @@ def _json_path(event: dict[str, Any], path: str) -> Any:
 
 
 class Deliverer:
-    """Sends events to Lambda and Step Functions targets through this moto server's own API."""
+    """Sends events to Lambda and Step Functions targets through this moto server's own API, as
+    the local administrator (on AWS, EventBridge invokes with the rule's role or the function's
+    resource policy; see mmedeploy/local/README.md)."""
 
-    def __init__(self, endpoint_url: str) -> None:
-        self._endpoint_url = endpoint_url
-
-    def _client(self, service: str, region: str) -> Any:
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            region_name=region,
-            endpoint_url=self._endpoint_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+    def __init__(self, client: ClientFactory) -> None:
+        self._client = client
 
     def deliver(self, target: dict[str, Any], event: dict[str, Any]) -> None:
         arn = parse_arn(target["Arn"])
@@ -253,8 +165,9 @@ def _send_to_targets(deliverer: Deliverer, original: Callable[..., None]) -> Cal
 _installed = False
 
 
-def install(endpoint_url: str) -> None:
-    """Patch moto in this process. ``endpoint_url`` is this process's moto server."""
+def install(run: RunFunction, client: ClientFactory) -> None:
+    """Patch moto in this process: invocations go to ``run`` (the local Lambda service), rule
+    targets are delivered through ``client`` (this emulator, as the local administrator)."""
     global _installed
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(
@@ -263,6 +176,6 @@ def install(endpoint_url: str) -> None:
         )
     if _installed:
         return
-    LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
-    Rule.send_to_targets = _send_to_targets(Deliverer(endpoint_url), Rule.send_to_targets)  # type: ignore[method-assign]
+    LambdaFunction.invoke = _invoke(run)  # type: ignore[method-assign]
+    Rule.send_to_targets = _send_to_targets(Deliverer(client), Rule.send_to_targets)  # type: ignore[method-assign]
     _installed = True

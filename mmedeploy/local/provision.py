@@ -1,52 +1,58 @@
-"""Provision the local stack from infra/template.yaml, the template AWS deploys.
+"""Provision the local stack from the packaged template (``build/dev/sam.yaml``, what ``make
+package`` builds and AWS deploys), with the artifacts beside it.
 
 Everything moto's CloudFormation can create is created by it, from the template itself. The few
 resource types or properties it cannot handle are created from the same template entries through
 the service APIs, and listed (``Provisioned.adapted``) with the reason, so nobody is surprised.
+Each function is created from its own artifact (uploaded to an artifacts bucket, as ``aws
+cloudformation package`` does) under its own execution role (:mod:`mmedeploy.local.iam`).
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
+import re
 import secrets
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
 STACK_NAME = "mmedeploy-dev"
+# The package the local stack runs: `make package STAGE=dev` (mmedeploy up builds it when stale).
+PACKAGE_STAGE = "dev"
 # moto's SageMaker knows no ml.g5.* instance types; the local MME ignores the type anyway.
-LOCAL_PARAMETERS = {"Stage": "dev", "GpuInstanceType": "ml.g4dn.xlarge"}
+LOCAL_PARAMETERS = {"Stage": PACKAGE_STAGE, "GpuInstanceType": "ml.g4dn.xlarge"}
+# where `aws cloudformation package` would upload the artifacts
+ARTIFACTS_BUCKET = f"{STACK_NAME}-artifacts"
 
 # resource type -> how the local stack creates it instead of moto's CloudFormation, and why
 NOT_IN_MOTO_CLOUDFORMATION = {
     "AWS::SecretsManager::Secret": "moto's CloudFormation has no Secrets Manager resources: created with CreateSecret",
-    "AWS::Serverless::Function": "moto's CloudFormation has no SAM transform: created with CreateFunction "
-    "(Globals applied; the code runs from the working tree, see moto_seams.py)",
+    "AWS::Serverless::Function": "moto's CloudFormation has no SAM transform: created with CreateFunction from "
+    "its artifact, under its own execution role (Globals applied; events as EventBridge rules); it runs under "
+    "awslambdaric in processes of the local Lambda service (mmedeploy/local/lambdas/)",
     "AWS::Serverless::StateMachine": "moto's CloudFormation has no SAM transform: created with CreateStateMachine "
-    "from the same ASL file, DefinitionSubstitutions applied",
+    "from the same ASL file, DefinitionSubstitutions applied, under its own role",
+    "AWS::Serverless::Api": "moto's CloudFormation cannot create the Swagger-defined API: "
+    "mmedeploy/local/rest_api.py serves the same definition (routes, TOKEN authorizer, proxy events)",
     "AWS::CloudWatch::Alarm": "moto's CloudFormation has no alarms: created with PutMetricAlarm",
-    "AWS::ApiGateway::GatewayResponse": "served by Chalice's local server instead of API Gateway: "
-    "mmedeploy/local/api_gateway.py answers these errors in the same shape",
+    "AWS::ApiGateway::GatewayResponse": "answered by mmedeploy/local/rest_api.py from the same templates",
+    "AWS::Lambda::Permission": "skipped: who may invoke a function is not checked locally "
+    "(API Gateway and EventBridge invoke through the local Lambda service)",
     "AWS::SQS::QueuePolicy": "skipped: moto's CloudFormation has no queue policies (moto does not enforce them)",
     "AWS::ApplicationAutoScaling::ScalableTarget": "skipped: the local MME is one process, there is nothing to scale",
     "AWS::ApplicationAutoScaling::ScalingPolicy": "skipped: the local MME is one process, there is nothing to scale",
 }
 
 
-CHALICE_COMPLETION = (
-    "completes a function or role `chalice package` generates from app.py: locally the Chalice app runs in "
-    "the stack's process (API on Chalice's local server, on_cw_event handlers as functions behind rules)"
-)
-
-
 SKIPPED_DEPENDENT = (
-    "skipped: they refer to resources created outside moto's CloudFormation (secrets); "
-    "nothing assumes them locally (moto does not enforce IAM)"
+    "skipped: they refer to resources created outside moto's CloudFormation; the execution roles "
+    "made from them are created by mmedeploy/local/iam.py instead"
 )
 
 
@@ -59,9 +65,11 @@ class Provisioned:
     # bucket -> the NotificationConfiguration applied from the template. moto's
     # GetBucketNotificationConfiguration omits EventBridgeConfiguration, so this is the record.
     notifications: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # the template's Globals environment, resolved: what every function (and the API) gets
+    # the template's Globals environment, resolved: what every function gets
     environment: dict[str, str] = field(default_factory=dict)
     arns: dict[str, str] = field(default_factory=dict)  # logical id -> ARN of what was created here
+    functions: dict[str, str] = field(default_factory=dict)  # function logical id -> function name
+    template: dict[str, Any] = field(default_factory=dict)  # the packaged template, as provisioned
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -70,31 +78,88 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return template
 
 
-PSEUDO_PARAMETERS = {"AWS::Partition": "aws", "AWS::AccountId": "123456789012"}  # moto's account
+PSEUDO_PARAMETERS = {
+    "AWS::Partition": "aws",
+    "AWS::AccountId": "123456789012",  # moto's account
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": STACK_NAME,
+}
+
+# Fn::GetAtt of what moto's CloudFormation created, from its physical id (Ref) and type
+_ATTRIBUTES = {
+    ("AWS::DynamoDB::Table", "Arn"): "arn:aws:dynamodb:{region}:{account}:table/{id}",
+    ("AWS::S3::Bucket", "Arn"): "arn:aws:s3:::{id}",
+    ("AWS::Events::EventBus", "Arn"): "arn:aws:events:{region}:{account}:event-bus/{id}",
+    ("AWS::Events::EventBus", "Name"): "{id}",
+    ("AWS::IAM::Role", "Arn"): "arn:aws:iam::{account}:role/{id}",
+    ("AWS::SQS::Queue", "Arn"): "arn:aws:sqs:{region}:{account}:{name}",
+    ("AWS::SageMaker::Endpoint", "EndpointName"): "{name}",
+}
 
 
-def _resolve(value: Any, parameters: dict[str, str], arns: dict[str, str] | None = None) -> Any:
-    """Ref, Fn::GetAtt ``Arn`` and Fn::Sub over parameters (pseudo parameters included) and what
-    was created (``arns``: logical id -> ARN or physical id), through lists and maps: enough for
-    the names and ARNs the adapted resources use."""
-    arns = arns or {}
-    if isinstance(value, list):
-        return [_resolve(item, parameters, arns) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if "Ref" in value:
-        return parameters.get(value["Ref"]) or arns[value["Ref"]]
-    if "Fn::GetAtt" in value:
-        logical, attribute = value["Fn::GetAtt"]
-        if attribute != "Arn":
-            raise ValueError(f"the local provisioner resolves only Arn attributes, not {logical}.{attribute}")
-        return arns[logical]
-    if "Fn::Sub" in value:
-        text = value["Fn::Sub"]
-        for key, param in parameters.items():
-            text = text.replace("${" + key + "}", param)
-        return text
-    return {key: _resolve(item, parameters, arns) for key, item in value.items()}
+_NAME_PROPERTIES = ("Name", "BucketName", "TableName", "EndpointName", "RoleName", "QueueName", "TopicName")
+
+
+class Resolver:
+    """Ref, Fn::GetAtt and Fn::Sub over the template's parameters (pseudo parameters included),
+    what moto's CloudFormation created (by physical id and type) and what was created here."""
+
+    def __init__(self, parameters: dict[str, str], region: str) -> None:
+        self.parameters = {**PSEUDO_PARAMETERS, "AWS::Region": region, **parameters}
+        self.region = region
+        self.refs: dict[str, str] = {}  # logical id -> what Ref gives
+        self.types: dict[str, str] = {}
+        self.arns: dict[str, str] = {}  # logical id -> ARN (GetAtt Arn) of what was created here
+
+    def attribute(self, logical: str, attribute: str) -> str:
+        if attribute == "Arn" and logical in self.arns:
+            return self.arns[logical]
+        pattern = _ATTRIBUTES.get((self.types.get(logical, ""), attribute))
+        if pattern is None or logical not in self.refs:
+            raise ValueError(f"the local provisioner cannot resolve {logical}.{attribute}")
+        physical = self.refs[logical]
+        return pattern.format(
+            region=self.region,
+            account=PSEUDO_PARAMETERS["AWS::AccountId"],
+            id=physical,
+            name=physical.rsplit("/", 1)[-1],
+        )
+
+    def ref(self, name: str) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        raise ValueError(f"the local provisioner cannot resolve Ref {name}")
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if "Ref" in value:
+            return self.ref(value["Ref"])
+        if "Fn::GetAtt" in value:
+            found = value["Fn::GetAtt"]
+            logical, attribute = found if isinstance(found, list) else found.split(".", 1)
+            return self.attribute(logical, attribute)
+        if "Fn::Sub" in value:
+            text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            variables = {key: str(self(item)) for key, item in variables.items()}
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name in variables:
+                    return variables[name]
+                if "." in name:
+                    return self.attribute(*name.split(".", 1))
+                return self.ref(name)
+
+            return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
+        if "Fn::Join" in value:
+            separator, items = value["Fn::Join"]
+            return separator.join(str(item) for item in self(items))
+        return {key: self(item) for key, item in value.items()}
 
 
 def _without_depends_on(resource: dict[str, Any], elsewhere: set[str]) -> dict[str, Any]:
@@ -113,32 +178,46 @@ def _mentions(value: Any, logical_ids: set[str]) -> bool:
         attribute = value.get("Fn::GetAtt")
         if isinstance(attribute, list) and attribute and attribute[0] in logical_ids:
             return True
+        sub = value.get("Fn::Sub")
+        if isinstance(sub, str) and any(f"${{{lid}" in sub for lid in logical_ids):
+            return True
         return any(_mentions(v, logical_ids) for v in value.values())
     if isinstance(value, list):
         return any(_mentions(v, logical_ids) for v in value)
     return False
 
 
-ENV_OUTPUT = "LocalGlobalsEnv"
+# listed where they are created: secrets first (roles name them), state machines last (they name functions)
+_CREATED_ELSEWHERE_IN_ORDER = ("AWS::SecretsManager::Secret", "AWS::Serverless::StateMachine")
 
 
-def provision(session: Any, overrides: dict[str, str] | None = None, template_path: Path = TEMPLATE) -> Provisioned:
-    """Create the stack in the moto server that ``session``'s clients point at."""
-    template = load_template(template_path)
+def function_name(logical: str, properties: dict[str, Any], resolve: Resolver) -> str:
+    """The function's FunctionName, or the name CloudFormation would generate (stack name first,
+    which the Chalice roles' log permissions rely on), without its random suffix."""
+    if "FunctionName" in properties:
+        return str(resolve(properties["FunctionName"]))
+    return f"{STACK_NAME}-{logical}"
+
+
+def provision(session: Any, package_dir: Path, overrides: dict[str, str] | None = None) -> Provisioned:
+    """Create the stack of ``package_dir/sam.yaml`` in the moto server that ``session``'s clients
+    (the local administrator's) point at."""
+    from mmedeploy.local import iam
+
+    template = load_template(package_dir / "sam.yaml")
     parameters = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
     parameters.update(LOCAL_PARAMETERS)
     parameters.update(overrides or {})
-    result = Provisioned()
-    # Entries without a Type complete what `chalice package` generates for app.py (merged over
-    # it); locally the Chalice app runs in the stack's process instead.
-    for logical, resource in template["Resources"].items():
-        if "Type" not in resource:
-            result.adapted.append((logical, CHALICE_COMPLETION))
+    result = Provisioned(template=template)
+    resolve = Resolver(
+        {k: v for k, v in parameters.items() if k in template.get("Parameters", {})}, session.region_name
+    )
     resources = {logical: resource for logical, resource in template["Resources"].items() if "Type" in resource}
+    resolve.types = {logical: resource["Type"] for logical, resource in resources.items()}
     supported = {k: r for k, r in resources.items() if r["Type"] not in NOT_IN_MOTO_CLOUDFORMATION}
-    elsewhere = set(template["Resources"]) - set(supported)  # Chalice's own included
-    # What refers to those cannot be created by moto's CloudFormation either: only IAM roles of
-    # Chalice's functions today, which nothing assumes locally (moto does not enforce IAM).
+    elsewhere = set(template["Resources"]) - set(supported)
+    # What refers to those cannot be created by moto's CloudFormation either: the Chalice
+    # functions' roles (they name secrets), made by iam.py from the same entries instead.
     while dependent := {k for k, r in supported.items() if _mentions(r.get("Properties", {}), elsewhere)}:
         for logical in sorted(dependent):
             result.adapted.append((logical, SKIPPED_DEPENDENT))
@@ -147,49 +226,77 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
     # An ordering on AWS (e.g. a rule after the state machine it targets by ARN) means nothing to
     # moto for a resource created outside its CloudFormation.
     supported = {logical: _without_depends_on(resource, elsewhere) for logical, resource in supported.items()}
-    # The Globals' expressions are resolved by moto's CloudFormation itself, as extra outputs.
-    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    outputs = {k: v for k, v in template.get("Outputs", {}).items() if not _mentions(v, elsewhere)}
-    outputs.update({f"{ENV_OUTPUT}{i}": {"Value": expr} for i, expr in enumerate(variables.values())})
     body = {
-        **{k: v for k, v in template.items() if k != "Globals"},
+        **{k: v for k, v in template.items() if k not in ("Globals", "Transform")},
         "Resources": supported,
-        "Outputs": outputs,
+        "Outputs": {k: v for k, v in template.get("Outputs", {}).items() if not _mentions(v, elsewhere)},
     }
     cloudformation = session.client("cloudformation")
     cloudformation.create_stack(
         StackName=STACK_NAME,
         TemplateBody=json.dumps(body),
         Parameters=[
-            {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items() if k in template["Parameters"]
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in resolve.parameters.items()
+            if k in template["Parameters"]
         ],
         Capabilities=["CAPABILITY_NAMED_IAM"],
     )
     stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
     if stack["StackStatus"] != "CREATE_COMPLETE":
         raise RuntimeError(f"local stack creation ended {stack['StackStatus']}: {stack.get('StackStatusReason')}")
-    resolved = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    result.environment = {key: resolved[f"{ENV_OUTPUT}{i}"] for i, key in enumerate(variables)}
-    result.outputs = {k: v for k, v in resolved.items() if not k.startswith(ENV_OUTPUT)}
     result.created = sorted(supported)
-
-    # Ref of what moto's CloudFormation created (an alarm's topic) is its physical id.
-    physical = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in cloudformation.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
-        if "PhysicalResourceId" in r  # moto leaves it out for types it only warns about
-    }
+    # moto leaves some physical ids out (an event bus's): the name the template gives stands in
+    for logical, resource in supported.items():
+        named = [k for k in _NAME_PROPERTIES if k in resource.get("Properties", {})]
+        if named:
+            resolve.refs[logical] = str(resolve(resource["Properties"][named[0]]))
+    resolve.refs.update(
+        {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in cloudformation.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
+            if "PhysicalResourceId" in r  # moto leaves it out for types it only warns about
+        }
+    )
     for logical, resource in resources.items():
         kind, properties = resource["Type"], resource.get("Properties", {})
         if kind == "AWS::SecretsManager::Secret":
-            name = _resolve(properties["Name"], parameters)
+            name = resolve(properties["Name"])
             value = properties.get("SecretString") or secrets.token_urlsafe(24)
-            session.client("secretsmanager").create_secret(Name=name, SecretString=value)
+            created = session.client("secretsmanager").create_secret(Name=name, SecretString=value)
+            resolve.refs[logical] = created["ARN"]  # Ref of a secret is its ARN
             result.secrets[logical] = name
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
-        elif kind == "AWS::CloudWatch::Alarm":
-            pseudo = {**PSEUDO_PARAMETERS, "AWS::Region": session.region_name}
-            alarm = _resolve(properties, {**pseudo, **parameters}, physical)
+        elif kind == "AWS::Serverless::Function":
+            name = function_name(logical, properties, resolve)
+            result.functions[logical] = name
+            resolve.refs[logical] = name
+            resolve.arns[logical] = (
+                f"arn:aws:lambda:{session.region_name}:{PSEUDO_PARAMETERS['AWS::AccountId']}:function:{name}"
+            )
+        elif kind == "AWS::Serverless::StateMachine":
+            name = resolve(properties["Name"])
+            resolve.refs[logical] = resolve.arns[logical] = (
+                f"arn:aws:states:{session.region_name}:{PSEUDO_PARAMETERS['AWS::AccountId']}:stateMachine:{name}"
+            )
+        elif kind == "AWS::Serverless::Api":
+            resolve.refs[logical] = "local"  # the local API's id (rest_api.LOCAL_API_ID)
+        elif kind == "AWS::S3::Bucket":
+            _bucket_settings(session, logical, properties, resolve, result)
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    result.environment = {key: str(resolve(value)) for key, value in variables.items()}
+    roles = iam.execution_role_policies(template, resolve) | iam.state_machine_role_policies(template, resolve)
+    iam_client = session.client("iam")
+    role_arns = {}
+    for logical, spec in roles.items():
+        role_name = f"{STACK_NAME}-{logical}"[:64]
+        role_arns[logical] = iam.create_execution_role(iam_client, role_name, spec)
+        result.adapted.append((f"{logical}.Role", "the execution role SAM or the template gives it, made by iam.py"))
+    artifacts = _upload_artifacts(session, template, package_dir)
+    for logical, resource in resources.items():
+        kind, properties = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::CloudWatch::Alarm":
+            alarm = resolve(properties)
             # parameters arrive as strings; CloudFormation converts them, the API does not
             alarm["Threshold"] = float(alarm["Threshold"])
             for key in ("Period", "EvaluationPeriods"):
@@ -197,28 +304,25 @@ def provision(session: Any, overrides: dict[str, str] | None = None, template_pa
             session.client("cloudwatch").put_metric_alarm(**alarm)
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
         elif kind == "AWS::Serverless::Function":
-            result.arns[logical] = _create_function(session, template, properties, parameters, result)
+            _create_function(session, template, logical, properties, resolve, result, role_arns[logical], artifacts)
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
-        elif kind in NOT_IN_MOTO_CLOUDFORMATION:
-            if kind != "AWS::Serverless::StateMachine":  # after the functions it refers to, below
-                result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
-        elif kind == "AWS::S3::Bucket":
-            _bucket_settings(session, logical, properties, parameters, result)
+        elif kind in NOT_IN_MOTO_CLOUDFORMATION and kind not in _CREATED_ELSEWHERE_IN_ORDER:
+            result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[kind]))
     for logical, resource in resources.items():
         if resource["Type"] == "AWS::Serverless::StateMachine":
-            result.arns[logical] = _create_state_machine(session, resource["Properties"], parameters, result)
+            _create_state_machine(session, package_dir, resource["Properties"], resolve, role_arns[logical])
             result.adapted.append((logical, NOT_IN_MOTO_CLOUDFORMATION[resource["Type"]]))
+    result.arns = dict(resolve.arns)
     for key, output in template.get("Outputs", {}).items():
-        if key not in result.outputs:
-            result.outputs[key] = str(_resolve(output["Value"], parameters, result.arns))
+        result.outputs[key] = str(resolve(output["Value"]))
     return result
 
 
 def _bucket_settings(
-    session: Any, logical: str, properties: dict[str, Any], parameters: dict[str, str], result: Provisioned
+    session: Any, logical: str, properties: dict[str, Any], resolve: Resolver, result: Provisioned
 ) -> None:
     """What moto's CloudFormation ignores on a bucket, applied through the S3 API."""
-    bucket = _resolve(properties["BucketName"], parameters)
+    bucket = resolve(properties["BucketName"])
     s3 = session.client("s3")
     if "VersioningConfiguration" in properties:
         # The pipeline depends on it: refused re-uploads are undone by restoring the registered version.
@@ -240,96 +344,82 @@ def _bucket_settings(
         )
 
 
-ROOT = TEMPLATE.parents[1]
-LOCAL_ROLE = "mmedeploy-local-functions"
-
-
-def _local_role(session: Any) -> str:
-    """One role for everything created here: moto checks only that a role ARN is given."""
-    iam = session.client("iam")
-    try:
-        return str(iam.get_role(RoleName=LOCAL_ROLE)["Role"]["Arn"])
-    except iam.exceptions.NoSuchEntityException:
-        trust = {
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ]
-        }
-        return str(iam.create_role(RoleName=LOCAL_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
-
-
-def placeholder_code() -> bytes:
-    """Lambda wants a package; the local stack runs the handler from the working tree instead."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "the local stack runs this function from the working tree")
-    return buffer.getvalue()
-
-
-def create_local_function(
-    session: Any,
-    name: str,
-    handler: str,
-    environment: dict[str, str],
-    timeout: int = 60,
-    memory: int = 512,
-    runtime: str = "python3.12",
-) -> str:
-    created = session.client("lambda").create_function(
-        FunctionName=name,
-        Runtime=runtime,
-        Role=_local_role(session),
-        Handler=handler,
-        Code={"ZipFile": placeholder_code()},
-        Timeout=timeout,
-        MemorySize=memory,
-        Environment={"Variables": environment},
-    )
-    return str(created["FunctionArn"])
+def _upload_artifacts(session: Any, template: dict[str, Any], package_dir: Path) -> dict[str, str]:
+    """Each distinct CodeUri uploaded once to the artifacts bucket, as `aws cloudformation
+    package` does: CodeUri -> key."""
+    s3 = session.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+    keys: dict[str, str] = {}
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        uri = str(resource["Properties"]["CodeUri"])
+        if uri not in keys:
+            path = (package_dir / uri).resolve()
+            keys[uri] = path.name
+            s3.upload_file(str(path), ARTIFACTS_BUCKET, path.name)
+    return keys
 
 
 def _create_function(
-    session: Any, template: dict[str, Any], properties: dict[str, Any], parameters: dict[str, str], result: Provisioned
-) -> str:
+    session: Any,
+    template: dict[str, Any],
+    logical: str,
+    properties: dict[str, Any],
+    resolve: Resolver,
+    result: Provisioned,
+    role_arn: str,
+    artifacts: dict[str, str],
+) -> None:
     globals_ = template.get("Globals", {}).get("Function", {})
+
+    def setting(key: str, default: Any) -> Any:
+        return properties.get(key, globals_.get(key, default))
+
     own = properties.get("Environment", {}).get("Variables", {})
-    environment = {**result.environment, **{k: str(_resolve(v, parameters)) for k, v in own.items()}}
-    return create_local_function(
-        session,
-        name=_resolve(properties["FunctionName"], parameters),
-        handler=properties["Handler"],
-        environment=environment,
-        timeout=int(properties.get("Timeout", globals_.get("Timeout", 60))),
-        memory=int(properties.get("MemorySize", globals_.get("MemorySize", 512))),
-        runtime=properties.get("Runtime", globals_.get("Runtime", "python3.12")),
+    environment = {**result.environment, **{k: str(resolve(v)) for k, v in own.items()}}
+    name = result.functions[logical]
+    created = session.client("lambda").create_function(
+        FunctionName=name,
+        Runtime=setting("Runtime", "python3.12"),
+        Role=role_arn,
+        Handler=properties["Handler"],
+        Code={"S3Bucket": ARTIFACTS_BUCKET, "S3Key": artifacts[str(properties["CodeUri"])]},
+        Timeout=int(setting("Timeout", 3)),
+        MemorySize=int(setting("MemorySize", 128)),
+        Environment={"Variables": environment},
+        TracingConfig={"Mode": "Active" if setting("Tracing", "PassThrough") == "Active" else "PassThrough"},
     )
+    resolve.arns[logical] = created["FunctionArn"]
+    events = session.client("events")
+    for event_name, event in properties.get("Events", {}).items():
+        if event.get("Type") not in ("CloudWatchEvent", "EventBridgeRule"):
+            raise NotImplementedError(f"the local stack wires EventBridge events only, not {logical}.{event_name}")
+        rule = f"{name}-{event_name}"[:64]
+        event_properties = event.get("Properties", {})
+        events.put_rule(
+            Name=rule,
+            EventPattern=json.dumps(resolve(event_properties["Pattern"])),
+            EventBusName=str(resolve(event_properties.get("EventBusName", "default"))),
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule=rule,
+            EventBusName=str(resolve(event_properties.get("EventBusName", "default"))),
+            Targets=[{"Id": "function", "Arn": created["FunctionArn"]}],
+        )
+        result.adapted.append((f"{logical}.Events.{event_name}", "SAM's EventBridge rule, created with PutRule"))
 
 
 def _create_state_machine(
-    session: Any, properties: dict[str, Any], parameters: dict[str, str], result: Provisioned
+    session: Any, package_dir: Path, properties: dict[str, Any], resolve: Resolver, role_arn: str
 ) -> str:
-    definition = (ROOT / properties["DefinitionUri"]).read_text()
+    definition = (package_dir / properties["DefinitionUri"]).read_text()
     for key, expr in properties.get("DefinitionSubstitutions", {}).items():
-        definition = definition.replace("${" + key + "}", str(_resolve(expr, parameters, result.arns)))
+        definition = definition.replace("${" + key + "}", str(resolve(expr)))
     json.loads(definition)  # a substitution left out would leave invalid JSON: fail here, clearly
     created = session.client("stepfunctions").create_state_machine(
-        name=_resolve(properties["Name"], parameters), definition=definition, roleArn=_local_role(session)
+        name=resolve(properties["Name"]), definition=definition, roleArn=role_arn
     )
     return str(created["stateMachineArn"])
-
-
-def wire_chalice_event_sources(session: Any, chalice_app: Any, stage: str, environment: dict[str, str]) -> list[str]:
-    """What ``chalice package`` generates for ``@app.on_cw_event``: a function and a rule on the
-    default bus targeting it. Returns the function names."""
-    events = session.client("events")
-    names = []
-    for source in chalice_app.event_sources:
-        pattern = getattr(source, "event_pattern", None)
-        if pattern is None:
-            raise NotImplementedError(f"the local stack wires only on_cw_event handlers, not {type(source).__name__}")
-        name = f"{chalice_app.app_name}-{stage}-{source.name}"
-        arn = create_local_function(session, name, source.handler_string, environment)
-        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-        events.put_targets(Rule=name, Targets=[{"Id": "handler", "Arn": arn}])
-        names.append(name)
-    return names

@@ -1,6 +1,8 @@
-"""The local stack's host process: moto server (with the seams), Slack sink and Chalice's local
-server in one process, provisioned from infra/template.yaml. ``mmedeploy up`` runs it in the
-foreground, or in a detached child with ``--detach``; ``mmedeploy down`` stops it.
+"""The local stack's host process: the AWS emulator (moto server with the seams, IAM enforced),
+the local Lambda service (every function from its packaged artifact, under awslambdaric, in
+processes of its own), the local API Gateway, the Slack sink and the local MME, provisioned from
+the packaged template (``build/dev/sam.yaml``, built or reused by ``up``). ``mmedeploy up`` runs it
+in the foreground, or in a detached child with ``--detach``; ``mmedeploy down`` stops it.
 
 The stack is found through ``<state dir>/stack.json`` (default ``.mmedeploy/``), the contract of
 DESIGN.md: every shell, test and tool reads its endpoints, names and tokens from there.
@@ -9,6 +11,7 @@ DESIGN.md: every shell, test and tool reads its endpoints, names and tokens from
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -16,6 +19,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -29,10 +33,16 @@ from pydantic import BaseModel, Field
 
 from mmedeploy.local import (
     DEFAULT_APPROVAL_TIMEOUT_S,
+    DEFAULT_LAMBDA_CONCURRENCY,
     DEFAULT_MME_LOAD_WAIT_S,
     DEFAULT_MME_MEMORY_MB,
     DEFAULT_PORT_BASE,
 )
+from mmedeploy.local.iam import Credentials, assume, create_administrator, enforce_iam
+from mmedeploy.local.lambdas.function import FunctionConfig, Invocation
+from mmedeploy.local.lambdas.logs import FunctionLogs
+from mmedeploy.local.lambdas.sandbox import Launch
+from mmedeploy.local.lambdas.service import LOCAL_RUNTIME, LambdaService, ensure_runtime_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_APPROVERS = ["U0LOCALAPPROVER"]
@@ -55,6 +65,9 @@ class StackInfo(BaseModel):
     slack_approver_ids: list[str]
     api_token: str
     admin_token: str
+    # the local administrator: the emulator refuses credentials it never issued
+    aws_access_key_id: str
+    aws_secret_access_key: str
     registry_table: str
     idempotency_table: str
     deploy_state_machine: str = ""
@@ -85,6 +98,8 @@ class StackConfig(BaseModel):
     mme_memory_mb: int = Field(default=DEFAULT_MME_MEMORY_MB, gt=0)
     mme_load_wait_s: float = Field(default=DEFAULT_MME_LOAD_WAIT_S, ge=0)
     approval_timeout_s: int = Field(default=DEFAULT_APPROVAL_TIMEOUT_S, gt=0)
+    # execution environments per function at once (Lambda's concurrency, bounded for a laptop)
+    lambda_concurrency: int = Field(default=DEFAULT_LAMBDA_CONCURRENCY, gt=0, le=64)
 
     def as_arguments(self) -> list[str]:
         """The ``mmedeploy up`` options that recreate this config (for the detached child)."""
@@ -99,6 +114,8 @@ class StackConfig(BaseModel):
             str(self.mme_load_wait_s),
             "--approval-timeout",
             str(self.approval_timeout_s),
+            "--lambda-concurrency",
+            str(self.lambda_concurrency),
         ]
         return arguments + (["--fresh"] if self.fresh else [])
 
@@ -154,17 +171,11 @@ def check_ports_free(config: StackConfig) -> None:
                 raise
 
 
-def local_environment(config: StackConfig) -> dict[str, str]:
-    """The only difference between the local stack and AWS: endpoints and credentials."""
+def local_endpoints(config: StackConfig) -> dict[str, str]:
+    """The only difference between the local stack and AWS: endpoints (and credentials)."""
     return {
         "AWS_ENDPOINT_URL": config.url("AWS emulator"),
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": config.url("MME"),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": config.region,
-        "AWS_REGION": config.region,
-        # moto's Step Functions interpreter calls Lambda on localhost:MOTO_PORT
-        "MOTO_PORT": str(config.ports["AWS emulator"]),
     }
 
 
@@ -189,14 +200,19 @@ class LocalStack:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         if config.fresh and config.snapshot_dir.exists():
             _remove_tree(config.snapshot_dir)
-        os.environ.update(local_environment(config))
-        self._session = boto3.session.Session(region_name=config.region)
-
-        self._start_moto()
+        package = self._package()
+        runtime_dir = ensure_runtime_client(ROOT / "build" / ".runtime" / LOCAL_RUNTIME)
+        # The host's own calls (the MME's S3 reads, moto's Step Functions) go to the emulator.
+        os.environ.update({**local_endpoints(config), "AWS_DEFAULT_REGION": config.region, "AWS_REGION": config.region})
+        administrator = self._start_moto()
+        os.environ.update(administrator.environment())
+        self._session = boto3.session.Session(region_name=config.region, **_keys(administrator))
+        self._start_lambda(runtime_dir, administrator)
         from mmedeploy.local.provision import provision
 
         provisioned = provision(
             self._session,
+            package,
             {
                 "ApprovalTimeoutSeconds": str(config.approval_timeout_s),
                 "SlackApiUrl": config.url("Slack sink") + "/api/",
@@ -204,8 +220,6 @@ class LocalStack:
             },
         )
         outputs = provisioned.outputs
-        # What the template's Globals give every function; the API runs in this process.
-        os.environ.update(provisioned.environment)
         self._buckets = [outputs["StagingBucket"], outputs["ProductionBucket"]]
         self._tables = [outputs["RegistryTable"], outputs["IdempotencyTable"]]
         tokens = self._restore_or_create_tokens(provisioned.secrets)
@@ -231,23 +245,66 @@ class LocalStack:
             slack_approver_ids=SLACK_APPROVERS,
             api_token=tokens["api_token"],
             admin_token=tokens["admin_token"],
+            aws_access_key_id=administrator.access_key_id,
+            aws_secret_access_key=administrator.secret_access_key,
             pid=os.getpid(),
             started_at=time.time(),
             ready_seconds=round(time.monotonic() - started, 2),
             created_another_way=provisioned.adapted,
         )
-        _write_atomically(config.stack_file, self.info.model_dump_json(indent=2))
+        _write_atomically(config.stack_file, self.info.model_dump_json(indent=2), mode=0o600)
         if restored:
             self.say(f"restored {restored} object(s) and item(s) from {config.snapshot_dir} (use --fresh to wipe)")
         return self.info
 
-    def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
+    def _package(self) -> Path:
+        """The artifacts the stack runs: ``build/dev``, rebuilt where its inputs changed."""
+        from mmedeploy.deploy.package import ensure_built
+        from mmedeploy.local.provision import PACKAGE_STAGE
 
+        result = ensure_built(PACKAGE_STAGE, ROOT / "build" / PACKAGE_STAGE)
+        if result.rebuilt:
+            self.say(f"packaged {', '.join(result.rebuilt)} in {result.seconds:.1f} s ({result.out})")
+        return result.out
+
+    def _start_lambda(self, runtime_dir: Path, administrator: Credentials) -> None:
+        config = self.config
+        region = config.region
+        admin_client = functools.partial(administrator.client, region=region, endpoint_url=config.url("AWS emulator"))
+        logs = FunctionLogs(config.state_dir / "logs", functools.cache(lambda: admin_client("logs")))
+        launch = Launch(
+            python=getattr(sys, "_base_executable", sys.executable),
+            runtime_dir=runtime_dir,
+            platform_environment=local_endpoints(config),
+            region=region,
+        )
+        sts = admin_client("sts")
+        assumed: dict[str, dict[str, str]] = {}
+        lock = threading.Lock()
+
+        def credentials(function: FunctionConfig) -> dict[str, str]:
+            # what Lambda hands each environment: its execution role's credentials
+            with lock:
+                if function.role_arn not in assumed:
+                    assumed[function.role_arn] = assume(sts, function.role_arn, function.name).environment()
+                return assumed[function.role_arn]
+
+        service = LambdaService(
+            config.state_dir / "lambda", launch, credentials, logs, max_environments=config.lambda_concurrency
+        )
+        self.lambda_service = service
+        self._stoppers.append(service.stop)
         from mmedeploy.local import moto_seams
 
+        moto_seams.install(
+            service.invoke, lambda service_name, region_name: admin_client(service_name, region=region_name)
+        )
+
+    def _start_moto(self) -> Credentials:
+        """The emulator, IAM enforced from the first call after the administrator exists."""
+        from moto.server import ThreadedMotoServer
+
         url = self.config.url("AWS emulator")
-        moto_seams.install(url)
         server = ThreadedMotoServer(ip_address=self.config.host, port=self.config.ports["AWS emulator"], verbose=False)
         server.start()
         self._stoppers.append(server.stop)
@@ -258,6 +315,16 @@ class LocalStack:
             headers={"Content-Type": "application/json"},
         )
         urllib.request.urlopen(request, timeout=10).close()
+        bootstrap = boto3.client(
+            "iam",
+            endpoint_url=url,
+            region_name=self.config.region,
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
+        administrator = create_administrator(bootstrap)
+        self._stoppers.append(enforce_iam(url, administrator).restore)
+        return administrator
 
     def _start_slack_sink(self) -> None:
         from mmedeploy.local.slack_sink import SlackSink
@@ -267,33 +334,24 @@ class LocalStack:
         self._stoppers.append(sink.stop)
 
     def _start_api(self, provisioned: Any) -> None:
-        from chalice.cli.factory import CLIFactory
+        from moto.awslambda.models import lambda_backends
 
-        from mmedeploy.local.api_gateway import local_server
-        from mmedeploy.local.provision import wire_chalice_event_sources
+        from mmedeploy.local.moto_seams import invoke_function
+        from mmedeploy.local.provision import PSEUDO_PARAMETERS
+        from mmedeploy.local.rest_api import LocalRestApi, RestApi
 
-        factory = CLIFactory(project_dir=str(ROOT), environ=os.environ)
-        chalice_config = factory.create_config_obj(chalice_stage_name="dev")
-        # Its event handlers (the S3-upload trigger) run as Lambda functions behind rules, as
-        # `chalice package` deploys them.
-        for name in wire_chalice_event_sources(
-            self._session,
-            chalice_config.chalice_app,
-            "dev",
-            {**provisioned.environment, **chalice_config.environment_variables},
-        ):
-            provisioned.adapted.append(
-                (name, "a Chalice on_cw_event handler: function and rule created as `chalice package` generates them")
-            )
-        server = local_server(chalice_config.chalice_app, chalice_config, self.config.host, self.config.ports["API"])
-        thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="chalice-local")
-        thread.start()
+        region = self.config.region
+        backend = lambda_backends[PSEUDO_PARAMETERS["AWS::AccountId"]][region]
+        service = self.lambda_service
 
-        def stop() -> None:
-            server.shutdown()
-            server.server.server_close()
+        def invoke(function_name: str, event: bytes) -> Invocation:
+            # API Gateway invokes the function Lambda holds now (an update takes effect at once)
+            return invoke_function(backend.get_function(function_name), service.invoke, event)
 
-        self._stoppers.append(stop)
+        api = RestApi.from_template(provisioned.template, lambda logical: provisioned.functions[logical], region)
+        server = LocalRestApi(api, invoke, self.config.host, self.config.ports["API"])
+        server.start()
+        self._stoppers.append(server.stop)
 
     def _start_mme(self, endpoints: list[str]) -> None:
         from mmedeploy.local.mme.server import MmeSettings, start_mme
@@ -422,6 +480,13 @@ class LocalStack:
                 log.warning("stopping a part failed: %s", exc)
         self._stoppers.clear()
         self.config.stack_file.unlink(missing_ok=True)
+
+
+def _keys(credentials: Credentials) -> dict[str, str]:
+    return {
+        "aws_access_key_id": credentials.access_key_id,
+        "aws_secret_access_key": credentials.secret_access_key,
+    }
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

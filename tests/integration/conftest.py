@@ -36,7 +36,9 @@ def local_stack(local_stack_dir: Path) -> Iterator[StackInfo]:
 def aws(local_stack: StackInfo) -> Callable[[str], Any]:
     """A client factory for the stack's AWS emulator."""
     session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=local_stack.region
+        aws_access_key_id=local_stack.aws_access_key_id,
+        aws_secret_access_key=local_stack.aws_secret_access_key,
+        region_name=local_stack.region,
     )
 
     def client(service: str) -> Any:

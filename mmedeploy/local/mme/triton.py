@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable
@@ -253,8 +254,13 @@ class TritonProcess:
         self.port = free_port(self.host)
         self.client = TritonClient(self.host, self.port)
         env = dict(os.environ)
+        # The stub links the shared libpython of this Python: a version manager's build (pyenv)
+        # keeps it in its own LIBDIR, which the loader does not search.
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            filter(None, [str(self.install.libraries), env.get("LD_LIBRARY_PATH")])
+            filter(
+                None,
+                [str(self.install.libraries), sysconfig.get_config_var("LIBDIR"), env.get("LD_LIBRARY_PATH")],
+            )
         )
         # The Python stub runs isolated (it ignores PYTHONPATH) and finds Python on PATH: put this
         # environment's interpreter first so models import numpy, onnxruntime, ... from it.
