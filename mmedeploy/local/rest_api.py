@@ -370,14 +370,23 @@ class _BadRequest(Exception):
     pass
 
 
-def _handler_for(api: RestApi, invoke: Invoke) -> type[BaseHTTPRequestHandler]:
+def _handler_for(api: RestApi, invoke: Invoke, client_timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
-        timeout = CLIENT_TIMEOUT_S
+        timeout = client_timeout_s
+        # what http.server answers itself (a malformed request line or header): JSON, not HTML
+        error_content_type = "application/json"
+        error_message_format = '{"message": "%(message)s"}'
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # a request line too broken to name its version still gets a status line (not HTTP/0.9)
+            self.request_version = "HTTP/1.1"
+            self.close_connection = True
+            super().send_error(code, message, explain)
 
         def _serve(self) -> None:
             try:
@@ -455,11 +464,17 @@ def _handler_for(api: RestApi, invoke: Invoke) -> type[BaseHTTPRequestHandler]:
 class LocalRestApi:
     """The HTTP server of the local API."""
 
-    def __init__(self, api: RestApi, invoke: Invoke, host: str, port: int) -> None:
+    def __init__(
+        self, api: RestApi, invoke: Invoke, host: str, port: int, client_timeout_s: float = CLIENT_TIMEOUT_S
+    ) -> None:
         self.api = api
-        self._server = ThreadingHTTPServer((host, port), _handler_for(api, invoke))
+        self._server = ThreadingHTTPServer((host, port), _handler_for(api, invoke, client_timeout_s))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="local-rest-api")
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     def start(self) -> None:
         self._thread.start()

@@ -462,12 +462,16 @@ def test_local_stack_target_carries_the_api_and_slack_details(tmp_path: Path) ->
         admin_token=ADMIN_TOKEN,
         registry_table="r",
         idempotency_table="i",
+        aws_access_key_id="AKIALOCALADMIN",
+        aws_secret_access_key="local-admin-secret",
         pid=os.getpid(),
         started_at=0.0,
         ready_seconds=0.0,
     )
     (tmp_path / "stack.json").write_text(info.model_dump_json())
     found = local_stack_target(tmp_path)
+    # the emulator enforces IAM: the target signs as the stack's local administrator
+    assert found.session.get_credentials().access_key == "AKIALOCALADMIN"
     assert (found.api_url, found.slack_url, found.slack_signing_secret) == (info.api_url, info.slack_url, SECRET)
     assert found.slack_approver_ids == (APPROVER,) and found.admin_token == ADMIN_TOKEN
     assert SECRET not in repr(found) and ADMIN_TOKEN not in repr(found)
