@@ -198,12 +198,19 @@ def compile_bytecode(files: Mapping[str, Path], target: LambdaTarget, out: Path)
             f"not {running}: run make with PYTHON=/path/to/python{target.python_version}"
         )
     jobs = {bytecode_name(name, target): (name, path) for name, path in files.items() if name.endswith(".py")}
-    lines = [f"{path}\t{name}\t{out / pyc}" for pyc, (name, path) in sorted(jobs.items())]
-    if any("\t" in line.split("\t", 2)[0] or "\n" in line for line in lines):
-        raise LambdaZipError("a source path holds a tab or a newline; it cannot be compiled")
-    env = {**os.environ, "PYTHONHASHSEED": "0"}  # frozenset constants marshal in a fixed order
+    fields = [(str(path), name, str(out / pyc)) for pyc, (name, path) in sorted(jobs.items())]
+    odd = [triple[0] for triple in fields if any("\t" in field or "\n" in field for field in triple)]
+    if odd:
+        raise LambdaZipError(f"{odd[0]}: a tab or newline in its path; it cannot be compiled")
+    lines = ["\t".join(triple) for triple in fields]
+    # Only a fixed hash seed in the environment (not -I, which would ignore it): whatever is
+    # hashed while compiling cannot vary the bytes, and nothing of the caller's Python leaks in.
     done = subprocess.run(
-        [sys.executable, "-I", "-c", _COMPILE_SCRIPT], input="\n".join(lines), text=True, capture_output=True, env=env
+        [sys.executable, "-s", "-c", _COMPILE_SCRIPT],
+        input="\n".join(lines),
+        text=True,
+        capture_output=True,
+        env={"PYTHONHASHSEED": "0"},
     )
     if done.returncode != 0:
         raise LambdaZipError(f"compiling bytecode failed: {_last_error(done.stderr)}")

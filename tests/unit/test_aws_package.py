@@ -519,7 +519,7 @@ def test_the_app_is_appended_to_its_dependency_layer(tmp_path: Path) -> None:
 
 
 def test_bytecode_is_reproducible_unchecked_and_where_the_runtime_looks(tmp_path: Path) -> None:
-    tree = {"pkg/mod.py": "S = {'a', 'b', 'c'}\n", "top.py": "", "data.json": ""}
+    tree = {"pkg/mod.py": "def f(x):\n    return x in {'alpha', 'beta', 'gamma'}\n", "top.py": "", "data.json": ""}
     sources = tree_files(_write(tmp_path / "src", tree))
     target = LambdaTarget("python3.12", "x86_64")
 
