@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decisions(commands)
     _add_admin(commands)
     _add_serving(commands)
+    _add_logs(commands)
     return parser
 
 
@@ -1064,6 +1065,115 @@ def cmd_models(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"more: mmedeploy models --limit {args.limit} --next {listing.next}{_state_dir_option(args.state_dir)}",
         )
     return EXIT_OK
+
+
+# -- logs: a Lambda function's output, from CloudWatch Logs -----------------------------------------
+LOGS_EPILOG = """\
+Reads the log group /aws/lambda/FUNCTION (every stream: one per execution environment) through
+FilterLogEvents and prints its events in time order, each as '<stream id> <UTC time> <message>'.
+FUNCTION is a function's full name (mmedeploy-dev-validate) or a short form of it (validate,
+APIHandler, warm-staging). --follow prints new events as they arrive until Ctrl-C. The local stack
+also keeps each function's output in <state dir>/logs/<function name>.log.
+
+exit codes:
+  0  printed (also when there are no events yet)
+  1  no such function, or several match (their names are printed), or reading the logs failed
+  2  usage error, or no local stack runs
+  130  Ctrl-C with --follow
+"""
+
+
+def _since(text: str) -> int:
+    from mmedeploy.function_logs import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_logs(commands: Any) -> None:
+    logs = commands.add_parser(
+        "logs",
+        help="print a Lambda function's log events from CloudWatch Logs, like sam logs",
+        epilog=LOGS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    logs.add_argument(
+        "function", metavar="FUNCTION", help="the function's name, or a short form (validate, APIHandler, warm-staging)"
+    )
+    logs.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    logs.add_argument(
+        "--since", type=_since, default="10m", metavar="AGE", help="events of the last AGE: 30s, 10m, 2h, 1d (10m)"
+    )
+    logs.add_argument("--state-dir", type=Path, default=Path(".mmedeploy"), help="the local stack's state directory")
+    logs.set_defaults(handler=cmd_logs)
+
+
+def cmd_logs(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from mmedeploy import function_logs as fl
+    from mmedeploy.target import TargetUnavailable, resolve_target
+
+    prog = "mmedeploy logs"
+    try:
+        target = resolve_target(args.state_dir)
+    except TargetUnavailable as exc:
+        kept = args.state_dir / "logs"
+        hint = f" (the function logs of its last run are kept in {kept}/)" if kept.is_dir() else ""
+        _fail(err, f"{prog}: {exc}{hint}")
+        return EXIT_USAGE
+    try:
+        function = fl.resolve_function(args.function, fl.function_names(target.client("lambda")))
+    except fl.FunctionNotFound as exc:
+        names = ", ".join(exc.names) or "none"
+        _fail(
+            err,
+            f"{prog}: no function of {target.description} is named '{exc.query}' or ends with it; "
+            f"its functions: {names}",
+        )
+        return EXIT_INVALID
+    except fl.AmbiguousFunction as exc:
+        matches = ", ".join(exc.matches)
+        _fail(
+            err,
+            f"{prog}: '{exc.query}' matches {len(exc.matches)} functions of {target.description}: {matches}; "
+            "give one of them",
+        )
+        return EXIT_INVALID
+    except _aws_errors() as exc:
+        _fail(err, f"{prog}: listing the functions on {target.description} failed: {exc}")
+        return EXIT_INVALID
+    group = fl.log_group_name(function)
+    start_ms = fl.start_time_ms(args.since)
+    logs = target.client("logs")
+    try:
+        if args.follow:
+            _plain(
+                err, f"following {group} on {target.description} from {fl.format_timestamp(start_ms)} (Ctrl-C stops)"
+            )
+            for batch in fl.follow_events(logs, group, start_ms):  # until Ctrl-C
+                _print_events(out, batch)
+        events = fl.read_events(logs, group, start_ms)
+    except KeyboardInterrupt:
+        return 130  # quietly, as tail -f
+    except fl.LogGroupMissing:
+        _fail(err, f"{prog}: {function} has not logged anything yet (no log group {group})")
+        return EXIT_OK
+    except _aws_errors() as exc:
+        _fail(err, f"{prog}: reading {group} on {target.description} failed: {exc}")
+        return EXIT_INVALID
+    _print_events(out, events)
+    if not events:
+        _fail(err, f"{prog}: no log events of {function} since {fl.format_timestamp(start_ms)}")
+    return EXIT_OK
+
+
+def _print_events(out: Console, events: list[Any]) -> None:
+    from mmedeploy.function_logs import format_event
+
+    for event in events:
+        print(format_event(event), file=out.file)  # as they are: tabs kept, nothing wrapped or styled
+    out.file.flush()  # piped (| grep) with --follow: each poll's events as they come
 
 
 def _dumps(document: dict[str, Any]) -> str:
