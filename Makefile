@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= staging
 
-.PHONY: demo test lint typecheck protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-cold-start clean
+.PHONY: demo test lint typecheck protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "mmedeploy needs Python 3.12 (the Lambda runtime) and found none. Install it:" \
@@ -68,9 +68,13 @@ bench-mme: examples
 bench-pipeline: examples
 	$(BIN)/python benchmarks/bench_pipeline.py
 
-## bench-api: the inference handler's added latency over a direct MME invoke (targets p50 <= 2 ms, p99 <= 5 ms)
-bench-api: $(STAMP)
+## bench-api: the local API with keep-alive clients (tritonclient, requests) vs the same request straight to the local MME (p50 <= 1.5x)
+bench-api: examples
 	$(BIN)/python benchmarks/bench_api.py
+
+## bench-stack-up: `mmedeploy up` to ready (<= 10 s), first upload -> AWAITING_APPROVAL with cold processes vs warm (<= 2x)
+bench-stack-up: examples
+	$(BIN)/python benchmarks/bench_stack_up.py
 
 ## bench-approval: the Slack webhook's answer time (budget 3 s) and click -> PRODUCTION
 bench-approval: $(STAMP)

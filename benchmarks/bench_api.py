@@ -1,255 +1,284 @@
-"""Issue 7's figures: what the inference API's handler adds to a request over invoking the MME
-directly, and how many registry reads a request costs in steady state.
+"""Issue 15's API figure: the local API, as a consumer's keep-alive clients see it, against the
+same inference sent straight to the local MME. Goal: API p50 <= 1.5x the MME's, per client.
 
-One run: a fresh local stack serves the example ensemble (model ``bench``, promoted to
-production). Then, in this process, the same request is sent alternately (a) straight to the
-local MME with boto3's InvokeEndpoint, and (b) through the Chalice app's Lambda handler with the
-API Gateway proxy event API Gateway would send (base64 body, as binaryMediaTypes */* makes it;
-the authorizer's answer is cached by API Gateway, so it is not part of the handler). Added
-latency is (b) - (a) at the same percentile, for JSON and for binary tensors. Registry reads are
-counted on the registry's DynamoDB client.
+One run: ``mmedeploy up --detach`` starts a fresh local stack (its own port range and a temporary
+state directory; the artifacts in build/dev are built or reused first, outside every clock). The
+example ensemble is deployed as ``idcheck`` 1 the way ``mmedeploy demo`` does it: packaged and
+validated, pushed to the staging bucket, followed to AWAITING_APPROVAL, approved with a signed
+Slack interaction, followed to PRODUCTION. Then the example's ``approved`` test case, as KServe v2
+JSON, goes sequentially over one keep-alive connection per client:
 
-    .venv/bin/python benchmarks/bench_api.py [--requests 2000]    (or: make bench-api)
+  (a) ``tritonclient.http.InferenceServerClient`` at the API's base URL, with the bearer token;
+  (b) ``requests.Session`` POSTing the JSON to ``/v2/models/idcheck/infer`` with the bearer token;
+  (c) ``requests.Session`` POSTing the same JSON straight to the local MME
+      (``/endpoints/<production endpoint>/invocations``, ``X-Amzn-SageMaker-Target-Model``);
+  (d) boto3's ``sagemaker-runtime`` InvokeEndpoint to the local MME (what the API function does).
+
+After ``--warmup`` rounds, ``--requests`` rounds each, the four interleaved (each round in a
+rotated order), every answer checked for HTTP 200. Ratios: (a) and (b) over (c) at p50, the goal
+printed beside them. Where the API's time goes comes from the API function's own lines for the
+timed window in CloudWatch Logs: ``REPORT`` (Duration: the invocation inside its awslambdaric
+process) and its EMF line (ModelLatency: its InvokeEndpoint call). The stack is stopped at the
+end, also on an error or Ctrl-C. Loopback only; a few minutes on a 2-core machine.
+
+    .venv/bin/python benchmarks/bench_api.py [--requests 300] [--warmup 50]    (or: make bench-api)
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
-import io
 import json
-import os
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import numpy as np
+import requests
+import tritonclient.http as triton
+from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.lifecycle import Status  # noqa: E402
-from chalicelib.registry import ModelRegistry  # noqa: E402
-from tests.stack_process import start_stack, stop_stack  # noqa: E402
-from tests.tarballs import idcheck_repo, pack  # noqa: E402
+from benchmarks.stack import (
+    EXAMPLE,
+    LOG_SHIP_WAIT_S,
+    MODEL,
+    BenchError,
+    RunningStack,
+    approve_until_production,
+    ensure_artifacts,
+    example_tarball,
+    guarded,
+    log_events,
+    median,
+    parse_report,
+    percentile,
+    push_until_awaiting,
+    running_stack,
+    verdict,
+)
 
-NAME = "bench"
-TARGET_P50_MS, TARGET_P99_MS = 2.0, 5.0
-FEATURES = np.linspace(-1, 1, 16, dtype=np.float32).reshape(1, 16)
-
-
-def wait(registry: ModelRegistry, version: str, statuses: set[Status], timeout: float = 180) -> Status:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = registry.find(NAME, version)
-        if record and record.status in statuses:
-            return record.status
-        time.sleep(0.05)
-    raise TimeoutError(f"{NAME} {version} did not reach {sorted(statuses)}")
-
-
-def json_request() -> tuple[bytes, dict[str, str]]:
-    body = {
-        "inputs": [{"name": "RAW_FEATURES", "datatype": "FP32", "shape": [1, 16], "data": FEATURES.ravel().tolist()}],
-        "outputs": [{"name": "PROBABILITIES"}, {"name": "DECISION"}],
-    }
-    return json.dumps(body).encode(), {}
-
-
-def binary_request() -> tuple[bytes, dict[str, str]]:
-    """Triton's binary tensor extension, as tritonclient.http builds it."""
-    tensor = FEATURES.tobytes()
-    header = {
-        "inputs": [
-            {
-                "name": "RAW_FEATURES",
-                "datatype": "FP32",
-                "shape": [1, 16],
-                "parameters": {"binary_data_size": len(tensor)},
-            }
-        ],
-        "outputs": [
-            {"name": "PROBABILITIES", "parameters": {"binary_data": True}},
-            {"name": "DECISION", "parameters": {"binary_data": True}},
-        ],
-    }
-    head = json.dumps(header).encode()
-    return head + tensor, {"Inference-Header-Content-Length": str(len(head))}
+GOAL = 1.5  # API p50 / MME p50
+VERSION = "1"
+ROUTE_WAIT_S = 30.0  # the API's route cache sees the promotion within its TTL
+API_CLIENTS = ("API  tritonclient.http", "API  requests.Session")
+MME_REQUESTS, MME_BOTO3 = "MME  requests.Session", "MME  boto3 sagemaker-runtime"
 
 
-def proxy_event(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    """The Lambda proxy event API Gateway sends for POST /v2/models/bench/infer."""
-    return {
-        "resource": "/v2/models/{name}/infer",
-        "path": f"/v2/models/{NAME}/infer",
-        "httpMethod": "POST",
-        "headers": {"Authorization": "Bearer (checked by the cached authorizer)", **headers},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"name": NAME},
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/v2/models/{name}/infer",
-            "httpMethod": "POST",
-            "path": f"/api/v2/models/{NAME}/infer",
-            "authorizer": {"principalId": "bench", "scopes": "invoke"},
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": base64.b64encode(body).decode(),
-        "isBase64Encoded": True,
-    }
+def kserve_request() -> dict[str, Any]:
+    case = json.loads((EXAMPLE / "tests" / "approved.json").read_text())
+    return {"inputs": case["inputs"], "outputs": [{"name": output["name"]} for output in case["outputs"]]}
 
 
-def lambda_context() -> Any:
-    return SimpleNamespace(
-        function_name="mmedeploy-dev",
-        memory_limit_in_mb=512,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mmedeploy-dev",
-        aws_request_id="bench",
-        get_remaining_time_in_millis=lambda: 29_000,
+class Clients:
+    """One keep-alive connection per client; each call sends one inference and checks its answer."""
+
+    def __init__(self, stack: RunningStack) -> None:
+        info = stack.info
+        self.body = json.dumps(kserve_request()).encode()
+        self.auth = {"Authorization": f"Bearer {info.api_token}"}
+        self.api_infer = f"{info.api_url}/v2/models/{MODEL}/infer"
+        self.mme_invoke = f"{info.mme_url}/endpoints/{info.production_endpoint}/invocations"
+        self.target_model = f"{MODEL}_{VERSION}.tar.gz"
+        self.endpoint = info.production_endpoint
+        self.api_session = requests.Session()
+        self.mme_session = requests.Session()
+        self.triton = triton.InferenceServerClient(url=info.api_url.removeprefix("http://"), network_timeout=30)
+        request = kserve_request()
+        spec = request["inputs"][0]
+        tensor = triton.InferInput(spec["name"], spec["shape"], spec["datatype"])
+        tensor.set_data_from_numpy(
+            np.array(spec["data"], dtype=np.float32).reshape(spec["shape"]), binary_data=False
+        )  # JSON, as (b) sends
+        self.triton_inputs = [tensor]
+        self.triton_outputs = [triton.InferRequestedOutput(o["name"], binary_data=False) for o in request["outputs"]]
+        self.runtime = boto3.session.Session(
+            aws_access_key_id=info.aws_access_key_id,
+            aws_secret_access_key=info.aws_secret_access_key,
+            region_name=info.region,
+        ).client(
+            "sagemaker-runtime",
+            endpoint_url=info.mme_url,
+            config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
+        )
+
+    def calls(self) -> dict[str, Callable[[], None]]:
+        return {
+            API_CLIENTS[0]: self.api_triton,
+            API_CLIENTS[1]: self.api_requests,
+            MME_REQUESTS: self.mme_requests,
+            MME_BOTO3: self.mme_boto3,
+        }
+
+    def api_triton(self) -> None:
+        self.triton.infer(MODEL, self.triton_inputs, outputs=self.triton_outputs, headers=self.auth)
+
+    def api_requests(self) -> None:
+        answer = self.api_session.post(
+            self.api_infer, data=self.body, headers={**self.auth, "Content-Type": "application/json"}, timeout=30
+        )
+        if answer.status_code != 200:
+            raise BenchError(f"the API answered {answer.status_code}: {answer.text[:300]}")
+
+    def mme_requests(self) -> None:
+        answer = self.mme_session.post(
+            self.mme_invoke,
+            data=self.body,
+            headers={"X-Amzn-SageMaker-Target-Model": self.target_model, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        if answer.status_code != 200:
+            raise BenchError(f"the MME answered {answer.status_code}: {answer.text[:300]}")
+
+    def mme_boto3(self) -> None:
+        answer = self.runtime.invoke_endpoint(
+            EndpointName=self.endpoint, TargetModel=self.target_model, ContentType="application/json", Body=self.body
+        )
+        answer["Body"].read()
+
+    def wait_for_route(self) -> None:
+        """Until the API serves the version just promoted (its route cache refreshes within its TTL)."""
+        deadline = time.monotonic() + ROUTE_WAIT_S
+        while True:
+            answer = self.api_session.post(
+                self.api_infer, data=self.body, headers={**self.auth, "Content-Type": "application/json"}, timeout=30
+            )
+            if answer.status_code == 200 and answer.json().get("model_version") == VERSION:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"the API did not serve {MODEL} {VERSION} within {ROUTE_WAIT_S:.0f} s: {answer.text}")
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        self.triton.close()
+        self.api_session.close()
+        self.mme_session.close()
+
+
+def measure(
+    calls: dict[str, Callable[[], None]], warmup: int, count: int
+) -> tuple[dict[str, list[float]], tuple[float, float]]:
+    """Each client's timings (ms) and the timed window (epoch seconds, after the warm-up)."""
+    order = list(calls)
+    for _ in range(warmup):
+        for name in order:
+            calls[name]()
+    timings: dict[str, list[float]] = {name: [] for name in order}
+    window_start = time.time()
+    for index in range(count):
+        shift = index % len(order)
+        for name in order[shift:] + order[:shift]:
+            started = time.perf_counter()
+            calls[name]()
+            timings[name].append((time.perf_counter() - started) * 1000)
+    return timings, (window_start, time.time())
+
+
+def api_function_lines(stack: RunningStack, start: float, end: float) -> tuple[list[float], list[float], int, int]:
+    """The API function's REPORT Durations and EMF ModelLatency for the window, its cold starts,
+    and the authorizer's invocations (API Gateway caches its answer for the TTL)."""
+    target = stack.target
+    names = [f["FunctionName"] for f in target.client("lambda").list_functions()["Functions"]]
+    api = next((name for name in names if name.endswith("APIHandler")), None)
+    authorizer = next((name for name in names if name.endswith("BearerToken")), None)
+    durations: list[float] = []
+    model_ms: list[float] = []
+    colds = authorized = 0
+    time.sleep(max(0.0, end + LOG_SHIP_WAIT_S - time.time()))
+    for event in log_events(target, f"/aws/lambda/{api}", int(start * 1000), int(end * 1000)) if api else []:
+        report = parse_report(f"/aws/lambda/{api}", event)
+        if report is not None:
+            durations.append(report.duration_ms)
+            colds += report.init_ms is not None
+        elif event["message"].startswith('{"_aws"') and "ModelLatency" in event["message"]:
+            model_ms.append(float(json.loads(event["message"])["ModelLatency"][0]))
+    if authorizer:
+        events = log_events(target, f"/aws/lambda/{authorizer}", int(start * 1000), int(end * 1000))
+        authorized = sum(1 for event in events if event["message"].startswith("REPORT "))
+    return durations, model_ms, colds, authorized
+
+
+def report(timings: dict[str, list[float]], stack: RunningStack, window: tuple[float, float], count: int) -> bool:
+    base = percentile(timings[MME_REQUESTS], 50)
+    boto_base = percentile(timings[MME_BOTO3], 50)
+    print(
+        f"\n{count} sequential requests per client over keep-alive connections, the four interleaved "
+        f"(example case 'approved', KServe v2 JSON, {MODEL} {VERSION} in production)"
     )
+    print(f"{'client':34}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'/ MME req p50':>15}{'/ MME boto3':>13}   goal")
+    met = True
+    for name, samples in timings.items():
+        p50, p90, p99 = (percentile(samples, q) for q in (50, 90, 99))
+        ratio = f"{p50 / base:14.2f}x{p50 / boto_base:12.2f}x"
+        goal = ""
+        if name in API_CLIENTS:
+            goal = f"   {verdict(p50 / base, GOAL)}"
+            met = met and p50 / base <= GOAL
+        print(f"{name:34}{p50:8.2f}{p90:8.2f}{p99:8.2f}{ratio}{goal}")
 
-
-def percentile(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.array(samples), q))
+    durations, model_ms, colds, authorized = api_function_lines(stack, *window)
+    api_p50 = percentile(timings[API_CLIENTS[1]], 50)
+    if durations:
+        duration, model = median(durations), median(model_ms)
+        print(
+            f"\nwhere an API request's time goes (medians; the API function's REPORT and EMF lines for the timed "
+            f"window: {len(durations)} invocations for {2 * count} API requests, {colds} cold):"
+        )
+        rows = (
+            ("API round trip, requests.Session", api_p50),
+            ("  local API Gateway + Runtime API + awslambdaric, both ways", api_p50 - duration),
+            ("  the invocation in the API function's process (REPORT Duration)", duration),
+            ("    outside its MME call (awslambdaric, Chalice routing, route cache, JSON)", duration - model),
+            ("    its InvokeEndpoint to the MME (EMF ModelLatency, boto3 in the function)", model),
+            ("the same request straight to the MME, boto3 here", boto_base),
+            ("the same request straight to the MME, requests.Session", base),
+        )
+        for label, value in rows:
+            print(f"  {label:78}{value:7.2f} ms")
+        print(
+            f"  authorizer invocations in the window: {authorized} "
+            "(API Gateway caches its answer for the authorizer's TTL)"
+        )
+    else:
+        print("\n(no REPORT lines of the API function in CloudWatch Logs for the window: no breakdown)")
+    print(f"\nAPI p50 / MME p50, goal <= {GOAL}x: {'met by every client' if met else 'MISSED'}")
+    return met
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="timed requests per path and format")
-    count = parser.parse_args().requests
-    with tempfile.TemporaryDirectory() as folder:
-        state = Path(folder) / ".mmedeploy"
-        info = start_stack(state)
-        try:
-            return measure(info, count)
-        finally:
-            stop_stack(state)
+    parser.add_argument("--requests", type=int, default=300, help="timed requests per client")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed rounds of every client first")
+    args = parser.parse_args()
+    if not 1 <= args.requests <= 20_000 or not 0 <= args.warmup <= 5_000:
+        parser.error("--requests must be 1..20000 and --warmup 0..5000")
+    return guarded("bench-api", lambda: run(args.requests, args.warmup))
 
 
-def measure(info: Any, count: int) -> int:
-    session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=info.region)
-    aws = session.client("lambda", endpoint_url=info.aws_endpoint_url)
-    registry = ModelRegistry(info.registry_table, session.client("dynamodb", endpoint_url=info.aws_endpoint_url))
-    session.client("s3", endpoint_url=info.aws_endpoint_url).put_object(
-        Bucket=info.staging_bucket, Key=f"{NAME}_1.tar.gz", Body=pack(idcheck_repo("1"))
-    )
-    assert wait(registry, "1", {Status.AWAITING_APPROVAL, Status.FAILED, Status.REJECTED}) is Status.AWAITING_APPROVAL
-    promote = urllib.request.Request(
-        f"{info.api_url}/models/{NAME}/versions/1/promote",
-        data=b"{}",
-        headers={"Authorization": f"Bearer {info.admin_token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(promote, timeout=10) as answer:
-        assert answer.status == 202
-    assert wait(registry, "1", {Status.PRODUCTION, Status.FAILED}) is Status.PRODUCTION
-    print(f"{NAME} 1 serves in production on {info.production_endpoint}")
-
-    # The API's own environment: the template's Globals (as the stack gave its functions), with
-    # only the endpoint URLs and credentials of the local stack, as everywhere.
-    function = aws.list_functions()["Functions"][0]["FunctionName"]
-    os.environ.update(aws.get_function_configuration(FunctionName=function)["Environment"]["Variables"])
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": info.aws_endpoint_url,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": info.mme_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": info.region,
-        }
-    )
-    import app as api  # after the environment: app.py reads its settings at import
-    from chalicelib import composition
-    from chalicelib.composition import API_RUNTIME_CONFIG
-
-    reads = {"count": 0}
-
-    def count_read(**_: Any) -> None:
-        reads["count"] += 1
-
-    composition.registry()._db.meta.events.register("before-call.dynamodb", count_read)
-    runtime = boto3.client("sagemaker-runtime", config=API_RUNTIME_CONFIG)
-    context = lambda_context()
-    ttl = composition.settings().route_cache_ttl_s
-
-    results = []
-    for label, build in (("JSON", json_request), ("binary tensors", binary_request)):
-        body, headers = build()
-        content_type = (
-            f"application/vnd.sagemaker-triton.binary+json;json-header-size={headers['Inference-Header-Content-Length']}"
-            if headers
-            else "application/json"
-        )
-        event = proxy_event(body, headers)
-
-        def direct(body: bytes = body, content_type: str = content_type) -> None:
-            answer = runtime.invoke_endpoint(
-                EndpointName=info.production_endpoint,
-                TargetModel=f"{NAME}_1.tar.gz",
-                ContentType=content_type,
-                Body=body,
-            )
-            answer["Body"].read()
-
-        def handler(event: dict[str, Any] = event) -> None:
-            answer = api.app(event, context)
-            assert answer["statusCode"] == 200, answer
-
-        sink = io.StringIO()  # the handler's EMF lines: written, as in Lambda, but not shown
-        with contextlib.redirect_stdout(sink):
-            for _ in range(100):  # warm both paths (connections, caches, Triton)
-                direct()
-                handler()
-            reads["count"] = 0
+def run(count: int, warmup: int) -> int:
+    print(ensure_artifacts())
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        tarball = example_tarball(VERSION, Path(tmp))
+        with running_stack(Path(tmp) / ".mmedeploy") as stack:
+            info = stack.info
+            print(f"stack ready in {info.ready_seconds:.1f} s; API {info.api_url}, MME {info.mme_url}")
             started = time.monotonic()
-            direct_s, handler_s = timed_pairs(direct, handler, count)
-            seconds = time.monotonic() - started
-        added_p50 = (percentile(handler_s, 50) - percentile(direct_s, 50)) * 1000
-        added_p99 = (percentile(handler_s, 99) - percentile(direct_s, 99)) * 1000
-        results.append((label, added_p50, added_p99, reads["count"] / count))
-        print(
-            f"\n{label}: {count} requests each, interleaved\n"
-            f"  direct InvokeEndpoint  p50 {percentile(direct_s, 50) * 1000:.2f} ms  "
-            f"p99 {percentile(direct_s, 99) * 1000:.2f} ms\n"
-            f"  through the handler    p50 {percentile(handler_s, 50) * 1000:.2f} ms  "
-            f"p99 {percentile(handler_s, 99) * 1000:.2f} ms\n"
-            f"  added                  p50 {added_p50:.2f} ms = {added_p50 / TARGET_P50_MS:.2f}x the "
-            f"{TARGET_P50_MS:.0f} ms target, p99 {added_p99:.2f} ms = {added_p99 / TARGET_P99_MS:.2f}x the "
-            f"{TARGET_P99_MS:.0f} ms target\n"
-            f"  registry reads         {reads['count']} over {count} requests in {seconds:.1f} s "
-            f"({reads['count'] / count:.4f} per request): the route cache's refreshes, one Query and one "
-            f"GetItem per {ttl:.0f} s TTL"
-        )
-    worst_p50 = max(r[1] for r in results)
-    worst_p99 = max(r[2] for r in results)
-    print(
-        f"\nworst added p50 {worst_p50:.2f} ms = {worst_p50 / TARGET_P50_MS:.2f}x target, "
-        f"worst added p99 {worst_p99:.2f} ms = {worst_p99 / TARGET_P99_MS:.2f}x target; "
-        f"registry reads per request at most {max(r[3] for r in results):.4f}"
-    )
-    return 0
-
-
-def timed_pairs(direct: Callable[[], None], handler: Callable[[], None], count: int) -> tuple[list[float], list[float]]:
-    direct_s: list[float] = []
-    handler_s: list[float] = []
-    for _ in range(count):
-        started = time.perf_counter()
-        direct()
-        between = time.perf_counter()
-        handler()
-        ended = time.perf_counter()
-        direct_s.append(between - started)
-        handler_s.append(ended - between)
-    return direct_s, handler_s
+            push_until_awaiting(stack.target, tarball, VERSION)
+            approve_until_production(stack.target, VERSION)
+            clients = Clients(stack)
+            try:
+                clients.wait_for_route()
+                took = time.monotonic() - started
+                print(f"{MODEL} {VERSION} pushed, approved in Slack, serving in production ({took:.1f} s)")
+                timings, window = measure(clients.calls(), warmup, count)
+            finally:
+                clients.close()
+            met = report(timings, stack, window, count)
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

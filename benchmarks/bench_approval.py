@@ -50,7 +50,11 @@ def main() -> int:
         state = Path(folder) / ".mmedeploy"
         info = start_stack(state)
         try:
-            session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=info.region)
+            session = boto3.session.Session(
+                aws_access_key_id=info.aws_access_key_id,
+                aws_secret_access_key=info.aws_secret_access_key,
+                region_name=info.region,
+            )
             s3 = session.client("s3", endpoint_url=info.aws_endpoint_url)
             dynamodb = session.client("dynamodb", endpoint_url=info.aws_endpoint_url)
             registry = ModelRegistry(info.registry_table, dynamodb)

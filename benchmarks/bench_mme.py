@@ -56,7 +56,11 @@ def p50_ms(samples: list[float]) -> float:
 
 
 def run(info: StackInfo, requests: int) -> dict[str, Any]:
-    session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=info.region)
+    session = boto3.session.Session(
+        aws_access_key_id=info.aws_access_key_id,
+        aws_secret_access_key=info.aws_secret_access_key,
+        region_name=info.region,
+    )
 
     def client(service: str) -> Any:
         return session.client(service, endpoint_url=info.aws_endpoint_url)  # type: ignore[call-overload]
