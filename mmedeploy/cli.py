@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="execution environments (processes) each function may have at once",
     )
+    up.add_argument(
+        "--package-dir",
+        type=Path,
+        metavar="DIR",
+        help="run this package (sam.yaml and its zips, from make package) instead of building build/dev",
+    )
     up.set_defaults(handler=cmd_up)
 
     down = commands.add_parser("down", help="stop the local stack")
@@ -172,6 +178,7 @@ def cmd_up(args: argparse.Namespace, out: Console, err: Console) -> int:
             mme_load_wait_s=args.mme_load_wait,
             approval_timeout_s=args.approval_timeout,
             lambda_concurrency=args.lambda_concurrency,
+            package_dir=args.package_dir,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

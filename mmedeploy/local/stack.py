@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,8 @@ class StackConfig(BaseModel):
     approval_timeout_s: int = Field(default=DEFAULT_APPROVAL_TIMEOUT_S, gt=0)
     # execution environments per function at once (Lambda's concurrency, bounded for a laptop)
     lambda_concurrency: int = Field(default=DEFAULT_LAMBDA_CONCURRENCY, gt=0, le=64)
+    # run this package (a folder with sam.yaml and its artifacts) instead of building build/dev
+    package_dir: Path | None = None
 
     def as_arguments(self) -> list[str]:
         """The ``mmedeploy up`` options that recreate this config (for the detached child)."""
@@ -117,6 +120,8 @@ class StackConfig(BaseModel):
             "--lambda-concurrency",
             str(self.lambda_concurrency),
         ]
+        if self.package_dir is not None:
+            arguments += ["--package-dir", str(self.package_dir)]
         return arguments + (["--fresh"] if self.fresh else [])
 
     @property
@@ -226,6 +231,7 @@ class LocalStack:
         restored = self._restore_snapshot(provisioned.notifications)
         self._start_slack_sink()
         self._start_api(provisioned)
+        self._prepare_functions(list(provisioned.functions.values()))
         self._start_mme([outputs["StagingEndpoint"], outputs["ProductionEndpoint"]])
         self.info = StackInfo(
             api_url=config.url("API"),
@@ -259,9 +265,14 @@ class LocalStack:
 
     def _package(self) -> Path:
         """The artifacts the stack runs: ``build/dev``, rebuilt where its inputs changed."""
-        from mmedeploy.deploy.package import ensure_built
+        from mmedeploy.deploy.package import TEMPLATE_NAME, ensure_built
         from mmedeploy.local.provision import PACKAGE_STAGE
 
+        if self.config.package_dir is not None:
+            given = self.config.package_dir.resolve()
+            if not (given / TEMPLATE_NAME).is_file():
+                raise FileNotFoundError(f"--package-dir {given} has no {TEMPLATE_NAME}: build it with make package")
+            return given
         result = ensure_built(PACKAGE_STAGE, ROOT / "build" / PACKAGE_STAGE)
         if result.rebuilt:
             self.say(f"packaged {', '.join(result.rebuilt)} in {result.seconds:.1f} s ({result.out})")
@@ -289,8 +300,9 @@ class LocalStack:
                     assumed[function.role_arn] = assume(sts, function.role_arn, function.name).environment()
                 return assumed[function.role_arn]
 
+        # unzipped packages are kept by their SHA-256 beside the build, shared by every stack
         service = LambdaService(
-            config.state_dir / "lambda", launch, credentials, logs, max_environments=config.lambda_concurrency
+            ROOT / "build" / ".lambda-tasks", launch, credentials, logs, max_environments=config.lambda_concurrency
         )
         self.lambda_service = service
         self._stoppers.append(service.stop)
@@ -332,6 +344,26 @@ class LocalStack:
         sink = SlackSink(self.config.host, self.config.ports["Slack sink"])
         sink.start()
         self._stoppers.append(sink.stop)
+
+    def _prepare_functions(self, names: list[str]) -> None:
+        """Unzip every function's package in the background: the stack is ready meanwhile."""
+        from moto.awslambda.models import lambda_backends
+
+        from mmedeploy.local.provision import PSEUDO_PARAMETERS
+
+        backend = lambda_backends[PSEUDO_PARAMETERS["AWS::AccountId"]][self.config.region]
+
+        def prepare() -> None:
+            for name in names:
+                function = backend.get_function(name)
+                try:
+                    self.lambda_service.prepare(
+                        FunctionConfig.from_moto(function), functools.partial(getattr, function, "code_bytes")
+                    )
+                except (OSError, zipfile.BadZipFile) as exc:  # its invocations will say so, in Lambda's shape
+                    log.warning("could not unzip %s's package: %s", name, exc)
+
+        threading.Thread(target=prepare, daemon=True, name="lambda-unzip").start()
 
     def _start_api(self, provisioned: Any) -> None:
         from moto.awslambda.models import lambda_backends

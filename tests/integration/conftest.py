@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -13,6 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
+from mmedeploy.local.iam import RoleSpec, create_execution_role
+from mmedeploy.local.lambdas.service import LOCAL_RUNTIME
 from mmedeploy.local.stack import StackInfo
 from tests.stack_process import start_stack, stop_stack
 
@@ -47,27 +48,46 @@ def aws(local_stack: StackInfo) -> Callable[[str], Any]:
     return client
 
 
-def placeholder_zip() -> bytes:
-    """Lambda needs a code package; the seam runs the handler from the working tree instead."""
+HANDLERS = Path(__file__).with_name("stack_handlers.py")
+
+
+def handlers_zip() -> bytes:
+    """The test functions' code package: the handlers module alone (boto3 comes with the runtime)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "code runs from the working tree in the local stack")
+        archive.write(HANDLERS, "stack_handlers.py")
     return buffer.getvalue()
+
+
+# What the test functions' role allows: their own bucket and table, nothing else (the emulator
+# enforces IAM, so a call outside it is refused as on AWS).
+SEAM_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": "arn:aws:s3:::seam-records/*"},
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:UpdateItem", "dynamodb:GetItem"],
+            "Resource": "arn:aws:dynamodb:*:*:table/seam-counters",
+        },
+        {"Effect": "Allow", "Action": ["states:SendTaskSuccess", "states:SendTaskFailure"], "Resource": "*"},
+    ],
+}
 
 
 @pytest.fixture(scope="session")
 def make_function(aws: Callable[[str], Any]) -> Callable[[str, str], str]:
-    iam = aws("iam")
-    role = iam.create_role(
-        RoleName="seam-tests",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-                ]
-            }
+    role = create_execution_role(
+        aws("iam"),
+        "seam-tests",
+        RoleSpec(
+            for_logical_id="seam-tests",
+            role_logical_id=None,
+            trusted_services=("lambda.amazonaws.com",),
+            policies={"seam-tests": SEAM_POLICY},
+            managed_policies={},
         ),
-    )["Role"]["Arn"]
+    )
     aws("s3").create_bucket(Bucket="seam-records")
     aws("dynamodb").create_table(
         TableName="seam-counters",
@@ -76,21 +96,41 @@ def make_function(aws: Callable[[str], Any]) -> Callable[[str, str], str]:
         BillingMode="PAY_PER_REQUEST",
     )
     created: dict[str, str] = {}
+    code = handlers_zip()
 
     def make(name: str, handler: str) -> str:
         if name not in created:
             created[name] = aws("lambda").create_function(
                 FunctionName=name,
-                Runtime="python3.11",
+                Runtime=LOCAL_RUNTIME,
                 Role=role,
-                Handler=f"tests.integration.stack_handlers.{handler}",
-                Code={"ZipFile": placeholder_zip()},
+                Handler=f"stack_handlers.{handler}",
+                Code={"ZipFile": code},
                 Timeout=30,
                 Environment={"Variables": {"SEAM_TESTS": "1"}},
             )["FunctionArn"]
         return created[name]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def states_role(aws: Callable[[str], Any]) -> str:
+    """The role the test state machines run as: it may invoke the test functions, nothing else."""
+    invoke = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:*:*:function:seam-*"}
+        ],
+    }
+    spec = RoleSpec(
+        for_logical_id="seam-states",
+        role_logical_id=None,
+        trusted_services=("states.amazonaws.com",),
+        policies={"invoke-seam-functions": invoke},
+        managed_policies={},
+    )
+    return create_execution_role(aws("iam"), "seam-states", spec)
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

@@ -1,5 +1,6 @@
-"""Lambda handlers for the local-stack tests. They run inside the stack's process through the
-Lambda seam, and record what they saw through AWS APIs (S3, DynamoDB), as real functions would."""
+"""Lambda handlers for the local-stack tests. Zipped alone (conftest.handlers_zip), they run as
+any function does locally (under awslambdaric, with their own role), and record what they saw
+through AWS APIs (S3, DynamoDB), as real functions would."""
 
 from __future__ import annotations
 
@@ -57,3 +58,8 @@ def always_fails(event: Any, context: Any) -> None:
 
 def hold_token(event: dict[str, Any], context: Any) -> None:
     _put(f"tokens/{event['id']}", {"token": event["token"]})
+
+
+def write_elsewhere(event: dict[str, Any], context: Any) -> None:
+    """Writes where its role does not allow: the emulator must refuse it."""
+    boto3.client("s3").put_object(Bucket=event["bucket"], Key="not-allowed", Body=b"x")

@@ -308,7 +308,9 @@ def test_a_canary_splits_traffic_and_a_promotion_reaches_requests_within_the_ttl
     wait_for(lambda: {v for v, _ in served_versions(api, 10)} == {"1", "2"}, 30, "both versions to serve")
     assert set(served_versions(api, 30)) <= {("1", "approved"), ("2", "v2:approved")}
     # AND the per-model metrics show both sides
-    emf = [json.loads(line) for line in (local_stack_dir / "stack.log").read_text().splitlines() if '"_aws"' in line]
+    # (EMF lines in the API function's log, after the timestamp the local Lambda service adds)
+    api_log = (local_stack_dir / "logs" / "mmedeploy-dev-APIHandler.log").read_text().splitlines()
+    emf = [json.loads(line.split(" ", 1)[1]) for line in api_log if '"_aws"' in line]
     sides = {(m.get("Model"), m.get("Version")) for m in emf if "Invocations" in m}
     assert {(NAME, "1"), (NAME, "2")} <= sides
     # WHEN the canary ends, only production answers again

@@ -64,7 +64,11 @@ def tight_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stac
 @pytest.fixture(scope="module")
 def client(tight_stack: tuple[StackInfo, Path]) -> Callable[[str], Any]:
     info, _ = tight_stack
-    session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=info.region)
+    session = boto3.session.Session(
+        aws_access_key_id=info.aws_access_key_id,
+        aws_secret_access_key=info.aws_secret_access_key,
+        region_name=info.region,
+    )
     return lambda service: session.client(service, endpoint_url=info.aws_endpoint_url)  # type: ignore[call-overload]
 
 

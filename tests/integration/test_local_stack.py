@@ -110,10 +110,11 @@ def test_a_handler_error_is_reported_as_lambda_reports_it(
     assert "never succeed" in payload["errorMessage"]
 
 
-def _state_machine(aws: Callable[[str], Any], name: str, definition: dict[str, Any]) -> str:
-    return aws("stepfunctions").create_state_machine(
-        name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/seam-tests"
-    )["stateMachineArn"]
+def _state_machine(aws: Callable[[str], Any], role: str, name: str, definition: dict[str, Any]) -> str:
+    # Step Functions calls Lambda as this role (IAM is enforced): conftest's states_role may
+    return aws("stepfunctions").create_state_machine(name=name, definition=json.dumps(definition), roleArn=role)[
+        "stateMachineArn"
+    ]
 
 
 def _finished(aws: Callable[[str], Any], execution_arn: str) -> dict[str, Any] | None:
@@ -122,12 +123,13 @@ def _finished(aws: Callable[[str], Any], execution_arn: str) -> dict[str, Any] |
 
 
 def test_step_functions_retries_a_lambda_task_and_resumes_on_a_task_token(
-    aws: Callable[[str], Any], make_function: Callable[[str, str], str]
+    aws: Callable[[str], Any], make_function: Callable[[str, str], str], states_role: str
 ) -> None:
     flaky = make_function("seam-flaky", "flaky")
     hold = make_function("seam-hold-token", "hold_token")
     machine = _state_machine(
         aws,
+        states_role,
         "seam-retry-and-token",
         {
             "StartAt": "Flaky",
@@ -171,11 +173,12 @@ def test_step_functions_retries_a_lambda_task_and_resumes_on_a_task_token(
 
 
 def test_step_functions_catch_sees_the_exception_name(
-    aws: Callable[[str], Any], make_function: Callable[[str, str], str]
+    aws: Callable[[str], Any], make_function: Callable[[str, str], str], states_role: str
 ) -> None:
     fails = make_function("seam-fails", "always_fails")
     machine = _state_machine(
         aws,
+        states_role,
         "seam-catch",
         {
             "StartAt": "Work",
@@ -197,9 +200,11 @@ def test_step_functions_catch_sees_the_exception_name(
 
 
 def test_an_event_starts_a_state_machine_with_the_transformed_input(
-    aws: Callable[[str], Any], make_function: Callable[[str, str], str]
+    aws: Callable[[str], Any], make_function: Callable[[str, str], str], states_role: str
 ) -> None:
-    machine = _state_machine(aws, "seam-target", {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+    machine = _state_machine(
+        aws, states_role, "seam-target", {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+    )
     events = aws("events")
     events.put_rule(
         Name="seam-approved",

@@ -220,7 +220,7 @@ def test_the_same_event_delivered_twice_gives_one_version_and_one_execution(
     }
     for _ in range(2):
         response = aws("lambda").invoke(
-            FunctionName="mmedeploy-dev-on_model_uploaded", Payload=json.dumps(event).encode()
+            FunctionName="mmedeploy-dev-OnModelUploaded", Payload=json.dumps(event).encode()
         )
         assert "FunctionError" not in response, response["Payload"].read()
     # THEN nothing new started: one version, one RECEIVED, one execution

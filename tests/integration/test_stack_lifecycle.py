@@ -22,8 +22,8 @@ def s3_client(info: StackInfo) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=info.aws_endpoint_url,
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
+        aws_access_key_id=info.aws_access_key_id,
+        aws_secret_access_key=info.aws_secret_access_key,
         region_name=info.region,
     )
 
@@ -33,8 +33,8 @@ def assert_uploads_reach_eventbridge(info: StackInfo, s3: Any) -> None:
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=info.aws_endpoint_url,
-            aws_access_key_id="t",
-            aws_secret_access_key="t",
+            aws_access_key_id=info.aws_access_key_id,
+            aws_secret_access_key=info.aws_secret_access_key,
             region_name=info.region,
         )
 

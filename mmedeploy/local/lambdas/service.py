@@ -26,8 +26,10 @@ from mmedeploy.local.lambdas.sandbox import UNHANDLED, Launch, Sandbox
 
 log = logging.getLogger("mmedeploy.local.lambda")
 
-# AWS's runtime interface client: what Lambda's managed Python runtimes run in /var/runtime
-RUNTIME_CLIENT = "awslambdaric==4.2.2"
+# What Lambda's managed Python runtime holds in /var/runtime: AWS's runtime interface client, and
+# the AWS SDK (Lambda's boto3 is AWS's choice of version; ours is pinned as requirements.txt's).
+# A function's own packages come first on its path, as on AWS.
+RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.44.5")
 DEFAULT_MAX_ENVIRONMENTS = 4
 LOCAL_RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -39,22 +41,23 @@ class RuntimeClientMissing(RuntimeError):
 
 
 def ensure_runtime_client(folder: Path, python: str = sys.executable) -> Path:
-    """``folder`` holding ``awslambdaric`` and its dependencies (installed once, from PyPI or pip's
-    cache): the local /var/runtime. Nothing else of the virtualenv is on a function's path."""
+    """``folder`` holding :data:`RUNTIME_PACKAGES` (installed once, from PyPI or pip's cache): the
+    local /var/runtime. Nothing else of the virtualenv is on a function's path."""
     marker = folder / ".installed"
-    if marker.read_text().strip() == RUNTIME_CLIENT if marker.exists() else False:
+    wanted = " ".join(RUNTIME_PACKAGES)
+    if marker.exists() and marker.read_text().strip() == wanted:
         return folder
     partial = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     command = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(partial)]
-    done = subprocess.run([*command, RUNTIME_CLIENT], capture_output=True, text=True, check=False)
+    done = subprocess.run([*command, *RUNTIME_PACKAGES], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         lines = [line for line in done.stderr.splitlines() if line.strip() and "WARNING" not in line]
         raise RuntimeClientMissing(
-            f"could not install {RUNTIME_CLIENT} (AWS's Lambda runtime client) into {folder}: "
+            f"could not install {wanted} (what Lambda's Python runtime provides) into {folder}: "
             f"{lines[-1] if lines else 'pip failed'}"
         )
-    (partial / ".installed").write_text(RUNTIME_CLIENT)
+    (partial / ".installed").write_text(wanted)
     shutil.rmtree(folder, ignore_errors=True)
     try:
         partial.rename(folder)
@@ -115,16 +118,25 @@ class LambdaService:
         finally:
             self._release(pool, sandbox)
 
+    def prepare(self, function: FunctionConfig, code: Callable[[], bytes]) -> None:
+        """Unzip the function's code ahead of its first invocation (``up`` does it in the
+        background, so a cold start is what Lambda's is: start the runtime, import the handler)."""
+        self._task_root(function, code)
+
     def _task_root(self, function: FunctionConfig, code: Callable[[], bytes]) -> Path:
-        """The function's code unzipped once per distinct package (Lambda's /var/task)."""
+        """The function's code unzipped once per distinct package (Lambda's /var/task), kept
+        between stacks: the folder is named by the package's SHA-256."""
         folder = self._code_dir / hashlib.sha256(function.code_sha256.encode()).hexdigest()[:24]
         with self._code_lock:
             if not folder.is_dir():
-                partial = folder.with_name(folder.name + ".partial")
-                shutil.rmtree(partial, ignore_errors=True)
+                self._code_dir.mkdir(parents=True, exist_ok=True)
+                partial = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.partial")
                 with zipfile.ZipFile(io.BytesIO(code())) as archive:
                     archive.extractall(partial)
-                partial.rename(folder)
+                try:
+                    partial.rename(folder)
+                except OSError:  # another stack unzipped the same package meanwhile
+                    shutil.rmtree(partial, ignore_errors=True)
         return folder
 
     def _acquire(self, function: FunctionConfig, task_root: Path) -> tuple[Sandbox, _Pool]:
