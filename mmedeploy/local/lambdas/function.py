@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -40,7 +41,7 @@ class FunctionConfig(BaseModel):
             tracing_active=(function.tracing_config or {}).get("Mode") == "Active",
         )
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """Changes whenever the code or any setting does: environments of an older digest retire."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]

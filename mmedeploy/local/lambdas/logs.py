@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 log = logging.getLogger("mmedeploy.local.lambda")
 
@@ -35,6 +35,7 @@ class FunctionLogs:
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._known_groups: set[str] = set()
         self._known_streams: set[tuple[str, str]] = set()
+        self._files: dict[str, TextIO] = {}  # open per function: a line is written on the invoke path
         self._stopping = threading.Event()
         self._folder.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._ship_forever, daemon=True, name="lambda-logs")
@@ -49,8 +50,10 @@ class FunctionLogs:
     def write(self, function: str, stream: str, line: str) -> None:
         now = time.time()
         with self._lock:
-            with open(self.path(function), "a", encoding="utf-8") as file:
-                file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}Z {line}\n")
+            file = self._files.get(function)
+            if file is None:
+                file = self._files[function] = open(self.path(function), "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - kept open until stop()
+            file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}Z {line}\n")
             self._pending.setdefault((f"/aws/lambda/{function}", stream), []).append(
                 {"timestamp": int(now * 1000), "message": line}
             )
@@ -89,3 +92,7 @@ class FunctionLogs:
         self._stopping.set()
         self._thread.join(timeout=5)
         self.flush()
+        with self._lock:
+            for file in self._files.values():
+                file.close()
+            self._files.clear()
