@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import sys
 import threading
 import zipfile
@@ -16,6 +17,7 @@ import pytest
 
 from mmedeploy.local.lambdas.function import FunctionConfig
 from mmedeploy.local.lambdas.logs import FunctionLogs
+from mmedeploy.local.lambdas.runtime_api import Offered, RuntimeApi
 from mmedeploy.local.lambdas.sandbox import Launch
 from mmedeploy.local.lambdas.service import LOCAL_RUNTIME, LambdaService, ensure_runtime_client
 
@@ -232,3 +234,63 @@ def test_a_function_of_another_runtime_is_refused_clearly(service: LambdaService
     assert error == "Unhandled"
     assert payload["errorType"] == "Runtime.InvalidRuntime"
     assert LOCAL_RUNTIME in payload["errorMessage"]
+
+
+# -- the Runtime API's own protocol, with a raw HTTP client in place of awslambdaric ---------------
+
+
+def _runtime_request(
+    sock: socket.socket, method: str, path: str, body: bytes = b"", **headers: str
+) -> tuple[int, bytes]:
+    head = [f"{method} {path} HTTP/1.1", "Host: runtime", f"Content-Length: {len(body)}"]
+    head += [f"{key}: {value}" for key, value in headers.items()]
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += sock.recv(65536)
+    head_bytes, _, rest = reply.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head_bytes.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return int(head_bytes.split(b" ")[1]), rest
+
+
+def test_the_runtime_api_refuses_a_foreign_request_id_and_takes_the_right_answer() -> None:
+    api = RuntimeApi()
+    host, port = api.address.split(":")
+    results: list[Any] = []
+    exchanging = threading.Thread(
+        target=lambda: results.append(
+            api.exchange(Offered("req-1", b'{"n": 1}', {"Lambda-Runtime-Aws-Request-Id": "req-1"}), 5, 5)
+        )
+    )
+    exchanging.start()
+    with socket.create_connection((host, int(port))) as runtime:
+        # WHEN the runtime fetches, answers for another request id, then for its own
+        status, event = _runtime_request(runtime, "GET", "/2018-06-01/runtime/invocation/next")
+        foreign, _ = _runtime_request(runtime, "POST", "/2018-06-01/runtime/invocation/req-9/response", b"{}")
+        accepted, _ = _runtime_request(runtime, "POST", "/2018-06-01/runtime/invocation/req-1/response", b'"done"')
+    exchanging.join(5)
+    api.close()
+    # THEN the event was delivered, the foreign id refused as Lambda does, and the right answer taken
+    assert (status, json.loads(event)) == (200, {"n": 1})
+    assert (foreign, accepted) == (400, 202)
+    assert results[0].answer.payload == b'"done"' and results[0].answer.error_type is None
+
+
+def test_the_runtime_api_answers_a_malformed_request_with_a_400() -> None:
+    api = RuntimeApi()
+    host, port = api.address.split(":")
+    results: list[Any] = []
+    exchanging = threading.Thread(target=lambda: results.append(api.exchange(Offered("r", b"{}", {}), 5, 5)))
+    exchanging.start()
+    with socket.create_connection((host, int(port))) as runtime:
+        runtime.sendall(b"POST /2018-06-01/runtime/invocation/r/response HTTP/1.1\r\nContent-Length: abc\r\n\r\n")
+        reply = runtime.recv(65536)
+    api.process_ended()  # and an exchange waiting on a runtime that is gone returns at once
+    exchanging.join(5)
+    api.close()
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"Content-Length is not a number" in reply
+    assert not exchanging.is_alive() and results[0].answer is None and results[0].fetched_at is None

@@ -64,8 +64,8 @@ class Sandbox:
         self._log = logs(self._stream_name)
         self._process: subprocess.Popen[bytes] | None = None
         self._api: RuntimeApi | None = None
+        self._rss: PeakRss | None = None
         self._started_at = 0.0
-        self._initialised = False
         self.peak_rss_mb = 0
         self._warned_memory = False
 
@@ -112,7 +112,6 @@ class Sandbox:
         # -S: no site-packages, as Lambda's task root and runtime folder are plain path entries
         command = [self._launch.python, "-S", "-m", "awslambdaric", self.function.handler]
         self._started_at = time.monotonic()
-        self._initialised = False
         self._process = subprocess.Popen(
             command,
             cwd=self._task_root,
@@ -122,6 +121,7 @@ class Sandbox:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a timeout kills whatever it started too
         )
+        self._rss = PeakRss(self._process.pid)
         threading.Thread(
             target=self._pump_output, args=(self._process, self._api), daemon=True, name=f"lambda-log-{self.id[:8]}"
         ).start()
@@ -144,7 +144,7 @@ class Sandbox:
         timeout = float(function.timeout_s)
         self._log.write(f"START RequestId: {request_id} Version: $LATEST")
         offered_at = time.monotonic()
-        api.offer(
+        exchanged = api.exchange(
             Offered(
                 request_id,
                 payload,
@@ -154,14 +154,15 @@ class Sandbox:
                     "Lambda-Runtime-Invoked-Function-Arn": function.arn,
                     "Lambda-Runtime-Trace-Id": _trace_id(),
                 },
-            )
+            ),
+            fetch_timeout=max(INIT_TIMEOUT_S, timeout) if cold else timeout,
+            answer_timeout=timeout,
         )
-        fetched = api.wait_fetched(max(INIT_TIMEOUT_S, timeout) if cold else timeout)
-        init_ms = (time.monotonic() - self._started_at) * 1000 if cold else None
-        started = time.monotonic()
-        answer = api.wait_answer(timeout) if fetched else api.init_error
-        duration_ms = (time.monotonic() - (started if fetched else offered_at)) * 1000
-        if answer is not None and api.init_error is answer:
+        fetched_at, answer = exchanged.fetched_at, exchanged.answer
+        ended_at = time.monotonic()
+        init_ms = ((fetched_at or ended_at) - self._started_at) * 1000 if cold else None
+        duration_ms = (ended_at - (fetched_at or offered_at)) * 1000
+        if answer is not None and exchanged.init_failed:
             result = Invocation(request_id=request_id, payload=answer.payload, function_error=UNHANDLED)
         elif answer is not None:
             function_error = UNHANDLED if answer.error_type else None
@@ -186,8 +187,8 @@ class Sandbox:
         return result
 
     def _report(self, request_id: str, duration_ms: float, init_ms: float | None) -> None:
-        if self._process is not None:
-            self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(self._process.pid))
+        if self._rss is not None:
+            self.peak_rss_mb = max(self.peak_rss_mb, self._rss.read_mb())
         memory = self.function.memory_mb
         line = (
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
@@ -217,17 +218,35 @@ class Sandbox:
         if api is not None:
             api.close()
             self._api = None
+        if self._rss is not None:
+            self._rss.close()
+            self._rss = None
 
 
-def peak_rss_mb(pid: int) -> int:
-    """The process's peak resident set (VmHWM), what Lambda reports as Max Memory Used."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+class PeakRss:
+    """A process's peak resident set (VmHWM), what Lambda reports as Max Memory Used. The status
+    file stays open: it is read on every invocation, and reopening it cost more than reading it."""
+
+    def __init__(self, pid: int) -> None:
+        try:
+            self._fd: int | None = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        except OSError:  # no procfs (macOS): no figure
+            self._fd = None
+
+    def read_mb(self) -> int:
+        if self._fd is None:
+            return 0
+        try:
+            status = os.pread(self._fd, 8192, 0)
+            start = status.index(b"VmHWM:")
+            return int(status[start + 6 : status.index(b"kB", start)]) // 1024
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _exit_reason(process: subprocess.Popen[bytes]) -> str:
