@@ -6,11 +6,10 @@ from typing import Any
 
 from chalicelib import stage_composition
 from chalicelib.promotion.promotion_io import PrepareInput
-from functions.observability import logger, metrics, tracer
+from functions.observability import logger, metrics
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = PrepareInput.model_validate(event)

@@ -8,11 +8,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import stage_composition
 from chalicelib.pipeline.record_approval_stage import RecordApprovalInput
-from functions.observability import logger, metrics, tracer
+from functions.observability import logger, metrics
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     approved = RecordApprovalInput.model_validate(event)

@@ -29,7 +29,7 @@ from mmedeploy.deploy.package import ARTIFACT_BUDGET_BYTES, CHALICE_ZIP, BuildRe
 from mmedeploy.deploy.template import FUNCTIONS_ZIP
 
 # What the Chalice app (API, authorizer, upload trigger) must neither ship nor import: the
-# validator, the warm-up's smoke tests and their dependencies, and the X-Ray SDK.
+# validator, the warm-up's smoke tests and their dependencies.
 NOT_IN_THE_APP = (
     "chalicelib/validation/validator.py",
     "chalicelib/validation/archive.py",
@@ -38,10 +38,20 @@ NOT_IN_THE_APP = (
     "functions/",
     "isal/",
     "google/protobuf/",
-    "aws_xray_sdk/",
 )
-# What no artifact ships: nothing in a Lambda computes on tensors or speaks gRPC.
-NOWHERE = ("numpy/", "onnx/", "grpc/", "tritonclient/", "ml_dtypes/", "tests/", "mmedeploy/", "examples/")
+# What no artifact ships: nothing in a Lambda computes on tensors or speaks gRPC, and no X-Ray SDK
+# (Lambda's active tracing records each invocation without it).
+NOWHERE = (
+    "aws_xray_sdk/",
+    "numpy/",
+    "onnx/",
+    "grpc/",
+    "tritonclient/",
+    "ml_dtypes/",
+    "tests/",
+    "mmedeploy/",
+    "examples/",
+)
 
 
 @pytest.fixture(scope="module")
