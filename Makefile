@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= staging
 
-.PHONY: demo test lint typecheck protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
+.PHONY: demo test lint typecheck docs protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "mmedeploy needs Python 3.12 (the Lambda runtime) and found none. Install it:" \
@@ -31,8 +31,8 @@ examples: $(STAMP)
 demo: examples
 	$(BIN)/python -m mmedeploy demo$(if $(filter 1,$(KEEP)), --keep)
 
-## test: lint, type-check, package and check the staging template, and run the whole suite
-test: $(STAMP) lint typecheck
+## test: lint, type-check, build the docs, package and check the staging template, and run the whole suite
+test: $(STAMP) lint typecheck docs
 	$(MAKE) --no-print-directory check-package STAGE=staging
 	$(BIN)/python -m pytest
 
@@ -42,6 +42,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## docs: the docs site (docs/, mkdocs.yml) into build/site; --strict: a broken link or anchor, a page left out of the nav fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d build/site
 
 ## package: build/$(STAGE)/ for `aws cloudformation package` (STAGE=dev|staging|prod, default staging); reuses what is unchanged
 package: $(STAMP)
