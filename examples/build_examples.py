@@ -4,9 +4,9 @@
   from a fixed seed, with a symbolic batch dimension (Triton needs it when max_batch_size > 0).
 - ``idcheck_preprocessing/python_env.tar.gz``: a small stand-in for a conda-pack archive. A real
   one is built with ``conda pack`` for the GPU image; locally the model runs in the stack's own
-  Python, as DESIGN.md describes.
+  Python (docs/local-stack.md, "The local MME").
 - ``tests/approved.json``, ``tests/declined.json``: smoke-test cases for the served ensemble
-  (README, model-repository conventions): seeded inputs, outputs from ``reference_pipeline``.
+  (docs/model-repository.md, "Smoke-test cases"): seeded inputs, outputs from ``reference_pipeline``.
 
 ``reference_pipeline`` computes what the served ensemble must return, for tests.
 """

@@ -25,7 +25,7 @@ process. :func:`enforce_iam` does that, and puts the previous values back on ``r
 moto's evaluation differs from AWS's in ways a least-privilege template trips over; the local
 workarounds are all here (:data:`AWS_AUTHORIZATION`, :data:`S3_ACTION_NAMES`, the copy source,
 :data:`SFN_CLIENT_MODULES`, ``LOCAL_ONLY_*``, :data:`AWS_MANAGED_POLICIES`), and each case is in
-``mmedeploy/local/README.md`` ("IAM enforcement in moto") with a minimal reproduction.
+``docs/local-stack.md`` ("IAM enforcement in moto") with a minimal reproduction.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def _json_path(event: dict[str, Any], path: str) -> Any:
 class Deliverer:
     """Sends events to Lambda and Step Functions targets through this moto server's own API, as
     the local administrator (on AWS, EventBridge invokes with the rule's role or the function's
-    resource policy; see mmedeploy/local/README.md)."""
+    resource policy; see docs/local-stack.md, "What differs from AWS, and why")."""
 
     def __init__(self, client: ClientFactory) -> None:
         self._client = client

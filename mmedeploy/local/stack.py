@@ -4,8 +4,8 @@ processes of its own), the local API Gateway, the Slack sink and the local MME, 
 the packaged template (``build/dev/sam.yaml``, built or reused by ``up``). ``mmedeploy up`` runs it
 in the foreground, or in a detached child with ``--detach``; ``mmedeploy down`` stops it.
 
-The stack is found through ``<state dir>/stack.json`` (default ``.mmedeploy/``), the contract of
-DESIGN.md: every shell, test and tool reads its endpoints, names and tokens from there.
+The stack is found through ``<state dir>/stack.json`` (default ``.mmedeploy/``), its contract
+(docs/local-stack.md): every shell, test and tool reads its endpoints, names and tokens from there.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 started in explicit model-control mode (as SageMaker's Triton container runs it), health-checked,
 restarted if it dies, stopped with the stack.
 
-Facts this relies on are in ``mmedeploy/local/README.md`` (library path, Python stub, PATH).
+Facts this relies on are in ``docs/local-stack.md`` ("Verified facts for the local MME": library
+path, Python stub, PATH).
 """
 
 from __future__ import annotations
