@@ -4,6 +4,8 @@
   ones too: its help, description, usage, arguments and epilog, where the exit codes are).
 - ``finding-codes.md``: the validator's finding codes, from ``CATALOGUE`` (code -> severity,
   meaning), wherever under ``chalicelib/`` the module that defines it lives.
+- ``configuration.md``: the environment variables of the deployed stack's one settings model
+  (``Settings``, a pydantic-settings model), with their defaults.
 
 A page asks for generated content with a marker line (``<!-- generated: cli -->``,
 ``<!-- generated: finding-codes -->``); an unknown marker, or a generator that fails, fails the
@@ -55,23 +57,43 @@ def _usage(parser: argparse.ArgumentParser) -> str:
 # -- finding codes ----------------------------------------------------------------------------
 def catalogue() -> dict[Any, tuple[Any, str]]:
     """``CATALOGUE`` from where it lives now: the known module paths first, then a search."""
-    _on_path()
-    for name in CATALOGUE_MODULES:
-        try:
-            return importlib.import_module(name).CATALOGUE  # type: ignore[no-any-return]
-        except (ImportError, AttributeError):
-            continue
-    for path in sorted((ROOT / "chalicelib").rglob("*.py")):
-        if re.search(r"^CATALOGUE\b", path.read_text(encoding="utf-8"), re.MULTILINE):
-            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            return importlib.import_module(module).CATALOGUE  # type: ignore[no-any-return]
-    raise LookupError("no module under chalicelib/ defines CATALOGUE")
+    return _defining_module(r"^CATALOGUE\b", CATALOGUE_MODULES, "CATALOGUE")  # type: ignore[no-any-return]
 
 
 def finding_codes_markdown() -> str:
     rows = ["| code | severity | meaning |", "|---|---|---|"]
     for code, (severity, meaning) in catalogue().items():
         rows.append(f"| `{code.value}` | {severity.value} | {escape(meaning)} |")
+    return "\n".join(rows)
+
+
+# -- settings ---------------------------------------------------------------------------------
+SETTINGS_MODULES = ("chalicelib.settings",)
+
+
+def _defining_module(pattern: str, known: tuple[str, ...], attribute: str) -> Any:
+    """The object ``attribute`` from the first module of ``known`` that has it, else from the
+    module under chalicelib/ whose source matches ``pattern`` (it moved)."""
+    _on_path()
+    for name in known:
+        try:
+            return getattr(importlib.import_module(name), attribute)
+        except (ImportError, AttributeError):
+            continue
+    for path in sorted((ROOT / "chalicelib").rglob("*.py")):
+        if re.search(pattern, path.read_text(encoding="utf-8"), re.MULTILINE):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            return getattr(importlib.import_module(module), attribute)
+    raise LookupError(f"no module under chalicelib/ defines {attribute}")
+
+
+def settings_markdown() -> str:
+    settings = _defining_module(r"^class Settings\(BaseSettings\)", SETTINGS_MODULES, "Settings")
+    rows = ["| variable | default | description (from the model) |", "|---|---|---|"]
+    for name, field in settings.model_fields.items():
+        variable = field.validation_alias if isinstance(field.validation_alias, str) else name.upper()
+        default = "(required)" if field.is_required() else f"`{field.default}`" if field.default != "" else "empty"
+        rows.append(f"| `{variable}` | {default} | {escape(field.description or '')} |")
     return "\n".join(rows)
 
 
@@ -161,7 +183,11 @@ def cli_commands() -> list[str]:
     return names
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"cli": cli_markdown, "finding-codes": finding_codes_markdown}
+GENERATORS: dict[str, Callable[[], str]] = {
+    "cli": cli_markdown,
+    "finding-codes": finding_codes_markdown,
+    "settings": settings_markdown,
+}
 
 
 # -- the MkDocs event -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The docs stay true to the code: the generated pages list every finding code and every CLI
-command, links resolve, the source paths the pages cite exist, and README.md stays a short entry.
+"""The docs stay true to the code: the generated pages list every finding code, every CLI command
+and every setting, links resolve, the source paths the pages cite exist, and README.md stays a short entry.
 
 `make docs` (run by `make test`) builds the site with `mkdocs build --strict`; these tests check
 what that build does not (links from README.md, cited paths) and the generators themselves.
@@ -67,6 +67,17 @@ def test_the_cli_reference_documents_every_command() -> None:
     missing = [name for name in commands if f"# `{name}`" not in reference]
     assert not missing, f"the generated CLI reference lacks: {missing}"
     assert "<!-- generated: cli -->" in (DOCS / "cli.md").read_text(encoding="utf-8")
+
+
+def test_the_configuration_page_lists_every_setting() -> None:
+    hooks = _hooks()
+    table = hooks.settings_markdown()
+    settings = hooks._defining_module(r"^class Settings\(BaseSettings\)", hooks.SETTINGS_MODULES, "Settings")
+    assert settings.model_fields
+    missing = [name for name in settings.model_fields if f"`{name.upper()}`" not in table and name != "stage"]
+    assert not missing, f"the generated settings table lacks: {missing}"
+    assert "`MMEDEPLOY_STAGE`" in table  # the one field read under another name
+    assert "<!-- generated: settings -->" in (DOCS / "configuration.md").read_text(encoding="utf-8")
 
 
 def test_exit_codes_are_documented_only_in_the_cli_reference() -> None:
