@@ -36,7 +36,7 @@ def _on_path() -> None:
 
 
 # -- markdown helpers -------------------------------------------------------------------------
-_ESCAPE = str.maketrans({c: "\\" + c for c in "\\`*_[]|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+_ESCAPE = str.maketrans({c: "\\" + c for c in "\\`*_[]{}|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def escape(text: str) -> str:
