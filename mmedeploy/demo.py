@@ -36,16 +36,18 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from chalicelib.lifecycle import Status
-from chalicelib.naming import ArtifactName
-from chalicelib.registry import HistoryEntry, ModelRegistry, ModelVersion
-from chalicelib.validation.findings import Severity
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.naming import ArtifactName
+from chalicelib.domain.records import HistoryEntry, ModelVersion
+from chalicelib.domain.validation.findings import Severity
+from mmedeploy.local import DEFAULT_STATE_DIR
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import InvalidPackage, package, write_tarball
 from mmedeploy.report_view import render_report
 from mmedeploy.slack_view import message_panel
-from mmedeploy.status_view import status_style, version_view
-from mmedeploy.target import DEFAULT_STATE_DIR, DeploymentTarget, local_stack_target
+from mmedeploy.status_view import history_line, version_view
+from mmedeploy.target import DeploymentTarget, local_stack_target
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "models" / "idcheck"
@@ -315,20 +317,17 @@ class Demo:
     def follow(self, name: str, version: str, since: float, what: str = "the push") -> ModelVersion:
         """Follow the version until it settles, printing each status change as it is recorded:
         seconds since ``since`` (by the registry's timestamps), status, actor, reason."""
-        from mmedeploy.watch import watch_version
+        from mmedeploy.follow import HistoryFeed, watch_version
 
         self.command(f"mmedeploy status {name} {version} --watch{self.option}", f"seconds since {what}")
-        shown: set[int] = set()
+        feed = HistoryFeed(self.console, lambda entry, elapsed: self.history_line(entry, since))
         status = self.spinner(f"waiting for {name} {version} ...")
 
         def fetch() -> ModelVersion | None:
             return self.registry.find(name, version, with_history=True)
 
         def show(record: ModelVersion | None, elapsed: float) -> None:
-            for entry in record.history if record else []:
-                if entry.revision not in shown:
-                    shown.add(entry.revision)
-                    self.console.print(self.history_line(entry, since), soft_wrap=True)
+            feed(record, elapsed)
             if hasattr(status, "update"):
                 now = record.status.value if record else "not registered yet"
                 status.update(f"{name} {version} is {now}: {elapsed:.0f} s of {WAIT_S:.0f} s")
@@ -341,13 +340,10 @@ class Demo:
             raise StepFailed(f"{name} {version} is still {result.record.status.value} after {WAIT_S:.0f} s")
         return result.record
 
-    def history_line(self, entry: HistoryEntry, since: float) -> Text:
-        line = Text(f"{f'+{epoch(entry.at) - since:.2f}':>9} s  ")
-        line.append(entry.status.value.ljust(17), style=status_style(entry.status))
-        line.append(f"  {entry.actor}", style="dim")
-        if entry.reason:
-            line.append(f"  {entry.reason}")
-        return line
+    @staticmethod
+    def history_line(entry: HistoryEntry, since: float) -> Text:
+        """A status change, seconds after ``since`` by the registry's timestamp."""
+        return history_line(entry, lead=f"{f'+{epoch(entry.at) - since:.2f}':>9} s  ", at=False, status_width=17)
 
     @property
     def stack_log(self) -> Path:
@@ -407,7 +403,7 @@ class Demo:
     # -- step 5 --------------------------------------------------------------------------------------
     def approve(self) -> None:
         from mmedeploy.decision import Decision, decided, default_user, send_decision
-        from mmedeploy.follow import Outcome, follow_promotion
+        from mmedeploy.follow import HistoryFeed, Outcome, follow_promotion
 
         record = self.registry.find(MODEL, self.version)
         if record is None or not record.approval_id:
@@ -428,20 +424,15 @@ class Demo:
         self.say(f"  {answer.document.get('text') or answer.error}", "bold")
 
         self.say("the promotion, as the registry records it (seconds since the click):")
-        shown = record.revision
+        feed = HistoryFeed(
+            self.console, lambda entry, elapsed: self.history_line(entry, clicked), after=record.revision
+        )
 
         def fetch() -> ModelVersion | None:
             return self.registry.find(MODEL, self.version, with_history=True)
 
-        def show(current: ModelVersion | None, elapsed: float) -> None:
-            nonlocal shown
-            for entry in current.history if current else []:
-                if entry.revision > shown:
-                    shown = entry.revision
-                    self.console.print(self.history_line(entry, clicked), soft_wrap=True)
-
         with self.spinner(f"waiting for {MODEL} {self.version} to reach PRODUCTION ..."):
-            result = follow_promotion(fetch, show, record.revision, interval=POLL_S, timeout=WAIT_S)
+            result = follow_promotion(fetch, feed, record.revision, interval=POLL_S, timeout=WAIT_S)
         final = result.record
         if result.outcome is not Outcome.PRODUCTION or final is None:
             now = f"{final.status.value}: {final.reason}" if final else "not found"

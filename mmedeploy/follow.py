@@ -1,9 +1,15 @@
-"""``promote`` / ``rollback`` without ``--no-wait``: follow the version the API accepted until the
-promotion ends.
+"""Following one version in the registry: one polling loop and one renderer of its history.
 
-It ends in PRODUCTION (done), FAILED (or another end a version cannot be promoted from), or
-RETIRED again with a higher revision than before the request (a rollback that could not warm the
-version leaves it as it was). Otherwise it is still in progress when the timeout passes.
+:func:`poll_version` reads the version every ``interval`` seconds until a caller's test says it
+is done or time runs out; :class:`HistoryFeed` prints each history entry once, as it is first
+read. ``status --watch`` (:func:`watch_version`), ``promote``/``rollback`` and the demo
+(:func:`follow_promotion`) are the two ways of asking "done yet?":
+
+- a watched version is done once it settles (``chalicelib.domain.lifecycle.SETTLED``); one not
+  registered yet (just pushed) is waited for like one in progress;
+- a promotion ends in PRODUCTION (done), FAILED (or another end a version cannot be promoted
+  from), or RETIRED again with a higher revision than before the request (a rollback that could
+  not warm the version leaves it as it was). Otherwise it is still in progress at the timeout.
 """
 
 from __future__ import annotations
@@ -13,13 +19,61 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chalicelib.lifecycle import TERMINAL, Status
-from chalicelib.registry import ModelVersion
+from rich.console import Console
+from rich.text import Text
 
-DEFAULT_INTERVAL_S = 0.5
-DEFAULT_TIMEOUT_S = 900.0
+from chalicelib.domain.lifecycle import SETTLED, TERMINAL, Status
+from chalicelib.domain.records import HistoryEntry, ModelVersion
+
+Fetch = Callable[[], ModelVersion | None]
+OnUpdate = Callable[[ModelVersion | None, float], None]  # each read, and the seconds elapsed
 
 
+@dataclass(frozen=True)
+class Poll:
+    record: ModelVersion | None  # the last one read; None if the version was never found
+    elapsed: float
+    timed_out: bool
+
+
+def poll_version(
+    fetch: Fetch,
+    on_update: OnUpdate,
+    done: Callable[[ModelVersion], bool],
+    interval: float,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Poll:
+    """Call ``fetch`` every ``interval`` seconds and hand each read (and the seconds elapsed) to
+    ``on_update`` until ``done`` says so of a read, or ``timeout`` seconds pass (the last sleep is
+    cut short to end at the timeout, not a full interval after it)."""
+    started = clock()
+    while True:
+        record = fetch()
+        elapsed = clock() - started
+        on_update(record, elapsed)
+        if record is not None and done(record):
+            return Poll(record, elapsed, timed_out=False)
+        if elapsed >= timeout:
+            return Poll(record, elapsed, timed_out=True)
+        sleep(max(0.0, min(interval, timeout - elapsed)))
+
+
+# -- status --watch ---------------------------------------------------------------------------------
+def watch_version(
+    fetch: Fetch,
+    on_update: OnUpdate,
+    interval: float,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Poll:
+    """Follow a version until it settles or ``timeout`` passes."""
+    return poll_version(fetch, on_update, lambda record: record.status in SETTLED, interval, timeout, clock, sleep)
+
+
+# -- promote / rollback ----------------------------------------------------------------------------
 class Outcome(StrEnum):
     PRODUCTION = "production"
     FAILED = "failed"
@@ -52,24 +106,53 @@ def outcome_of(record: ModelVersion, baseline_revision: int | None) -> Outcome |
 
 
 def follow_promotion(
-    fetch: Callable[[], ModelVersion | None],
-    on_update: Callable[[ModelVersion | None, float], None],
+    fetch: Fetch,
+    on_update: OnUpdate,
     baseline_revision: int | None,
-    interval: float = DEFAULT_INTERVAL_S,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    interval: float,
+    timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> FollowResult:
-    """Read the version every ``interval`` seconds, hand each read (and the seconds elapsed) to
-    ``on_update``, until :func:`outcome_of` names an end or ``timeout`` seconds pass."""
-    started = clock()
-    while True:
-        record = fetch()
-        elapsed = clock() - started
-        on_update(record, elapsed)
-        outcome = outcome_of(record, baseline_revision) if record is not None else None
-        if outcome is not None:
-            return FollowResult(outcome, record, elapsed)
-        if elapsed >= timeout:
-            return FollowResult(Outcome.TIMED_OUT, record, elapsed)
-        sleep(max(0.0, min(interval, timeout - elapsed)))
+    """Follow a version until :func:`outcome_of` names an end or ``timeout`` seconds pass."""
+    poll = poll_version(
+        fetch,
+        on_update,
+        lambda record: outcome_of(record, baseline_revision) is not None,
+        interval,
+        timeout,
+        clock,
+        sleep,
+    )
+    ended = outcome_of(poll.record, baseline_revision) if poll.record is not None and not poll.timed_out else None
+    return FollowResult(ended or Outcome.TIMED_OUT, poll.record, poll.elapsed)
+
+
+# -- the history, each entry once --------------------------------------------------------------------
+ALL = 0  # revisions start at 1: show the whole history
+
+
+class HistoryFeed:
+    """An ``on_update`` that prints the followed version's history entries not shown yet, in
+    order, each once, as ``line(entry, elapsed)`` renders it.
+
+    ``after`` is the revision of the last entry already seen: ``ALL`` shows the history from its
+    start; a revision read before a request shows only what the request changed; None (unknown)
+    starts from the latest entry of the first read."""
+
+    def __init__(self, console: Console, line: Callable[[HistoryEntry, float], Text], after: int | None = ALL) -> None:
+        self._console = console
+        self._line = line
+        self._after = after
+
+    def new_entries(self, record: ModelVersion | None) -> list[HistoryEntry]:
+        if record is None:
+            return []
+        after = self._after
+        entries = record.history[-1:] if after is None else [e for e in record.history if e.revision > after]
+        self._after = max([after or 0, record.revision, *(e.revision for e in entries)])
+        return entries
+
+    def __call__(self, record: ModelVersion | None, elapsed: float) -> None:
+        for entry in self.new_entries(record):
+            self._console.print(self._line(entry, elapsed), soft_wrap=True)

@@ -1,6 +1,6 @@
 """``mmedeploy status``: the JSON shapes and the human (rich) views of registry records.
 
-Pure functions of :class:`~chalicelib.registry.ModelVersion` records, so they are tested
+Pure functions of :class:`~chalicelib.domain.records.ModelVersion` records, so they are tested
 without a stack. The exit policy of ``status --watch`` lives here too (:func:`watch_exit_code`).
 """
 
@@ -13,9 +13,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from chalicelib.lifecycle import SETTLED, Status
-from chalicelib.registry import HistoryEntry, ModelRoutes, ModelVersion
-from chalicelib.validation.findings import Finding, Severity
+from chalicelib.domain.lifecycle import SETTLED, Status
+from chalicelib.domain.records import HistoryEntry, ModelRoutes, ModelVersion
+from chalicelib.domain.validation.findings import Finding, Severity
 
 # Where a deployment ends without a version to use: `status --watch` exits 1 on these.
 FAILURE = frozenset({Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.DECLINED})
@@ -46,31 +46,9 @@ def _findings_first_errors(findings: list[Finding]) -> list[Finding]:
 
 
 def version_json(record: ModelVersion) -> dict[str, Any]:
-    """``status NAME VERSION --json``: the record (without the approval id) and its history."""
-    return {
-        "name": record.name,
-        "version": record.version,
-        "status": record.status.value,
-        "reason": record.reason,
-        "sha256": record.sha256,
-        "size": record.size,
-        "findings": [f.model_dump(mode="json") for f in _findings_first_errors(record.findings)],
-        "history": [
-            {"at": h.at, "status": h.status.value, "actor": h.actor, "reason": h.reason} for h in record.history
-        ],
-        "metrics": dict(record.metrics),
-        "rejected_uploads": [r.model_dump(mode="json") for r in record.rejected_uploads],
-        "uploaded_at": record.uploaded_at,
-        "updated_at": record.updated_at,
-        "bucket": record.bucket,
-        "key": record.key,
-        "etag": record.etag,
-        "object_version": record.object_version,
-        "uploader": record.uploader,
-        "execution_arn": record.execution_arn,
-        "test_cases": record.test_cases,
-        "models": [m.model_dump(mode="json") for m in record.models],
-    }
+    """``status NAME VERSION --json``: the API's shape (``GET /models/NAME/versions/VERSION``):
+    every field of the record, and its history with each entry's revision."""
+    return {**record.model_dump(mode="json"), "history": [e.model_dump(mode="json") for e in record.history]}
 
 
 def aliases(routes: ModelRoutes | None) -> dict[str, str]:
@@ -291,10 +269,14 @@ def waiting_view(name: str, version: str, footer: RenderableType) -> Panel:
     return Panel(body, title=f"[bold]{name}[/] {version}", title_align="left", expand=False)
 
 
-def history_line(entry: HistoryEntry) -> Text:
-    """One history entry on one line, for ``--watch`` when the output is not a terminal (CI logs)."""
-    line = Text(f"{_when(entry.at)}  ")
-    line.append(entry.status.value, style=status_style(entry.status))
+def history_line(entry: HistoryEntry, lead: str = "", at: bool = True, status_width: int = 0) -> Text:
+    """One history entry on one line (``--watch`` to a CI log, ``promote``, the demo): ``lead``
+    (e.g. the seconds elapsed), the time unless ``at`` is False, the status (padded to
+    ``status_width``), who, why."""
+    line = Text(lead)
+    if at:
+        line.append(f"{_when(entry.at)}  ")
+    line.append(entry.status.value.ljust(status_width), style=status_style(entry.status))
     line.append(f"  {entry.actor}", style="dim")
     if entry.reason:
         line.append(f"  {entry.reason}")

@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from chalicelib.registry import ModelRegistry
+from chalicelib.adapters.registry import ModelRegistry
+from mmedeploy.local import DEFAULT_STATE_DIR
 from mmedeploy.local.stack import read_stack
 
-DEFAULT_STATE_DIR = Path(".mmedeploy")
 # A stopped emulator must fail fast, not after botocore's default 60 s read timeout and retries.
 LOCAL_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
 

@@ -3,6 +3,11 @@
 It differs from AWS only by endpoint URLs and credentials; nothing here is ever deployed.
 """
 
+from pathlib import Path
+
+# Where `mmedeploy up` keeps stack.json, the stack's state and logs; every command's --state-dir.
+DEFAULT_STATE_DIR = Path(".mmedeploy")
+
 # The stack uses 4 consecutive ports from here: AWS emulator, API, Slack sink, MME.
 DEFAULT_PORT_BASE = 4750
 # The local MME: memory each endpoint may fill with models, and how long an invocation waits for a

@@ -19,9 +19,10 @@ import pytest
 from moto import mock_aws
 from slack_sdk.signature import SignatureVerifier
 
-from chalicelib.lifecycle import Status
-from chalicelib.registry import ModelRegistry, ModelVersion
-from mmedeploy import cli, target
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import ModelVersion
+from mmedeploy import cli
 from mmedeploy.decision import Decision, interaction_payload, signed_form
 from mmedeploy.follow import Outcome, follow_promotion, outcome_of
 from mmedeploy.local.stack import StackInfo
@@ -44,7 +45,7 @@ def api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture
-def stack(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeploymentTarget]:
+def stack(api: FakeApi) -> Iterator[DeploymentTarget]:
     """A DeploymentTarget on moto (registry table) whose API is the stand-in."""
     with mock_aws():
         session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
@@ -61,7 +62,6 @@ def stack(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeploymentT
             slack_approver_ids=(APPROVER, "U0SECOND"),
             admin_token=ADMIN_TOKEN,
         )
-        monkeypatch.setattr(target, "resolve_target", lambda state_dir: fake)
         yield fake
 
 
@@ -130,7 +130,7 @@ def test_approve_posts_a_correctly_signed_block_actions_interaction(
         {"ok": True, "outcome": "approved", "text": "fraud 1 approved by <@U0APPROVER>", "status": "APPROVED"},
     )
     before = int(time.time())
-    assert cli.main(["approve", "fraud", "1"]) == 0
+    assert cli.main(["approve", "fraud", "1"], target=stack) == 0
 
     sent = api.only()
     assert sent.path == "/slack/interactions"
@@ -162,17 +162,43 @@ def test_approve_posts_a_correctly_signed_block_actions_interaction(
     assert "mmedeploy status fraud 1 --watch" in out
 
 
-def test_reject_as_another_user_prints_the_answer_as_json(
-    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("command", "notice"),
+    [
+        ("decline", []),
+        # the former name: hidden, deprecated, still working (stdout as before: scripts keep working)
+        ("reject", ["mmedeploy reject: deprecated, use 'mmedeploy decline' (it does the same)"]),
+    ],
+)
+def test_decline_as_another_user_prints_the_answer_as_json(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str], command: str, notice: list[str]
 ) -> None:
     put_version(stack, "1", TO_AWAITING)
     answer = {"ok": True, "outcome": "declined", "text": "fraud 1 declined", "status": "DECLINED"}
     api.answer("POST", "/slack/interactions", 200, answer)
-    assert cli.main(["reject", "fraud", "1", "--user", "U0SECOND", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {**answer, "http_status": 200}
+    assert cli.main([command, "fraud", "1", "--user", "U0SECOND", "--json"], target=stack) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {**answer, "http_status": 200}
+    assert captured.err.splitlines() == notice
     payload = form_payload(api.only())
     assert payload["user"]["id"] == "U0SECOND"
     assert payload["actions"][0]["action_id"] == "reject" and payload["actions"][0]["value"] == APPROVAL_ID
+
+
+def test_reject_is_hidden_from_the_help_and_says_declined(
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_version(stack, "1", TO_AWAITING)
+    refused = {"ok": False, "outcome": "already_decided", "text": "already DECLINED", "status": "DECLINED"}
+    api.answer("POST", "/slack/interactions", 200, refused)
+    assert cli.main(["reject", "fraud", "1"], target=stack) == 1
+    assert "not declined (already_decided)" in capsys.readouterr().err
+
+    assert cli.main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    commands = [line.split()[0] for line in listed.splitlines() if line.startswith("    ") and line.split()]
+    assert "decline" in commands and "reject" not in commands
+    assert ",decline," in listed and ",reject" not in listed and "reject," not in listed  # the usage line
 
 
 def test_the_click_names_the_approval_message_the_registry_keeps(
@@ -185,7 +211,7 @@ def test_the_click_names_the_approval_message_the_registry_keeps(
     api.answer(
         "POST", "/slack/interactions", 200, {"ok": True, "outcome": "approved", "text": "ok", "status": "APPROVED"}
     )
-    assert cli.main(["approve", "fraud", "1"]) == 0
+    assert cli.main(["approve", "fraud", "1"], target=stack) == 0
     payload = form_payload(api.only())
     assert payload["container"] == {"type": "message", "message_ts": "1700000000.123456", "channel_id": "C0APPROVALS"}
     assert payload["channel"] == {"id": "C0APPROVALS"}
@@ -217,49 +243,46 @@ def test_a_decision_not_taken_exits_1_and_says_why(
 ) -> None:
     put_version(stack, "1", TO_AWAITING)
     api.answer("POST", "/slack/interactions", status, answer)
-    assert cli.main(["approve", "fraud", "1"]) == 1
+    assert cli.main(["approve", "fraud", "1"], target=stack) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
-    assert cli.main(["approve", "fraud", "1", "--json"]) == 1
+    assert cli.main(["approve", "fraud", "1", "--json"], target=stack) == 1
     assert json.loads(capsys.readouterr().out) == {**answer, "http_status": status}
 
 
 def test_approve_without_a_version_or_an_approval(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["approve", "fraud", "9"]) == cli.EXIT_NOT_FOUND
+    assert cli.main(["approve", "fraud", "9"], target=stack) == cli.EXIT_NOT_FOUND
     assert "no version 9 of model fraud" in capsys.readouterr().err
 
     put_version(stack, "2", [Status.VALIDATING, Status.VALIDATED, Status.WARMING])
-    assert cli.main(["reject", "fraud", "2"]) == 1
+    assert cli.main(["reject", "fraud", "2"], target=stack) == 1
     err = capsys.readouterr().err
     assert "no approval was requested for fraud 2" in err and "WARMING" in err
     assert api.requests == []
 
 
 def test_approve_when_the_api_does_not_answer_exits_2_and_says_how_to_start_the_stack(
-    stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
     put_version(stack, "1", TO_AWAITING)
     down = replace(stack, api_url=closed_port_url())
-    monkeypatch.setattr(target, "resolve_target", lambda state_dir: down)
-    assert cli.main(["approve", "fraud", "1", "--state-dir", "elsewhere"]) == cli.EXIT_USAGE
+    assert cli.main(["approve", "fraud", "1", "--state-dir", "elsewhere"], target=down) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert "may not be running" in err and "mmedeploy up --detach --state-dir elsewhere" in err
-    assert cli.main(["promote", "fraud", "1", "--no-wait"]) == cli.EXIT_USAGE
+    assert cli.main(["promote", "fraud", "1", "--no-wait"], target=down) == cli.EXIT_USAGE
     assert "may not be running" in capsys.readouterr().err
 
 
 def test_approve_needs_a_user_and_a_stack(
-    stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stack: DeploymentTarget, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     nobody = replace(stack, slack_approver_ids=())
-    monkeypatch.setattr(target, "resolve_target", lambda state_dir: nobody)
-    assert cli.main(["approve", "fraud", "1"]) == cli.EXIT_USAGE
+    assert cli.main(["approve", "fraud", "1"], target=nobody) == cli.EXIT_USAGE
     assert "give --user SLACK_USER_ID" in capsys.readouterr().err
-    monkeypatch.undo()
-    assert cli.main(["approve", "fraud", "1", "--state-dir", str(tmp_path)]) == cli.EXIT_USAGE
+    assert cli.main(["approve", "fraud", "1", "--state-dir", str(tmp_path)]) == cli.EXIT_USAGE  # no target given
     assert "no local stack is running" in capsys.readouterr().err
 
 
@@ -279,13 +302,13 @@ def test_promote_no_wait_sends_the_admin_token_and_returns_after_the_202(
 ) -> None:
     path = "/models/fraud/versions/2/promote"
     api.answer("POST", path, 202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
-    assert cli.main(["promote", "fraud", "2", "--no-wait"]) == 0
+    assert cli.main(["promote", "fraud", "2", "--no-wait"], target=stack) == 0
     sent = api.only()
     assert sent.path == path and sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
     out = capsys.readouterr().out
     assert "promotion of fraud 2 accepted" in out and "mmedeploy status fraud 2 --watch" in out
 
-    assert cli.main(["promote", "fraud", "2", "--no-wait", "--json"]) == 0
+    assert cli.main(["promote", "fraud", "2", "--no-wait", "--json"], target=stack) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["http_status"] == 202 and document["action"] == "promote"
 
@@ -295,11 +318,11 @@ def test_rollback_no_wait_posts_to_the_rollback_route(
 ) -> None:
     answer = {"name": "fraud", "version": "1", "from_version": "2", "status": "RETIRED"}
     api.answer("POST", "/models/fraud/rollback", 202, answer)
-    assert cli.main(["rollback", "fraud", "--no-wait", "--json"]) == 0
+    assert cli.main(["rollback", "fraud", "--no-wait", "--json"], target=stack) == 0
     assert json.loads(capsys.readouterr().out) == {**answer, "http_status": 202}
     sent = api.only()
     assert sent.path == "/models/fraud/rollback" and sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
-    assert cli.main(["rollback", "fraud", "--no-wait"]) == 0
+    assert cli.main(["rollback", "fraud", "--no-wait"], target=stack) == 0
     assert "rollback of fraud accepted: 1 becomes production again, replacing 2" in capsys.readouterr().out
 
 
@@ -318,9 +341,9 @@ def test_promote_and_rollback_refused(
     error = {"error": "no version 2 of model fraud"}
     api.answer("POST", "/models/fraud/versions/2/promote", status, error)
     api.answer("POST", "/models/fraud/rollback", status, error)
-    assert cli.main(["promote", "fraud", "2"]) == code
+    assert cli.main(["promote", "fraud", "2"], target=stack) == code
     assert message in capsys.readouterr().err
-    assert cli.main(["rollback", "fraud", "--json"]) == code
+    assert cli.main(["rollback", "fraud", "--json"], target=stack) == code
     captured = capsys.readouterr()
     assert json.loads(captured.out) == {**error, "http_status": status} and message in captured.err
 
@@ -338,7 +361,7 @@ def test_promote_waits_until_production_showing_each_change(
     api.hooks[path] = move_later(
         stack, "2", [(0.05, Status.PROMOTING, "warming on production"), (0.2, Status.PRODUCTION, "alias flipped")]
     )
-    assert cli.main(["promote", "fraud", "2", *FAST]) == 0
+    assert cli.main(["promote", "fraud", "2", *FAST], target=stack) == 0
     out = capsys.readouterr().out
     assert "PROMOTING" in out and "warming on production" in out and "alias flipped" in out
     assert "fraud 2 is PRODUCTION (after" in out
@@ -354,7 +377,7 @@ def test_promote_exits_1_with_the_reason_when_it_fails(
     api.hooks[path] = move_later(
         stack, "2", [(0.0, Status.PROMOTING, "warming"), (0.1, Status.FAILED, "production endpoint did not load it")]
     )
-    assert cli.main(["promote", "fraud", "2", "--json", *FAST]) == 1
+    assert cli.main(["promote", "fraud", "2", "--json", *FAST], target=stack) == 1
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert (document["outcome"], document["status"]) == ("failed", "FAILED")
@@ -388,7 +411,7 @@ def test_rollback_waits_until_the_earlier_version_serves_or_is_retired_again(
     api.hooks["/models/fraud/rollback"] = move_later(
         stack, "1", [(0.05, Status.PROMOTING, "rolling back"), (0.1, ending, reason)]
     )
-    assert cli.main(["rollback", "fraud", *FAST]) == code
+    assert cli.main(["rollback", "fraud", *FAST], target=stack) == code
     captured = capsys.readouterr()
     assert said in captured.out + captured.err
     if code:
@@ -402,7 +425,7 @@ def test_promote_timeout_says_how_to_keep_watching(
     path = "/models/fraud/versions/2/promote"
     api.answer("POST", path, 202, {"name": "fraud", "version": "2", "status": "APPROVED", "action": "promote"})
     api.hooks[path] = move_later(stack, "2", [(0.0, Status.PROMOTING, "warming")])
-    assert cli.main(["promote", "fraud", "2", "--interval", "0.02", "--timeout", "0.3"]) == 1
+    assert cli.main(["promote", "fraud", "2", "--interval", "0.02", "--timeout", "0.3"], target=stack) == 1
     err = capsys.readouterr().err
     assert "still PROMOTING after 0.3 s" in err and "mmedeploy status fraud 2 --watch" in err
 

@@ -15,9 +15,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.lifecycle import Status
-from chalicelib.registry import ModelRegistry, ModelVersion
-from mmedeploy import cli, target
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import ModelVersion
+from mmedeploy import cli
 from mmedeploy.admin_api import ApiAnswer
 from mmedeploy.inference_client import inference, inference_lines, models_lines, read_request, tensor_data
 from mmedeploy.target import DeploymentTarget
@@ -37,16 +38,11 @@ def api() -> Iterator[FakeApi]:
         yield fake
 
 
-def use(monkeypatch: pytest.MonkeyPatch, deployment: DeploymentTarget) -> DeploymentTarget:
-    monkeypatch.setattr(target, "resolve_target", lambda state_dir: deployment)
-    return deployment
-
-
 @pytest.fixture
-def stack(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> DeploymentTarget:
+def stack(api: FakeApi) -> DeploymentTarget:
     """A target whose API is the stand-in (no AWS call is made by these commands)."""
     session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
-    fake = DeploymentTarget(
+    return DeploymentTarget(
         "the test stack",
         "us-east-1",
         "unit-staging",
@@ -56,7 +52,6 @@ def stack(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> DeploymentTarget:
         admin_token=ADMIN_TOKEN,
         api_token=INVOKE_TOKEN,
     )
-    return use(monkeypatch, fake)
 
 
 # -- invoke ----------------------------------------------------------------------------------------
@@ -82,7 +77,7 @@ def test_invoke_posts_the_request_with_the_invoke_token_and_prints_the_outputs(
     api: FakeApi, stack: DeploymentTarget, request_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api.answer("POST", "/v2/models/fraud/infer", 200, ANSWER, Mmedeploy_Model_Version="2", Mmedeploy_Route="canary")
-    assert cli.main(["invoke", "fraud", "--data", str(request_file)]) == 0
+    assert cli.main(["invoke", "fraud", "--data", str(request_file)], target=stack) == 0
 
     sent = api.only()
     assert (sent.method, sent.path) == ("POST", "/v2/models/fraud/infer")
@@ -110,7 +105,7 @@ def test_invoke_a_pinned_version_as_json_adds_status_version_and_route(
         Mmedeploy_Model_Version="1.2",
         Mmedeploy_Route="pinned",
     )
-    assert cli.main(["invoke", "fraud", "--data", str(request_file), "--version", "1.2", "--json"]) == 0
+    assert cli.main(["invoke", "fraud", "--data", str(request_file), "--version", "1.2", "--json"], target=stack) == 0
     document = json.loads(capsys.readouterr().out)
     assert document == {
         **ANSWER,
@@ -125,10 +120,10 @@ def test_invoke_a_pinned_version_as_json_adds_status_version_and_route(
 def test_invoke_reads_the_request_from_stdin_and_uses_the_admin_token_without_an_invoke_token(
     api: FakeApi, stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use(monkeypatch, replace(stack, api_token=None))
+    no_invoke_token = replace(stack, api_token=None)
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(REQUEST).encode())))
     api.answer("POST", "/v2/models/fraud/infer", 200, ANSWER, Mmedeploy_Model_Version="2", Mmedeploy_Route="production")
-    assert cli.main(["invoke", "fraud", "--data", "-"]) == 0
+    assert cli.main(["invoke", "fraud", "--data", "-"], target=no_invoke_token) == 0
     sent = api.only()
     assert sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}" and sent.json() == REQUEST
     assert capsys.readouterr().out.startswith("fraud 2 (route: production)")
@@ -154,21 +149,21 @@ def test_invoke_refused_by_the_api_exits_1_with_the_status_and_the_api_message(
     expected: str,
 ) -> None:
     api.answer("POST", "/v2/models/fraud/infer", status, {"error": error}, **headers)
-    assert cli.main(["invoke", "fraud", "--data", str(request_file)]) == 1
+    assert cli.main(["invoke", "fraud", "--data", str(request_file)], target=stack) == 1
     captured = capsys.readouterr()
     assert expected in captured.err and "Traceback" not in captured.err
     assert captured.out == ""
 
-    assert cli.main(["invoke", "fraud", "--data", str(request_file), "--json"]) == 1
+    assert cli.main(["invoke", "fraud", "--data", str(request_file), "--json"], target=stack) == 1
     document = json.loads(capsys.readouterr().out)
     assert document == {"error": error, "http_status": status, "served_version": None, "route": None}
 
 
 def test_invoke_when_the_api_does_not_answer_exits_2(
-    stack: DeploymentTarget, request_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    stack: DeploymentTarget, request_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use(monkeypatch, replace(stack, api_url=closed_port_url()))
-    assert cli.main(["invoke", "fraud", "--data", str(request_file)]) == cli.EXIT_USAGE
+    down = replace(stack, api_url=closed_port_url())
+    assert cli.main(["invoke", "fraud", "--data", str(request_file)], target=down) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert "cannot reach" in err and "mmedeploy up --detach" in err and "Traceback" not in err
 
@@ -194,7 +189,7 @@ def test_invoke_with_a_bad_data_file_exits_2_and_sends_nothing(
     path = tmp_path / "request.json"
     if content is not None:
         path.write_bytes(content)
-    assert cli.main(["invoke", "fraud", "--data", str(path)]) == cli.EXIT_USAGE
+    assert cli.main(["invoke", "fraud", "--data", str(path)], target=stack) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and str(path) in err and "Traceback" not in err
     assert api.requests == []
@@ -242,7 +237,7 @@ def test_canary_start_posts_version_and_weight_with_the_admin_token(
 ) -> None:
     answer = {"name": "fraud", "production": "1", "canary": CANARY, "action": "canary started"}
     api.answer("POST", "/models/fraud/canary", 200, answer)
-    assert cli.main(["canary", "fraud", "2", "--weight", weight]) == 0
+    assert cli.main(["canary", "fraud", "2", "--weight", weight], target=stack) == 0
     sent = api.only()
     assert (sent.method, sent.path) == ("POST", "/models/fraud/canary")
     assert sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
@@ -257,13 +252,13 @@ def test_canary_stop_deletes_it_with_the_admin_token(
 ) -> None:
     answer = {"name": "fraud", "production": "1", "canary": CANARY, "action": "canary ended"}
     api.answer("DELETE", "/models/fraud/canary", 200, answer)
-    assert cli.main(["canary", "fraud", "--stop"]) == 0
+    assert cli.main(["canary", "fraud", "--stop"], target=stack) == 0
     sent = api.only()
     assert (sent.method, sent.path, sent.body) == ("DELETE", "/models/fraud/canary", b"")
     assert sent.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
     assert "fraud: canary 2 ended (it had 10% of traffic); production 1 takes all" in capsys.readouterr().out
 
-    assert cli.main(["canary", "fraud", "--stop", "--json"]) == 0
+    assert cli.main(["canary", "fraud", "--stop", "--json"], target=stack) == 0
     assert json.loads(capsys.readouterr().out) == {**answer, "http_status": 200}
 
 
@@ -275,9 +270,9 @@ def test_canary_refused_exits_1_with_the_api_message(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str], status: int, error: str
 ) -> None:
     api.answer("DELETE", "/models/fraud/canary", status, {"error": error})
-    assert cli.main(["canary", "fraud", "--stop"]) == 1
+    assert cli.main(["canary", "fraud", "--stop"], target=stack) == 1
     assert f"mmedeploy canary: error {status}: {error}" in capsys.readouterr().err
-    assert cli.main(["canary", "fraud", "--stop", "--json"]) == 1
+    assert cli.main(["canary", "fraud", "--stop", "--json"], target=stack) == 1
     assert json.loads(capsys.readouterr().out) == {"error": error, "http_status": status}
 
 
@@ -299,24 +294,24 @@ def test_canary_refused_exits_1_with_the_api_message(
 def test_canary_usage_errors_exit_2_and_send_nothing(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    assert cli.main(argv) == cli.EXIT_USAGE
+    assert cli.main(argv, target=stack) == cli.EXIT_USAGE
     assert message in capsys.readouterr().err
     assert api.requests == []
 
 
 def test_canary_when_the_api_does_not_answer_exits_2(
-    stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use(monkeypatch, replace(stack, api_url=closed_port_url()))
-    assert cli.main(["canary", "fraud", "2", "--weight", "5%"]) == cli.EXIT_USAGE
+    down = replace(stack, api_url=closed_port_url())
+    assert cli.main(["canary", "fraud", "2", "--weight", "5%"], target=down) == cli.EXIT_USAGE
     assert "cannot reach" in capsys.readouterr().err
 
 
 def test_canary_without_an_admin_token_exits_2(
-    api: FakeApi, stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use(monkeypatch, replace(stack, admin_token=None))
-    assert cli.main(["canary", "fraud", "--stop"]) == cli.EXIT_USAGE
+    no_admin_token = replace(stack, admin_token=None)
+    assert cli.main(["canary", "fraud", "--stop"], target=no_admin_token) == cli.EXIT_USAGE
     assert "has no admin token" in capsys.readouterr().err
     assert api.requests == []
 
@@ -336,13 +331,13 @@ def test_models_follows_next_until_the_last_page(
 ) -> None:
     api.answer("GET", "/models", 200, {"models": [entry("alpha", "1"), entry("beta")], "next": "YmV0YQ=="})
     api.answer("GET", "/models?next=YmV0YQ%3D%3D", 200, {"models": [entry("fraud", "1", "2")], "next": None})
-    assert cli.main(["models", "--json"]) == 0
+    assert cli.main(["models", "--json"], target=stack) == 0
     document = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in document["models"]] == ["alpha", "beta", "fraud"] and document["next"] is None
     assert [(r.method, r.path) for r in api.requests] == [("GET", "/models"), ("GET", "/models?next=YmV0YQ%3D%3D")]
     assert all(r.headers["authorization"] == f"Bearer {INVOKE_TOKEN}" for r in api.requests)
 
-    assert cli.main(["models"]) == 0
+    assert cli.main(["models"], target=stack) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "PRODUCTION", "CANARY", "LATEST", "UPDATED", "(UTC)"]
     assert lines[1].split()[:4] == ["alpha", "1", "-", "3"]
@@ -355,24 +350,24 @@ def test_models_with_limit_reads_one_page_and_says_how_to_read_the_next(
 ) -> None:
     api.answer("GET", "/models?limit=2", 200, {"models": [entry("alpha"), entry("beta")], "next": "YmV0YQ=="})
     api.answer("GET", "/models?limit=2&next=YmV0YQ%3D%3D", 200, {"models": [entry("fraud")], "next": None})
-    assert cli.main(["models", "--limit", "2", "--json"]) == 0
+    assert cli.main(["models", "--limit", "2", "--json"], target=stack) == 0
     assert json.loads(capsys.readouterr().out)["next"] == "YmV0YQ=="
-    assert cli.main(["models", "--limit", "2"]) == 0
+    assert cli.main(["models", "--limit", "2"], target=stack) == 0
     assert "more: mmedeploy models --limit 2 --next YmV0YQ==" in capsys.readouterr().out
-    assert cli.main(["models", "--limit", "2", "--next", "YmV0YQ=="]) == 0
+    assert cli.main(["models", "--limit", "2", "--next", "YmV0YQ=="], target=stack) == 0
     out = capsys.readouterr().out
     assert "fraud" in out and "more:" not in out
     assert len(api.requests) == 3
 
 
 def test_models_refused_or_unreachable(
-    api: FakeApi, stack: DeploymentTarget, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api.answer("GET", "/models", 401, {"message": "Unauthorized"})
-    assert cli.main(["models"]) == 1
+    assert cli.main(["models"], target=stack) == 1
     assert "error 401: Unauthorized (the API refused the invoke token" in capsys.readouterr().err
-    use(monkeypatch, replace(stack, api_url=closed_port_url()))
-    assert cli.main(["models"]) == cli.EXIT_USAGE
+    down = replace(stack, api_url=closed_port_url())
+    assert cli.main(["models"], target=down) == cli.EXIT_USAGE
     assert "cannot reach" in capsys.readouterr().err
 
 
@@ -381,7 +376,7 @@ def test_models_a_token_given_twice_ends_the_listing(
 ) -> None:
     api.answer("GET", "/models", 200, {"models": [entry("alpha")], "next": "YQ=="})
     api.answer("GET", "/models?next=YQ%3D%3D", 200, {"models": [entry("alpha")], "next": "YQ=="})
-    assert cli.main(["models"]) == 1
+    assert cli.main(["models"], target=stack) == 1
     assert "twice" in capsys.readouterr().err
 
 
@@ -398,7 +393,7 @@ def test_models_a_token_given_twice_ends_the_listing(
 def test_models_usage_errors_exit_2(
     api: FakeApi, stack: DeploymentTarget, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    assert cli.main(argv) == cli.EXIT_USAGE
+    assert cli.main(argv, target=stack) == cli.EXIT_USAGE
     assert message in capsys.readouterr().err
     assert api.requests == []
 
@@ -417,12 +412,16 @@ TO_PROMOTING = [
 
 
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelRegistry]:
+def moto_target() -> Iterator[DeploymentTarget]:
     with mock_aws():
         session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
         create_registry_table(session.client("dynamodb"))
-        use(monkeypatch, DeploymentTarget("moto", "us-east-1", "unit-staging", TABLE, session))
-        yield ModelRegistry(TABLE, session.client("dynamodb"))
+        yield DeploymentTarget("moto", "us-east-1", "unit-staging", TABLE, session)
+
+
+@pytest.fixture
+def registry(moto_target: DeploymentTarget) -> ModelRegistry:
+    return ModelRegistry(TABLE, moto_target.client("dynamodb"))
 
 
 def put(registry: ModelRegistry, version: str, path: list[Status]) -> None:
@@ -445,7 +444,7 @@ def put(registry: ModelRegistry, version: str, path: list[Status]) -> None:
 
 
 def test_status_of_a_model_shows_production_previous_and_canary(
-    registry: ModelRegistry, capsys: pytest.CaptureFixture[str]
+    registry: ModelRegistry, moto_target: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
     put(registry, "1", TO_PROMOTING)
     registry.flip_production("fraud", "1", 0, "pipeline/promote", "promoted")
@@ -454,7 +453,7 @@ def test_status_of_a_model_shows_production_previous_and_canary(
     put(registry, "3", TO_PROMOTING[:5])
     registry.put_canary("fraud", "3", 0.25, "api:admin")
 
-    assert cli.main(["status", "fraud", "--json"]) == 0
+    assert cli.main(["status", "fraud", "--json"], target=moto_target) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["aliases"] == {"production": "2", "previous": "1", "canary": "3"}
     assert document["production"]["version"] == "2" and document["production"]["previous"] == "1"
@@ -467,7 +466,7 @@ def test_status_of_a_model_shows_production_previous_and_canary(
         ("3", "AWAITING_APPROVAL"),
     ]
 
-    assert cli.main(["status", "fraud"]) == 0
+    assert cli.main(["status", "fraud"], target=moto_target) == 0
     out = capsys.readouterr().out
     assert "production 2 (a rollback goes to 1)" in out
     assert "canary 3 takes 25% of the traffic" in out
@@ -476,9 +475,9 @@ def test_status_of_a_model_shows_production_previous_and_canary(
 
 
 def test_status_of_a_model_never_promoted_has_no_aliases(
-    registry: ModelRegistry, capsys: pytest.CaptureFixture[str]
+    registry: ModelRegistry, moto_target: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
     put(registry, "1", TO_PROMOTING[:5])
-    assert cli.main(["status", "fraud", "--json"]) == 0
+    assert cli.main(["status", "fraud", "--json"], target=moto_target) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["aliases"] == {} and document["production"] is None and document["canary"] is None

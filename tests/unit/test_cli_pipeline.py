@@ -6,20 +6,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 from moto import mock_aws
 from rich.console import Console
 
-from chalicelib.lifecycle import SETTLED, Status
-from chalicelib.registry import HistoryEntry, ModelRegistry, ModelVersion, RejectedUpload
-from chalicelib.validation.findings import Code, Finding
-from mmedeploy import cli, push, target
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import SETTLED, Status
+from chalicelib.domain.records import HistoryEntry, ModelVersion, RejectedUpload
+from chalicelib.domain.validation.findings import Code, Finding
+from chalicelib.inference.catalog import ModelCatalog
+from mmedeploy import cli, push
+from mmedeploy.follow import watch_version
 from mmedeploy.status_view import FAILURE, model_json, version_json, version_view, versions_view, watch_exit_code
 from mmedeploy.target import DeploymentTarget
-from mmedeploy.watch import watch_version
 from tests.tarballs import pack, single_python_repo
 
 BUCKET, TABLE = "unit-staging", "unit-registry"
@@ -63,20 +65,33 @@ def rendered(renderable: Any) -> str:
 
 
 # -- JSON shapes and views ----------------------------------------------------------------------
-def test_version_json_has_the_contract_fields_errors_first_and_no_approval_id() -> None:
-    document = version_json(record())
+class OneRecord:
+    """The registry the API's catalog reads, holding one record."""
+
+    def __init__(self, held: ModelVersion) -> None:
+        self.held = held
+
+    def find(self, name: str, version: str, with_history: bool = False) -> ModelVersion | None:
+        return self.held if (name, version) == (self.held.name, self.held.version) else None
+
+
+def test_version_json_is_the_api_s_version_shape_with_the_contract_fields() -> None:
+    held = record()
+    document = version_json(held)
+    # one version, one JSON shape: what GET /models/NAME/versions/VERSION answers
+    assert document == ModelCatalog(cast(Any, OneRecord(held)), cast(Any, None)).version("fraud", "1")
     assert {
         "name", "version", "status", "reason", "sha256", "size", "findings", "history", "metrics",
         "rejected_uploads", "uploaded_at", "updated_at",
     } <= document.keys()  # fmt: skip
     assert (document["name"], document["version"], document["status"]) == ("fraud", "1", "REJECTED")
-    assert [f["code"] for f in document["findings"]] == ["VERSION_FILE_MISSING", "MULTIPLE_VERSIONS"]
+    assert [f["code"] for f in document["findings"]] == ["MULTIPLE_VERSIONS", "VERSION_FILE_MISSING"]  # as recorded
     assert set(document["findings"][0]) == {"code", "severity", "path", "message"}
     assert [h["status"] for h in document["history"]] == ["RECEIVED", "REJECTED"]
-    assert set(document["history"][0]) == {"at", "status", "actor", "reason"}
+    assert set(document["history"][0]) == {"at", "status", "actor", "reason", "revision"}
     assert document["metrics"]["cold_load_ms"] == 1500.0
     assert document["rejected_uploads"][0]["etag"] == "etag2"
-    assert "apv_0123456789abcdef" not in json.dumps(document)
+    assert document["approval_id"] == "apv_0123456789abcdef"
 
 
 def test_model_json_lists_versions_and_keeps_the_aliases_key() -> None:
@@ -214,7 +229,7 @@ def test_status_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]
 
 # -- against AWS in-process (moto) ------------------------------------------------------------------
 @pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[DeploymentTarget]:
+def fake_aws() -> Iterator[DeploymentTarget]:
     with mock_aws():
         session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
         session.client("s3").create_bucket(Bucket=BUCKET)
@@ -224,9 +239,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[DeploymentTarget]:
             AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         )
-        fake = DeploymentTarget("moto", "us-east-1", BUCKET, TABLE, session)
-        monkeypatch.setattr(target, "resolve_target", lambda state_dir: fake)
-        yield fake
+        yield DeploymentTarget("moto", "us-east-1", BUCKET, TABLE, session)
 
 
 def register(fake: DeploymentTarget, status: Status, version: str = "1") -> None:
@@ -240,7 +253,7 @@ def register(fake: DeploymentTarget, status: Status, version: str = "1") -> None
 def test_push_json_names_the_object(tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_aws: Any) -> None:
     tarball = tmp_path / "fraud_1.2.tar.gz"
     tarball.write_bytes(pack(single_python_repo(version="1.2")))
-    assert cli.main(["push", str(tarball), "--json"]) == 0
+    assert cli.main(["push", str(tarball), "--json"], target=fake_aws) == 0
     document = json.loads(capsys.readouterr().out)
     assert set(document) == {"bucket", "key", "etag", "version_id", "size"}
     assert (document["bucket"], document["key"], document["size"]) == (
@@ -257,7 +270,7 @@ def test_push_human_output_gives_the_uri_and_the_watch_hint(
 ) -> None:
     tarball = tmp_path / "fraud_3.tar.gz"
     tarball.write_bytes(pack(single_python_repo(version="3")))
-    assert cli.main(["push", str(tarball)]) == 0
+    assert cli.main(["push", str(tarball)], target=fake_aws) == 0
     out = capsys.readouterr().out
     assert f"s3://{BUCKET}/fraud_3.tar.gz" in out and "etag" in out
     assert "mmedeploy status fraud 3 --watch" in out
@@ -266,35 +279,37 @@ def test_push_human_output_gives_the_uri_and_the_watch_hint(
 
 def test_status_json_found_and_not_found(capsys: pytest.CaptureFixture[str], fake_aws: Any) -> None:
     register(fake_aws, Status.REJECTED)
-    assert cli.main(["status", "fraud", "1", "--json"]) == 0
+    assert cli.main(["status", "fraud", "1", "--json"], target=fake_aws) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["status"] == "REJECTED"
     assert [h["status"] for h in document["history"]] == ["RECEIVED", "VALIDATING", "REJECTED"]
-    assert cli.main(["status", "fraud", "--json"]) == 0
+    assert cli.main(["status", "fraud", "--json"], target=fake_aws) == 0
     assert [v["version"] for v in json.loads(capsys.readouterr().out)["versions"]] == ["1"]
 
-    assert cli.main(["status", "fraud", "9"]) == cli.EXIT_NOT_FOUND
+    assert cli.main(["status", "fraud", "9"], target=fake_aws) == cli.EXIT_NOT_FOUND
     assert "no version 9 of model fraud" in capsys.readouterr().err
-    assert cli.main(["status", "nosuchmodel"]) == cli.EXIT_NOT_FOUND
+    assert cli.main(["status", "nosuchmodel"], target=fake_aws) == cli.EXIT_NOT_FOUND
     assert "no versions of model nosuchmodel" in capsys.readouterr().err
-    assert cli.main(["status", "fraud_1.tar.gz"]) == cli.EXIT_NOT_FOUND
+    assert cli.main(["status", "fraud_1.tar.gz"], target=fake_aws) == cli.EXIT_NOT_FOUND
     assert "did you mean: mmedeploy status fraud 1" in capsys.readouterr().err
 
 
 def test_status_watch_exit_codes_and_log_lines(capsys: pytest.CaptureFixture[str], fake_aws: Any) -> None:
     register(fake_aws, Status.REJECTED, "1")
-    assert cli.main(["status", "fraud", "1", "--watch"]) == 1
+    assert cli.main(["status", "fraud", "1", "--watch"], target=fake_aws) == 1
     out = capsys.readouterr().out
     assert out.count("REJECTED") >= 2 and "pipeline/validate" in out  # a line per history entry, then the view
 
-    assert cli.main(["status", "fraud", "1", "--watch", "--json"]) == 1
+    assert cli.main(["status", "fraud", "1", "--watch", "--json"], target=fake_aws) == 1
     assert json.loads(capsys.readouterr().out)["status"] == "REJECTED"
 
     register(fake_aws, Status.RECEIVED, "2")
-    code = cli.main(["status", "fraud", "2", "--watch", "--json", "--interval", "0.01", "--timeout", "0.05"])
+    code = cli.main(
+        ["status", "fraud", "2", "--watch", "--json", "--interval", "0.01", "--timeout", "0.05"], target=fake_aws
+    )
     captured = capsys.readouterr()
     assert code == 1 and json.loads(captured.out)["status"] == "RECEIVED"
     assert "still RECEIVED after 0.05 s" in captured.err
 
-    code = cli.main(["status", "fraud", "7", "--watch", "--interval", "0.01", "--timeout", "0.03"])
+    code = cli.main(["status", "fraud", "7", "--watch", "--interval", "0.01", "--timeout", "0.03"], target=fake_aws)
     assert code == 1 and "was not registered within 0.03 s" in capsys.readouterr().err

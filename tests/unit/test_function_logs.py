@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mmedeploy import cli, target
+from mmedeploy import cli
 from mmedeploy import function_logs as fl
 from mmedeploy.target import DeploymentTarget
 
@@ -278,11 +278,9 @@ def test_short_stream_ids(stream: str, short: str) -> None:
 
 # -- the command ---------------------------------------------------------------------------------
 @pytest.fixture
-def stack(session: boto3.session.Session, monkeypatch: pytest.MonkeyPatch) -> DeploymentTarget:
+def stack(session: boto3.session.Session) -> DeploymentTarget:
     create_functions(session, STAGE_FUNCTIONS)
-    fake = DeploymentTarget("the test stack", "us-east-1", "unit-staging", "unit-registry", session)
-    monkeypatch.setattr(target, "resolve_target", lambda state_dir: fake)
-    return fake
+    return DeploymentTarget("the test stack", "us-east-1", "unit-staging", "unit-registry", session)
 
 
 def test_logs_prints_the_function_s_events(
@@ -291,12 +289,12 @@ def test_logs_prints_the_function_s_events(
     at = now_ms() - 30_000
     put(logs, STREAM_A, (at, "START RequestId: r1"), (at + 3, "REPORT RequestId: r1\tDuration: 1.00 ms"))
     put(logs, STREAM_B, (at - 3_600_000, "an hour ago"))
-    assert cli.main(["logs", "validate"]) == 0
+    assert cli.main(["logs", "validate"], target=stack) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split(" ", 2)[2] for line in out] == ["START RequestId: r1", "REPORT RequestId: r1\tDuration: 1.00 ms"]
     assert all(line.startswith("2b7238d2 ") for line in out)
 
-    assert cli.main(["logs", "mmedeploy-dev-validate", "--since", "2h"]) == 0
+    assert cli.main(["logs", "mmedeploy-dev-validate", "--since", "2h"], target=stack) == 0
     messages = [line.split(" ", 2)[2] for line in capsys.readouterr().out.splitlines()]
     assert messages == ["an hour ago", "START RequestId: r1", "REPORT RequestId: r1\tDuration: 1.00 ms"]
 
@@ -304,7 +302,7 @@ def test_logs_prints_the_function_s_events(
 def test_logs_of_a_function_that_never_ran_is_not_an_error(
     stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["logs", "APIHandler"]) == 0
+    assert cli.main(["logs", "APIHandler"], target=stack) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "mmedeploy-dev-APIHandler has not logged anything yet" in captured.err
@@ -314,7 +312,7 @@ def test_logs_of_no_events_in_the_window_says_so(
     stack: DeploymentTarget, logs: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     put(logs, STREAM_A, (now_ms() - 3_600_000, "an hour ago"))
-    assert cli.main(["logs", "validate", "--since", "30s"]) == 0
+    assert cli.main(["logs", "validate", "--since", "30s"], target=stack) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "no log events of mmedeploy-dev-validate since" in captured.err
@@ -323,12 +321,12 @@ def test_logs_of_no_events_in_the_window_says_so(
 def test_logs_of_an_unknown_or_ambiguous_function_exit_1_naming_the_functions(
     stack: DeploymentTarget, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["logs", "nosuch"]) == 1
+    assert cli.main(["logs", "nosuch"], target=stack) == 1
     err = capsys.readouterr().err
     assert "no function of the test stack is named 'nosuch'" in err
     assert all(name in err for name in STAGE_FUNCTIONS)
 
-    assert cli.main(["logs", "warm"]) == 1
+    assert cli.main(["logs", "warm"], target=stack) == 1
     err = capsys.readouterr().err
     assert "'warm' matches 2 functions of the test stack" in err
     assert "mmedeploy-dev-warm-production, mmedeploy-dev-warm-staging" in err
@@ -339,7 +337,7 @@ def test_logs_of_an_unknown_or_ambiguous_function_exit_1_naming_the_functions(
 def test_logs_with_a_bad_since_is_a_usage_error(
     stack: DeploymentTarget, since: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["logs", "validate", "--since", since]) == 2
+    assert cli.main(["logs", "validate", "--since", since], target=stack) == 2
     assert "--since" in capsys.readouterr().err
 
 
@@ -363,7 +361,7 @@ def test_logs_when_cloudwatch_refuses_exit_1(
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "FilterLogEvents")
 
     monkeypatch.setattr(fl, "read_events", refuse)
-    assert cli.main(["logs", "validate"]) == 1
+    assert cli.main(["logs", "validate"], target=stack) == 1
     assert "reading /aws/lambda/mmedeploy-dev-validate on the test stack failed" in capsys.readouterr().err
 
 
@@ -385,7 +383,7 @@ def test_logs_follow_prints_new_events_once_and_ctrl_c_exits_130_quietly(
 
     follow = fl.follow_events
     monkeypatch.setattr(fl, "follow_events", lambda *args, **kwargs: follow(*args, sleep=sleep, **kwargs))
-    assert cli.main(["logs", "validate", "--follow"]) == 130
+    assert cli.main(["logs", "validate", "--follow"], target=stack) == 130
     captured = capsys.readouterr()
     assert [line.split(" ", 2)[2] for line in captured.out.splitlines()] == [
         "START RequestId: r1",

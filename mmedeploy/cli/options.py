@@ -1,0 +1,111 @@
+"""Options more than one command takes, declared once (argparse parent parsers), the argument
+types, and the parser class that turns usage errors into exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mmedeploy.cli.errors import EXIT_USAGE, epilog
+from mmedeploy.local import DEFAULT_STATE_DIR
+
+MAX_MODELS_PAGE = 1000  # the API's largest page (chalicelib.inference.catalog.MAX_PAGE; not imported: CLI start-up)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"mmedeploy: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def add_command(
+    commands: Any, name: str, help: str, intro: str = "", parents: tuple[argparse.ArgumentParser, ...] = ()
+) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with its exit codes (from the exit-code table)."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        epilog=epilog(name, intro),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=list(parents),
+    )
+    return parser
+
+
+# -- the shared options: parent parsers -------------------------------------------------------------
+def state_dir() -> argparse.ArgumentParser:
+    """``--state-dir DIR``: which local stack (every command that talks to one)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help=f"the local stack's state directory: stack.json, state, logs ({DEFAULT_STATE_DIR})",
+    )
+    return parent
+
+
+def following(interval: float, timeout: float, watch: bool) -> argparse.ArgumentParser:
+    """``--interval S --timeout S``: how a command follows a version (``status --watch``, and
+    ``promote``/``rollback`` unless ``--no-wait``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    reads = "seconds between reads with --watch" if watch else "seconds between reads"
+    parent.add_argument(
+        "--interval", type=positive_seconds, default=interval, metavar="S", help=f"{reads} ({interval:g})"
+    )
+    parent.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=timeout,
+        metavar="S",
+        help=f"give up {'watching' if watch else 'waiting'} after this many seconds, exit 1 ({timeout:g})",
+    )
+    return parent
+
+
+# -- argument types --------------------------------------------------------------------------------
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
+def weight(text: str) -> float:
+    """A canary's share of the traffic: a fraction (0.1) or a percentage (10%), strictly between 0 and 1."""
+    stripped = text.strip()
+    try:
+        value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a weight: give a fraction (0.1) or a percentage (10%)"
+        ) from None
+    if not 0 < value < 1:
+        hint = f" (did you mean {stripped}%?)" if not stripped.endswith("%") and 1 < value < 100 else ""
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a share of the traffic: the weight must be more than 0 and less than 1 "
+            f"(0% to 100%, both excluded){hint}"
+        )
+    return value
+
+
+def page_size(text: str) -> int:
+    size = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= size <= MAX_MODELS_PAGE:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a page size from 1 to {MAX_MODELS_PAGE}")
+    return size
+
+
+def since(text: str) -> int:
+    from mmedeploy.function_logs import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

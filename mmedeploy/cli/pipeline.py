@@ -1,0 +1,248 @@
+"""The deployment pipeline seen from a person's machine: ``validate`` and ``package`` a model,
+``push`` it to the staging bucket, follow its ``status``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmedeploy.cli import options
+from mmedeploy.cli.context import Context, aws_errors, dumps, say, state_dir_option
+from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, CommandError, Exit
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.registry import ModelRegistry
+
+PUSH_INTRO = """\
+The object key is the file name, which must follow <model_name>_<model_version>.tar.gz; the
+upload starts the deployment pipeline (validation, staging warm-up, approval).
+"""
+
+
+def register(commands: Any) -> None:
+    validate = options.add_command(commands, "validate", "validate a model tarball without extracting it")
+    validate.add_argument("tarball", type=Path)
+    validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    validate.set_defaults(handler=cmd_validate)
+
+    pkg = options.add_command(commands, "package", "package a Triton model repository as NAME_VERSION.tar.gz")
+    pkg.add_argument("source", type=Path, metavar="SRC_DIR")
+    pkg.add_argument("--name", required=True)
+    pkg.add_argument("--version", required=True)
+    pkg.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR")
+    pkg.add_argument("--json", action="store_true", help="print the validation report as JSON")
+    pkg.set_defaults(handler=cmd_package)
+
+    push = options.add_command(
+        commands,
+        "push",
+        "upload a model tarball to the staging bucket, which starts its deployment",
+        PUSH_INTRO,
+        parents=(options.state_dir(),),
+    )
+    push.add_argument("tarball", type=Path, metavar="TARBALL", help="NAME_VERSION.tar.gz (see 'mmedeploy package')")
+    push.add_argument(
+        "--json", action="store_true", help='print {"bucket", "key", "etag", "version_id", "size"}, no progress bar'
+    )
+    push.set_defaults(handler=cmd_push)
+
+    status = options.add_command(
+        commands,
+        "status",
+        "show a model's versions, or one version's status, evidence and history",
+        parents=(options.state_dir(), options.following(1.0, 600.0, watch=True)),
+    )
+    status.add_argument("name", metavar="NAME")
+    status.add_argument("version", metavar="VERSION", nargs="?", help="omit to list the model's versions")
+    status.add_argument("--json", action="store_true", help="print JSON (with --watch: only the final state)")
+    status.add_argument("--watch", action="store_true", help="follow VERSION live until it settles (needs VERSION)")
+    status.set_defaults(handler=cmd_status)
+
+
+# -- validate / package ----------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
+    from chalicelib.domain.validation.findings import Code
+    from chalicelib.domain.validation.validator import validate_tarball
+    from mmedeploy.report_view import render_report
+
+    path: Path = args.tarball
+    if path.is_dir():
+        raise CommandError(f"mmedeploy: {path} is a directory; to check a source folder run 'mmedeploy package' on it")
+    try:
+        with open(path, "rb") as handle:
+            report = validate_tarball(handle, path.name)
+    except OSError as exc:  # opening failed: missing file, permissions
+        raise CommandError(f"mmedeploy: cannot read {path}: {exc.strerror or exc}") from exc
+    if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
+        raise CommandError(f"mmedeploy: reading {path} failed: {report.errors[0].message}")
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        render_report(report, path.name, ctx.out)
+    return EXIT_OK if report.valid else EXIT_INVALID
+
+
+def cmd_package(args: argparse.Namespace, ctx: Context) -> int:
+    from chalicelib.domain.naming import InvalidArtifactName
+    from mmedeploy.packaging import InvalidPackage, PackagingError, package
+    from mmedeploy.report_view import render_report
+
+    try:
+        result = package(args.source, args.name, args.version, args.output_dir)
+    except InvalidPackage as exc:
+        if args.json:
+            print(exc.report.model_dump_json(indent=2))
+        else:
+            render_report(exc.report, f"{args.name}_{args.version}.tar.gz", ctx.out)
+        raise CommandError(f"mmedeploy: not written: {exc}", Exit.INVALID) from exc
+    except (PackagingError, InvalidArtifactName, OSError) as exc:
+        raise CommandError(f"mmedeploy: {exc}") from exc
+    if args.json:
+        print(result.report.model_dump_json(indent=2))
+    else:
+        render_report(result.report, result.path.name, ctx.out)
+        ctx.out.print(f"wrote {result.path}")
+    return EXIT_OK
+
+
+# -- push ------------------------------------------------------------------------------------------
+def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
+    from mmedeploy.push import PushError, check_tarball, push_tarball, upload_progress
+
+    path: Path = args.tarball
+    try:
+        artifact = check_tarball(path)
+        target = ctx.target(args.state_dir)
+        size = path.stat().st_size
+    except PushError as exc:
+        raise ctx.fail(str(exc)) from exc
+    except OSError as exc:
+        raise ctx.fail(f"cannot read {path}: {exc.strerror or exc}") from exc
+    destination = f"s3://{target.staging_bucket}/{artifact.filename}"
+    try:
+        with upload_progress(ctx.out, path.name, size, show=ctx.out.is_terminal and not args.json) as progress:
+            result = push_tarball(target, path, progress)
+    except aws_errors() as exc:
+        raise ctx.fail(f"uploading to {destination} on {target.description} failed: {exc}") from exc
+    except OSError as exc:
+        raise ctx.fail(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return EXIT_OK
+    say(f"pushed {path.name} ({result.size:,} B) to {result.uri}")
+    say(f"  etag {result.etag}   version id {result.version_id or '-'}")
+    say(f"follow it: mmedeploy status {artifact.name} {artifact.version} --watch{state_dir_option(args.state_dir)}")
+    return EXIT_OK
+
+
+# -- status ----------------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    if args.watch and args.version is None:
+        raise ctx.fail("--watch follows one version: give NAME VERSION")
+    target = ctx.target(args.state_dir)
+    registry = target.registry()
+    with ctx.reading_registry(target):
+        if args.version is None:
+            return _status_of_model(args, registry, ctx)
+        if args.watch:
+            return _watch_version(args, registry, ctx)
+        return _status_of_version(args, registry, ctx)
+
+
+def _not_found(ctx: Context, what: str, name: str, state_dir: Path) -> CommandError:
+    from chalicelib.domain.naming import ArtifactName
+
+    message = what
+    try:
+        artifact = ArtifactName.parse(name)
+    except ValueError:
+        pass
+    else:  # `status idcheck_1.tar.gz`: a file name given for the model name
+        message += f"; did you mean: mmedeploy status {artifact.name} {artifact.version}{state_dir_option(state_dir)}"
+    return ctx.fail(message, EXIT_NOT_FOUND)
+
+
+def _status_of_model(args: argparse.Namespace, registry: ModelRegistry, ctx: Context) -> int:
+    from mmedeploy.status_view import model_json, versions_view
+
+    records = registry.versions(args.name)
+    if not records:
+        raise _not_found(ctx, f"no versions of model {args.name} in the registry", args.name, args.state_dir)
+    routes = registry.routes(args.name)
+    if args.json:
+        print(dumps(model_json(args.name, records, routes)))
+    else:
+        ctx.out.print(versions_view(args.name, records, routes))
+    return EXIT_OK
+
+
+def _status_of_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Context) -> int:
+    from mmedeploy.status_view import version_json, version_view
+
+    record = registry.find(args.name, args.version, with_history=True)
+    if record is None:
+        raise _not_found(
+            ctx, f"no version {args.version} of model {args.name} in the registry", args.name, args.state_dir
+        )
+    if args.json:
+        print(dumps(version_json(record)))
+    else:
+        ctx.out.print(version_view(record))
+    return EXIT_OK
+
+
+def _watch_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Context) -> int:
+    from rich.live import Live
+    from rich.text import Text
+
+    from chalicelib.domain.records import ModelVersion
+    from mmedeploy.follow import HistoryFeed, watch_version
+    from mmedeploy.status_view import history_line, version_json, version_view, waiting_view, watch_exit_code
+
+    name, version, out = args.name, args.version, ctx.out
+
+    def fetch() -> ModelVersion | None:
+        return registry.find(name, version, with_history=True)
+
+    def footer(elapsed: float) -> Text:
+        return Text(
+            f"watching every {args.interval:g} s: {elapsed:.0f} s of {args.timeout:g} s "
+            "(Ctrl-C stops watching, not the deployment)",
+            style="dim",
+        )
+
+    if args.json:
+        result = watch_version(fetch, lambda record, elapsed: None, args.interval, args.timeout)
+    elif out.is_terminal:
+        with Live(console=out, auto_refresh=False, transient=False) as live:
+
+            def show(record: ModelVersion | None, elapsed: float) -> None:
+                view = version_view(record, footer(elapsed)) if record else waiting_view(name, version, footer(elapsed))
+                live.update(view, refresh=True)
+
+            result = watch_version(fetch, show, args.interval, args.timeout)
+            if result.record is not None:
+                live.update(version_view(result.record), refresh=True)
+    else:  # a log, not a screen: one line per history entry as it happens, then the summary
+        feed = HistoryFeed(out, lambda entry, elapsed: history_line(entry))
+        result = watch_version(fetch, feed, args.interval, args.timeout)
+        if result.record is not None:
+            out.print(version_view(result.record))
+
+    record = result.record
+    if args.json and record is not None:
+        print(dumps(version_json(record)))
+    if not result.timed_out and record is not None:
+        return watch_exit_code(record.status)
+    if record is None:
+        raise ctx.fail(
+            f"{name} {version} was not registered within {args.timeout:g} s; was "
+            f"{name}_{version}.tar.gz uploaded to the staging bucket (mmedeploy push)?",
+            EXIT_INVALID,
+        )
+    raise ctx.fail(
+        f"{name} {version} is still {record.status.value} after {args.timeout:g} s; "
+        f"keep watching with: mmedeploy status {name} {version} --watch{state_dir_option(args.state_dir)}",
+        EXIT_INVALID,
+    )
