@@ -17,9 +17,9 @@ from pathlib import Path
 
 from isal import igzip
 
-from chalicelib.naming import ARTIFACT_PATTERN, ArtifactName
-from chalicelib.validation.report import ValidationReport
-from chalicelib.validation.validator import VERSION_FILE, validate_tarball
+from chalicelib.domain.naming import ARTIFACT_PATTERN, ArtifactName
+from chalicelib.domain.validation.report import ValidationReport
+from chalicelib.domain.validation.validator import VERSION_FILE, validate_tarball
 
 # 2000-01-01T00:00:00Z: a fixed, plausible mtime (GNU tar warns about 1970 timestamps).
 FIXED_MTIME = 946684800
@@ -102,7 +102,9 @@ def write_tarball(source: Path, artifact: ArtifactName, target: Path) -> None:
         entries = [e for e in entries if e[0] != VERSION_FILE]
     with (
         open(target, "wb") as raw,
-        igzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=COMPRESS_LEVEL, mtime=0) as gz,
+        igzip.GzipFile(  # type: ignore[no-untyped-call]  # isal ships no annotations for it
+            filename="", mode="wb", fileobj=raw, compresslevel=COMPRESS_LEVEL, mtime=0
+        ) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         tar.addfile(_tarinfo(VERSION_FILE, len(version_bytes), False, False), io.BytesIO(version_bytes))

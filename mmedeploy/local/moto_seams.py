@@ -147,7 +147,7 @@ _OURS = ("lambda", "states")
 
 
 def _send_to_targets(deliverer: Deliverer, original: Callable[..., None]) -> Callable[..., None]:
-    def send_to_targets(self: Rule, original_event: dict[str, Any], transform_input: bool = True) -> None:
+    def send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
         if not self.event_pattern.matches_event(original_event):
             return
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in _OURS]

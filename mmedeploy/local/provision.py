@@ -145,12 +145,12 @@ class Resolver:
             return self.attribute(logical, attribute)
         if "Fn::Sub" in value:
             text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
-            variables = {key: str(self(item)) for key, item in variables.items()}
+            resolved: dict[str, str] = {key: str(self(item)) for key, item in variables.items()}
 
             def substitute(match: re.Match[str]) -> str:
                 name = match.group(1)
-                if name in variables:
-                    return variables[name]
+                if name in resolved:
+                    return resolved[name]
                 if "." in name:
                     return self.attribute(*name.split(".", 1))
                 return self.ref(name)

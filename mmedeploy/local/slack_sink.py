@@ -18,13 +18,13 @@ class SlackSink:
     def __init__(self, host: str, port: int) -> None:
         self.messages: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._host = host
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="slack-sink")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_address[1]}"
 
     def start(self) -> None:
         self._thread.start()

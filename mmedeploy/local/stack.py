@@ -211,7 +211,11 @@ class LocalStack:
         os.environ.update({**local_endpoints(config), "AWS_DEFAULT_REGION": config.region, "AWS_REGION": config.region})
         administrator = self._start_moto()
         os.environ.update(administrator.environment())
-        self._session = boto3.session.Session(region_name=config.region, **_keys(administrator))
+        self._session = boto3.session.Session(
+            aws_access_key_id=administrator.access_key_id,
+            aws_secret_access_key=administrator.secret_access_key,
+            region_name=config.region,
+        )
         self._start_lambda(runtime_dir, administrator)
         from mmedeploy.local.provision import provision
 
@@ -512,13 +516,6 @@ class LocalStack:
                 log.warning("stopping a part failed: %s", exc)
         self._stoppers.clear()
         self.config.stack_file.unlink(missing_ok=True)
-
-
-def _keys(credentials: Credentials) -> dict[str, str]:
-    return {
-        "aws_access_key_id": credentials.access_key_id,
-        "aws_secret_access_key": credentials.secret_access_key,
-    }
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

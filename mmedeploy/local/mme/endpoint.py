@@ -77,7 +77,9 @@ class LocalEndpoint:
         for path in (self.repository, directory / "downloads", directory / "extracting"):
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
-        self.metric = lambda metric_name, value, unit: metric(name, metric_name, value, unit)
+        self.metric: Callable[[str, float, str], None] = lambda metric_name, value, unit: metric(
+            name, metric_name, value, unit
+        )
         self.process = TritonProcess(install, self.repository, backends, directory / "triton.log", self._restarted)
         self.cache = ModelCache(
             TritonHost(self.process, self.repository),

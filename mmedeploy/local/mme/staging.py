@@ -28,12 +28,12 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
-from chalicelib.validation.archive import clean_member_path
-from chalicelib.validation.findings import Severity
-from chalicelib.validation.onnx_probe import OnnxTensor
-from chalicelib.validation.onnx_rules import find_onnx
-from chalicelib.validation.repository import ParsedModel
-from chalicelib.validation.validator import Inspection, inspect_tarball
+from chalicelib.domain.validation.archive import clean_member_path
+from chalicelib.domain.validation.findings import Severity
+from chalicelib.domain.validation.onnx_probe import OnnxTensor
+from chalicelib.domain.validation.onnx_rules import find_onnx
+from chalicelib.domain.validation.repository import ParsedModel
+from chalicelib.domain.validation.validator import Inspection, inspect_tarball
 from mmedeploy.local.mme.adapters import MODEL_FILE_PARAMETER, ONNXRUNTIME, TORCHSCRIPT
 from mmedeploy.local.mme.errors import ContainerError
 
@@ -125,8 +125,8 @@ def _served_model(inspection: Inspection, target: str) -> ParsedModel:
         raise ContainerError(400, f"failed to extract model archive {target}: [{problem.code}] {problem.message}")
     served = inspection.repository.served
     if served is None:
-        problem = next((f for f in inspection.findings if f.code.startswith(("REPO_", "CONFIG_"))), None)
-        detail = f"[{problem.code}] {problem.message}" if problem else "no model directory found"
+        cause = next((f for f in inspection.findings if f.code.startswith(("REPO_", "CONFIG_"))), None)
+        detail = f"[{cause.code}] {cause.message}" if cause else "no model directory found"
         raise ContainerError(400, f"failed to load model {target}: {detail}")
     return served
 
