@@ -51,7 +51,7 @@ docs: $(STAMP)
 package: $(STAMP)
 	$(BIN)/python -m mmedeploy.deploy.package --stage $(STAGE)
 
-## protos: regenerate the validator's protobuf classes (chalicelib/validation/schemas/*_pb2.py) from their .proto files
+## protos: regenerate the validator's protobuf classes (chalicelib/domain/validation/schemas/*_pb2.py) from their .proto files
 protos: $(STAMP)
 	$(BIN)/python -m mmedeploy.deploy.protos
 

@@ -23,13 +23,24 @@ from chalice.app import (
 from pydantic import ValidationError
 
 from chalicelib import composition
-from chalicelib.api_errors import ApiError, BadRequest
 from chalicelib.api_tokens import ADMIN, INVOKE, Unauthorized
+from chalicelib.deploy_model.stage_io import UploadedObject
+from chalicelib.deploy_model.upload_trigger import upload_event_pattern
+from chalicelib.domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidRequest,
+    ModelFailed,
+    ModelNotReady,
+    ModelTimedOut,
+    NotFound,
+    RegistryError,
+    RequestTooLarge,
+    ServiceError,
+)
 from chalicelib.inference.canary import CanaryRequest
 from chalicelib.inference.catalog import page_limit
 from chalicelib.inference.kserve import HEADER_LENGTH
-from chalicelib.pipeline.stage_io import UploadedObject
-from chalicelib.pipeline.upload_trigger import upload_event_pattern
 from chalicelib.settings import TriggerSettings
 
 
@@ -113,13 +124,45 @@ def slack_interactions() -> Response:
     return Response(body=answer.model_dump(mode="json"), status_code=answered.status_code)
 
 
+# The one place domain errors become HTTP: each kind of error and its status, found along the
+# error's classes (the most specific first). Anything else is a 500, logged with its traceback.
+HTTP_STATUS: dict[type[DomainError], int] = {
+    InvalidRequest: 400,
+    NotFound: 404,
+    Conflict: 409,
+    RequestTooLarge: 413,
+    ModelFailed: 502,
+    ServiceError: 502,
+    ModelNotReady: 503,
+    RegistryError: 503,
+    ModelTimedOut: 504,
+    DomainError: 500,
+}
+
+
+def http_status(error: BaseException) -> int:
+    """The status ``error`` is answered with (the inference metrics record it too)."""
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
+
+
+def _error_response(error: DomainError) -> Response:
+    """KServe's ``{"error": ...}`` with the error's status (and Retry-After when it says when)."""
+    headers: dict[str, str | list[str]] = (
+        {"Retry-After": str(error.retry_after_s)} if isinstance(error, ModelNotReady) else {}
+    )
+    return Response(body={"error": error.message}, status_code=http_status(error), headers=headers)
+
+
 def _answer(produce: Callable[[], Any], status_code: int = 200) -> Response:
-    """The one place errors become HTTP: ApiError as its status with KServe's {"error": ...};
-    anything unexpected as 500, logged with its traceback."""
+    """A route's answer: what ``produce`` returns, or its domain error by HTTP_STATUS; anything
+    unexpected as 500, logged with its traceback."""
     try:
         produced = produce()
-    except ApiError as error:
-        return Response(body=error.body(), status_code=error.status_code, headers=dict(error.headers))
+    except DomainError as error:
+        return _error_response(error)
     except Exception:
         logger.exception("unexpected error")
         return Response(body={"error": "internal error: the request id is in the API's logs"}, status_code=500)
@@ -187,7 +230,7 @@ def _infer(name: str, version: str | None) -> Response:
     request = _request()
     raw = request.raw_body or b""
     body = raw.encode() if isinstance(raw, str) else bytes(raw)
-    served = composition.inference_proxy().infer(name, version, body, request.headers.get(HEADER_LENGTH))
+    served = composition.inference_proxy(http_status).infer(name, version, body, request.headers.get(HEADER_LENGTH))
     answer, target = served.answer, served.target
     headers: dict[str, str | list[str]] = {
         "Content-Type": answer.content_type,
@@ -253,7 +296,7 @@ def _canary_request() -> CanaryRequest:
         return CanaryRequest.model_validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise BadRequest(f'a canary needs {{"version": "...", "weight": 0..1}}: {problems}') from None
+        raise InvalidRequest(f'a canary needs {{"version": "...", "weight": 0..1}}: {problems}') from None
 
 
 @app.on_cw_event(upload_event_pattern(TriggerSettings().staging_bucket), name="on_model_uploaded")

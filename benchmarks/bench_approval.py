@@ -23,8 +23,9 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.lifecycle import Status  # noqa: E402
-from chalicelib.registry import ModelRegistry, ModelVersion  # noqa: E402
+from chalicelib.adapters.registry import ModelRegistry  # noqa: E402
+from chalicelib.domain.lifecycle import Status  # noqa: E402
+from chalicelib.domain.records import ModelVersion  # noqa: E402
 from tests.integration.slack_helpers import click  # noqa: E402
 from tests.stack_process import start_stack, stop_stack  # noqa: E402
 from tests.tarballs import echo_repo, pack  # noqa: E402

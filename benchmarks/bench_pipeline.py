@@ -25,8 +25,8 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.lifecycle import SETTLED, Status  # noqa: E402
-from chalicelib.registry import ModelRegistry  # noqa: E402
+from chalicelib.adapters.registry import ModelRegistry  # noqa: E402
+from chalicelib.domain.lifecycle import SETTLED, Status  # noqa: E402
 from examples.build_examples import MODELS, build  # noqa: E402
 from mmedeploy.local.stack import StackInfo  # noqa: E402
 from mmedeploy.packaging import package  # noqa: E402

@@ -106,7 +106,7 @@ def _peak_rss_mib() -> float:
 def run_child(mode: str, path: str | None) -> dict[str, Any]:
     """Import the validator, optionally validate ``path`` once, and report time and peak RSS."""
     started = time.perf_counter()
-    from chalicelib.validation.validator import validate_tarball
+    from chalicelib.domain.validation.validator import validate_tarball
 
     import_s = time.perf_counter() - started
     result: dict[str, Any] = {"mode": mode, "import_s": import_s}
@@ -224,7 +224,7 @@ def build_repository(root: Path, weights_bytes: int, text_bytes: int) -> Path:
 
 def package(source: Path, target_dir: Path) -> Path:
     """Pack ``source`` as ``mmedeploy package`` does (without its validation step, timed later)."""
-    from chalicelib.naming import ArtifactName
+    from chalicelib.domain.naming import ArtifactName
     from mmedeploy.packaging import write_tarball
 
     artifact = ArtifactName.build(MODEL_NAME, MODEL_VERSION)

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from chalicelib.lifecycle import SETTLED, TERMINAL, Status  # noqa: E402
-from chalicelib.registry import ModelVersion  # noqa: E402
+from chalicelib.domain.lifecycle import SETTLED, TERMINAL, Status  # noqa: E402
+from chalicelib.domain.records import ModelVersion  # noqa: E402
 from mmedeploy.local.stack import StackInfo  # noqa: E402
 from mmedeploy.target import DeploymentTarget, local_stack_target  # noqa: E402
 from tests.stack_process import free_port_base, mmedeploy  # noqa: E402  (as the tests start stacks)

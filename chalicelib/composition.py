@@ -18,29 +18,29 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
+from chalicelib.adapters.approval_store import ApprovalStore
+from chalicelib.adapters.lifecycle_events import LifecyclePublisher
+from chalicelib.adapters.model_runtime import ModelRuntime
+from chalicelib.adapters.registry_store import VersionStore
+from chalicelib.adapters.step_functions import DeploymentStarter, TaskCallback
 from chalicelib.api_tokens import ApiTokens
 from chalicelib.approval.gate import ApprovalGate
-from chalicelib.approval.task_callback import TaskCallback
-from chalicelib.deployment_starter import DeploymentStarter
+from chalicelib.deploy_model.stage_io import UploadedObject
+from chalicelib.deploy_model.upload_trigger import UploadResult, UploadTrigger
 from chalicelib.inference.canary import CanaryRequests
 from chalicelib.inference.catalog import ModelCatalog
 from chalicelib.inference.model_metrics import ModelMetrics
 from chalicelib.inference.proxy import InferenceProxy
 from chalicelib.inference.routing import Router
-from chalicelib.inference.runtime import ModelRuntime
-from chalicelib.lifecycle_events import LifecyclePublisher
-from chalicelib.pipeline.stage_io import UploadedObject
-from chalicelib.pipeline.tracker import LifecycleTracker
-from chalicelib.pipeline.upload_trigger import UploadResult, UploadTrigger
-from chalicelib.promotion.requests import PromotionRequests
-from chalicelib.registry import ModelRegistry
+from chalicelib.promote_model.requests import PromotionRequests
 from chalicelib.settings import Settings, get_settings
+from chalicelib.stages.tracker import LifecycleTracker
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from chalicelib.adapters.slack_notifier import SlackNotifier
     from chalicelib.approval.slack_interactions import SlackInteractions
-    from chalicelib.slack_notifier import SlackNotifier
 
 # The inference path: one attempt (503 + Retry-After beats a retry API Gateway cuts at 29 s).
 API_RUNTIME_CONFIG = Config(
@@ -67,8 +67,13 @@ def settings() -> Settings:
 
 
 @lru_cache(maxsize=1)
-def registry() -> ModelRegistry:
-    return ModelRegistry(settings().registry_table, client("dynamodb"))
+def registry() -> VersionStore:
+    return VersionStore(settings().registry_table, client("dynamodb"))
+
+
+@lru_cache(maxsize=1)
+def approvals() -> ApprovalStore:
+    return ApprovalStore(settings().registry_table, client("dynamodb"))
 
 
 @lru_cache(maxsize=1)
@@ -89,7 +94,7 @@ def slack_client() -> WebClient:
 
 @lru_cache(maxsize=1)
 def notifier() -> SlackNotifier:
-    from chalicelib.slack_notifier import SlackNotifier
+    from chalicelib.adapters.slack_notifier import SlackNotifier
 
     return SlackNotifier(slack_client(), settings().slack_channel)
 
@@ -101,7 +106,7 @@ def publisher() -> LifecyclePublisher:
 
 @lru_cache(maxsize=1)
 def tracker() -> LifecycleTracker:
-    return LifecycleTracker(registry(), publisher(), notifier())
+    return LifecycleTracker(registry(), approvals(), publisher(), notifier())
 
 
 @lru_cache(maxsize=1)
@@ -141,13 +146,13 @@ def upload_handler() -> Callable[..., UploadResult]:
 # -- the approval gate and the admin API ----------------------------------------------------
 @lru_cache(maxsize=1)
 def approval_gate() -> ApprovalGate:
-    return ApprovalGate(registry(), TaskCallback(client("stepfunctions")))
+    return ApprovalGate(registry(), approvals(), TaskCallback(client("stepfunctions")))
 
 
 @lru_cache(maxsize=1)
 def slack_interactions() -> SlackInteractions:
+    from chalicelib.adapters.slack_notifier import reply_ephemeral
     from chalicelib.approval.slack_interactions import SlackInteractions
-    from chalicelib.slack_notifier import reply_ephemeral
 
     return SlackInteractions(
         approval_gate(),
@@ -176,8 +181,11 @@ def router() -> Router:
 
 
 @lru_cache(maxsize=1)
-def inference_proxy() -> InferenceProxy:
-    return InferenceProxy(router(), ModelRuntime(client("sagemaker-runtime", API_RUNTIME_CONFIG)), ModelMetrics())
+def inference_proxy(status_of: Callable[[BaseException], int]) -> InferenceProxy:
+    """``status_of``: the API's status for an error (app.http_status), which the metrics record."""
+    return InferenceProxy(
+        router(), ModelRuntime(client("sagemaker-runtime", API_RUNTIME_CONFIG)), ModelMetrics(), status_of
+    )
 
 
 @lru_cache(maxsize=1)

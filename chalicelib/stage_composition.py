@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING
 
 from botocore.config import Config
 
-from chalicelib.artifact_store import ArtifactStore
+from chalicelib.adapters.artifact_store import ArtifactStore
+from chalicelib.adapters.endpoint_invoker import EndpointInvoker
 from chalicelib.composition import client, notifier, settings, tracker
-from chalicelib.endpoint_invoker import EndpointInvoker
 
 if TYPE_CHECKING:
-    from chalicelib.pipeline.approval_stage import ApprovalStage
-    from chalicelib.pipeline.outcome_stage import OutcomeStage
-    from chalicelib.pipeline.record_approval_stage import RecordApprovalStage
-    from chalicelib.pipeline.validate_stage import ValidateStage
-    from chalicelib.pipeline.warm_stage import WarmStage
-    from chalicelib.promotion.flip_stage import FlipAlias
-    from chalicelib.promotion.outcome_stage import PromotionOutcome
-    from chalicelib.promotion.prepare_stage import PreparePromotion
-    from chalicelib.promotion.warm_production_stage import WarmProduction
+    from chalicelib.deploy_model.record_approval import RecordApproval
+    from chalicelib.deploy_model.record_outcome import RecordOutcome
+    from chalicelib.deploy_model.request_approval import RequestApproval
+    from chalicelib.deploy_model.validate import Validate
+    from chalicelib.deploy_model.warm_staging import WarmStaging
+    from chalicelib.promote_model.flip_alias import FlipAlias
+    from chalicelib.promote_model.prepare_promotion import PreparePromotion
+    from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
+    from chalicelib.promote_model.warm_production import WarmProduction
 
 # InvokeEndpoint may take 60 s; ModelNotReady is retried by EndpointInvoker, not botocore.
 RUNTIME_CONFIG = Config(read_timeout=70, retries={"mode": "standard", "max_attempts": 3})
@@ -46,51 +46,51 @@ def artifact_store() -> ArtifactStore:
 
 # -- DeployModel ----------------------------------------------------------------------------
 @lru_cache(maxsize=1)
-def validate_stage() -> ValidateStage:
-    from chalicelib.pipeline.validate_stage import ValidateStage
+def validate() -> Validate:
+    from chalicelib.deploy_model.validate import Validate
 
-    return ValidateStage(tracker(), artifact_store())
-
-
-@lru_cache(maxsize=1)
-def warm_stage() -> WarmStage:
-    from chalicelib.pipeline.warm_stage import WarmStage
-
-    return WarmStage(tracker(), endpoint_invoker(settings().staging_endpoint), settings().warm_requests)
+    return Validate(tracker(), artifact_store())
 
 
 @lru_cache(maxsize=1)
-def approval_stage() -> ApprovalStage:
-    from chalicelib.pipeline.approval_stage import ApprovalStage
+def warm_staging() -> WarmStaging:
+    from chalicelib.deploy_model.warm_staging import WarmStaging
 
-    return ApprovalStage(tracker(), notifier())
-
-
-@lru_cache(maxsize=1)
-def outcome_stage() -> OutcomeStage:
-    from chalicelib.pipeline.outcome_stage import OutcomeStage
-
-    return OutcomeStage(tracker())
+    return WarmStaging(tracker(), endpoint_invoker(settings().staging_endpoint), settings().warm_requests)
 
 
 @lru_cache(maxsize=1)
-def record_approval_stage() -> RecordApprovalStage:
-    from chalicelib.pipeline.record_approval_stage import RecordApprovalStage
+def request_approval() -> RequestApproval:
+    from chalicelib.deploy_model.request_approval import RequestApproval
 
-    return RecordApprovalStage(tracker())
+    return RequestApproval(tracker(), notifier())
+
+
+@lru_cache(maxsize=1)
+def record_outcome() -> RecordOutcome:
+    from chalicelib.deploy_model.record_outcome import RecordOutcome
+
+    return RecordOutcome(tracker())
+
+
+@lru_cache(maxsize=1)
+def record_approval() -> RecordApproval:
+    from chalicelib.deploy_model.record_approval import RecordApproval
+
+    return RecordApproval(tracker())
 
 
 # -- PromoteModel ---------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def prepare_promotion() -> PreparePromotion:
-    from chalicelib.promotion.prepare_stage import PreparePromotion
+    from chalicelib.promote_model.prepare_promotion import PreparePromotion
 
     return PreparePromotion(tracker(), artifact_store(), settings().production_bucket)
 
 
 @lru_cache(maxsize=1)
 def warm_production() -> WarmProduction:
-    from chalicelib.promotion.warm_production_stage import WarmProduction
+    from chalicelib.promote_model.warm_production import WarmProduction
 
     return WarmProduction(
         tracker(),
@@ -103,13 +103,13 @@ def warm_production() -> WarmProduction:
 
 @lru_cache(maxsize=1)
 def flip_alias() -> FlipAlias:
-    from chalicelib.promotion.flip_stage import FlipAlias
+    from chalicelib.promote_model.flip_alias import FlipAlias
 
     return FlipAlias(tracker())
 
 
 @lru_cache(maxsize=1)
-def promotion_outcome() -> PromotionOutcome:
-    from chalicelib.promotion.outcome_stage import PromotionOutcome
+def record_promotion_outcome() -> RecordPromotionOutcome:
+    from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
 
-    return PromotionOutcome(tracker())
+    return RecordPromotionOutcome(tracker())

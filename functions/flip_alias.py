@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import stage_composition
-from chalicelib.promotion.promotion_io import FlipInput
+from chalicelib.promote_model.stage_io import FlipInput
 from functions.observability import logger, metrics
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import stage_composition
-from chalicelib.promotion.promotion_io import PrepareInput
+from chalicelib.promote_model.stage_io import PrepareInput
 from functions.observability import logger, metrics
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import stage_composition
-from chalicelib.pipeline.record_approval_stage import RecordApprovalInput
+from chalicelib.deploy_model.record_approval import RecordApprovalInput
 from functions.observability import logger, metrics
 
 
@@ -16,6 +16,6 @@ from functions.observability import logger, metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     approved = RecordApprovalInput.model_validate(event)
     logger.append_keys(model=approved.name, version=approved.version, decided_by=approved.decision.decided_by)
-    result = stage_composition.record_approval_stage().run(approved)
+    result = stage_composition.record_approval().run(approved)
     metrics.add_metric(name="Approvals", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -8,15 +8,15 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import stage_composition
-from chalicelib.promotion.promotion_io import PromotionOutcomeInput
+from chalicelib.promote_model.stage_io import RecordPromotionOutcomeInput
 from functions.observability import logger, metrics
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    outcome = PromotionOutcomeInput.model_validate(event)
+    outcome = RecordPromotionOutcomeInput.model_validate(event)
     logger.append_keys(model=outcome.name, version=outcome.version)
-    result = stage_composition.promotion_outcome().run(outcome)
+    result = stage_composition.record_promotion_outcome().run(outcome)
     metrics.add_metric(name="PromotionFailures", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import stage_composition
-from chalicelib.pipeline.stage_io import DeploymentInput, ValidateOutcome
+from chalicelib.deploy_model.stage_io import DeploymentInput, ValidateOutcome
 from functions.observability import logger, metrics
 
 
@@ -16,7 +16,7 @@ from functions.observability import logger, metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deployment = DeploymentInput.model_validate(event)
     logger.append_keys(model=deployment.name, version=deployment.version)
-    result = stage_composition.validate_stage().run(deployment)
+    result = stage_composition.validate().run(deployment)
     if result.validation_ms is not None:
         metrics.add_metric(name="ValidationDuration", unit=MetricUnit.Milliseconds, value=result.validation_ms)
     if result.outcome in (ValidateOutcome.REJECTED, ValidateOutcome.REFUSED):

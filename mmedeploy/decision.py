@@ -20,14 +20,15 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
-from chalicelib.registry import ModelVersion, PendingApproval
+from chalicelib.domain.approvals import PendingApproval
+from chalicelib.domain.records import ModelVersion
 from mmedeploy.admin_api import ApiAnswer, ApiNotConfigured, post
 from mmedeploy.target import DeploymentTarget
 
 TEAM_ID = "T0LOCAL"
 APP_ID = "A0MMEDEPLOY"
 CHANNEL_ID = "C0LOCAL"  # when the registry does not know the approval message's channel
-BLOCK_ID = "approval"  # chalicelib.slack_messages.approval_request's actions block
+BLOCK_ID = "approval"  # chalicelib.adapters.slack_messages.approval_request's actions block
 DEFAULT_SLACK_URL = "https://hooks.slack.com"  # response_url's host when the target has no Slack sink
 
 

@@ -23,7 +23,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from chalicelib.naming import ArtifactName
+from chalicelib.domain.naming import ArtifactName
 from mmedeploy.target import DeploymentTarget
 
 CONTENT_TYPE = "application/gzip"

@@ -6,8 +6,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from chalicelib.validation.findings import Severity
-from chalicelib.validation.report import TensorSpec, ValidationReport
+from chalicelib.domain.signature import TensorSpec
+from chalicelib.domain.validation.findings import Severity
+from chalicelib.domain.validation.report import ValidationReport
 
 
 def _tensors(tensors: list[TensorSpec]) -> str:

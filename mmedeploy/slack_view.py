@@ -1,7 +1,7 @@
 """Slack Block Kit messages drawn in the terminal, roughly as Slack shows them.
 
 ``render_blocks(blocks)`` takes the ``blocks`` of a ``chat.postMessage`` / ``chat.update`` payload
-(what :mod:`chalicelib.slack_messages` builds and the local Slack sink records) and returns a rich
+(what :mod:`chalicelib.adapters.slack_messages` builds and the local Slack sink records) and returns a rich
 renderable: headers in bold, section texts and fields (two columns) with Slack's mrkdwn (``*bold*``,
 ``_italic_``, ``~strike~``, `` `code` ``, ``<url|text>`` links, ``<@U123>`` mentions, ``:emoji:``),
 context lines dimmed, buttons as ``[ Approve ]`` labels, dividers as rules. It never raises on

@@ -13,8 +13,8 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from chalicelib.validation.report import ValidationReport
-from chalicelib.validation.validator import validate_tarball
+from chalicelib.domain.validation.report import ValidationReport
+from chalicelib.domain.validation.validator import validate_tarball
 from examples.build_examples import IDCHECK, build_env_archive, build_onnx, build_test_cases
 
 Files = Mapping[str, bytes | None]

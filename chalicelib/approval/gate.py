@@ -11,16 +11,13 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from chalicelib.approval.task_callback import TaskCallback, TaskGone
-from chalicelib.lifecycle import Status
-from chalicelib.registry import AlreadyDecided, ModelRegistry, ModelVersion, PendingApproval
-
-DECLINED_ERROR = "ApprovalDeclined"  # RecordOutcome maps it to DECLINED
-
-
-class Decision(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
+from chalicelib.adapters.approval_store import ApprovalStore
+from chalicelib.adapters.registry_store import VersionStore
+from chalicelib.adapters.step_functions import TaskCallback, TaskGone
+from chalicelib.domain.approvals import DECLINED_ERROR, EXPIRED_DECISION, ApprovalDecision, Decision, PendingApproval
+from chalicelib.domain.errors import AlreadyDecided
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import ModelVersion
 
 
 class Outcome(StrEnum):
@@ -44,22 +41,14 @@ class GateAnswer(BaseModel):
     status: Status | None = None
 
 
-class ApprovalDecision(BaseModel):
-    """What SendTaskSuccess hands the execution (RequestApproval's result)."""
-
-    decision: Decision
-    decided_by: str
-    approval_id: str
-    decided_at: str
-
-
 class ApprovalGate:
-    def __init__(self, registry: ModelRegistry, callback: TaskCallback) -> None:
+    def __init__(self, registry: VersionStore, approvals: ApprovalStore, callback: TaskCallback) -> None:
         self._registry = registry
+        self._approvals = approvals
         self._callback = callback
 
     def decide(self, approval_id: str, decision: Decision, actor: str) -> GateAnswer:
-        approval = self._registry.find_approval(approval_id)
+        approval = self._approvals.find_approval(approval_id)
         if approval is None:
             return GateAnswer(
                 ok=False, outcome=Outcome.UNKNOWN_APPROVAL, text=f"there is no approval request {approval_id}"
@@ -74,13 +63,13 @@ class ApprovalGate:
         if record.status is not Status.AWAITING_APPROVAL or record.approval_id != approval_id:
             return _not_awaiting(approval, record)
         try:
-            claimed = self._registry.claim_decision(approval_id, decision.value, actor)
+            claimed = self._approvals.claim_decision(approval_id, decision.value, actor)
         except AlreadyDecided as exc:
             return _already(exc.approval, record)
         try:
             self._resume(claimed, decision, actor)
         except TaskGone:
-            self._registry.mark_approval_expired(approval_id, actor)
+            self._approvals.mark_approval_expired(approval_id, actor)
             return _answer(
                 record,
                 False,
@@ -90,7 +79,7 @@ class ApprovalGate:
             )
         except Exception:
             # Nothing was resumed: free the claim so a click can be retried, then report the error.
-            self._registry.release_decision(approval_id, actor)
+            self._approvals.release_decision(approval_id, actor)
             raise
         if decision is Decision.APPROVE:
             return _answer(
@@ -120,11 +109,11 @@ def _answer(record: ModelVersion, ok: bool, outcome: Outcome, text: str) -> Gate
 
 
 def _already(approval: PendingApproval, record: ModelVersion) -> GateAnswer:
-    if approval.decision == "expired":
+    if approval.decision == EXPIRED_DECISION:
         return _answer(
             record, False, Outcome.EXPIRED, f"the approval request for {record.name} {record.version} has expired"
         )
-    verb = "approved" if approval.decision == Decision.APPROVE else "rejected"
+    verb = Decision.APPROVE.past if approval.decision == Decision.APPROVE else Decision.REJECT.past
     return _answer(
         record,
         False,

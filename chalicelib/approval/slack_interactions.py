@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from pydantic import BaseModel, ValidationError
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from chalicelib.approval.gate import ApprovalGate, Decision, GateAnswer, Outcome
+from chalicelib.approval.gate import ApprovalGate, GateAnswer, Outcome
+from chalicelib.domain.approvals import Decision
 
 # Slack's interaction payloads are a few kB; anything this big is not from Slack.
 MAX_BODY_BYTES = 64 * 1024

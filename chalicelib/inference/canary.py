@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from chalicelib.api_errors import Conflict, NotFound
+from chalicelib.adapters.registry_store import VersionStore
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.records import Canary
 from chalicelib.inference.routing import CANARY_CANDIDATES
-from chalicelib.registry import Canary, ModelRegistry
 
 
 class CanaryRequest(BaseModel):
@@ -24,7 +25,7 @@ class CanaryAnswer(BaseModel):
 
 
 class CanaryRequests:
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: VersionStore) -> None:
         self._registry = registry
 
     def start(self, name: str, request: CanaryRequest, actor: str) -> CanaryAnswer:

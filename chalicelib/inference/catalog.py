@@ -9,10 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib.api_errors import BadRequest, NotFound
+from chalicelib.adapters.registry_store import VersionStore
+from chalicelib.domain.errors import InvalidRequest, NotFound
+from chalicelib.domain.records import Alias, Canary, ModelEntry, ModelVersion
 from chalicelib.inference.kserve import metadata_tensors
 from chalicelib.inference.routing import ON_PRODUCTION, ON_STAGING, Router
-from chalicelib.registry import Alias, Canary, ModelEntry, ModelRegistry, ModelVersion
 
 MAX_PAGE = 1000
 
@@ -49,19 +50,19 @@ def decode_token(token: str | None) -> str | None:
     try:
         return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest(f"'next' is not a page token this API gave: {token!r}") from None
+        raise InvalidRequest(f"'next' is not a page token this API gave: {token!r}") from None
 
 
 def page_limit(value: str | None, default: int = 100) -> int:
     if value is None:
         return default
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
-        raise BadRequest(f"limit must be a number from 1 to {MAX_PAGE}, not {value!r}")
+        raise InvalidRequest(f"limit must be a number from 1 to {MAX_PAGE}, not {value!r}")
     return int(value)
 
 
 class ModelCatalog:
-    def __init__(self, registry: ModelRegistry, router: Router) -> None:
+    def __init__(self, registry: VersionStore, router: Router) -> None:
         self._registry = registry
         self._router = router
 

@@ -14,9 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.api_errors import BadRequest, PayloadTooLarge
-from chalicelib.validation.report import ModelSummary, TensorSpec
-from chalicelib.warmup.tensors import kserve_datatype as warmup_datatype
+from chalicelib.domain.errors import InvalidRequest, RequestTooLarge
+from chalicelib.domain.signature import ModelSummary, TensorSpec, kserve_datatype, kserve_shape, shape_problem
 
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
@@ -42,15 +41,10 @@ ITEM_SIZE = {
 }
 
 
-def kserve_datatype(config_type: str) -> str:
-    """Triton's config type (``TYPE_FP32``) as the protocol names it (``FP32``), by the warm-up's
-    table; a name the table does not know passes without its prefix."""
-    return warmup_datatype(config_type) or config_type.removeprefix("TYPE_")
-
-
-def kserve_shape(spec: TensorSpec, max_batch_size: int) -> list[int]:
-    """The shape a client sends: a batch dimension first when the model batches."""
-    return ([-1] if max_batch_size > 0 else []) + list(spec.dims)
+def datatype_of(spec: TensorSpec) -> str:
+    """The tensor's datatype as the protocol names it; a config type the table does not know
+    passes without its ``TYPE_`` prefix."""
+    return kserve_datatype(spec.data_type) or spec.data_type.removeprefix("TYPE_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,23 +64,23 @@ class InferBody:
 
 
 def parse_request(body: bytes, header_length: str | None) -> InferBody:
-    """Check the framing of an inference request; BadRequest/PayloadTooLarge say what is wrong."""
+    """Check the framing of an inference request; InvalidRequest/RequestTooLarge say what is wrong."""
     if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(
+        raise RequestTooLarge(
             f"the request body is {len(body)} bytes; SageMaker takes at most {MAX_BODY_BYTES} "
             "(6 MB): send a smaller batch"
         )
     if not body:
-        raise BadRequest("the request has no body: send a KServe v2 inference request")
+        raise InvalidRequest("the request has no body: send a KServe v2 inference request")
     length = _header_length(header_length, len(body))
     try:
         header = json.loads(body if length is None else body[:length])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the inference header is not valid JSON: {exc}") from None
+        raise InvalidRequest(f"the inference header is not valid JSON: {exc}") from None
     except RecursionError:
-        raise BadRequest("the inference header nests too deeply to be a KServe v2 request") from None
+        raise InvalidRequest("the inference header nests too deeply to be a KServe v2 request") from None
     if not isinstance(header, dict):
-        raise BadRequest("the inference header must be a JSON object with an 'inputs' list")
+        raise InvalidRequest("the inference header must be a JSON object with an 'inputs' list")
     return InferBody(header, length, 0 if length is None else len(body) - length)
 
 
@@ -96,9 +90,9 @@ def _header_length(value: str | None, body_size: int) -> int | None:
     try:
         length = int(value)
     except ValueError:
-        raise BadRequest(f"{HEADER_LENGTH} must be a number of bytes, not '{value}'") from None
+        raise InvalidRequest(f"{HEADER_LENGTH} must be a number of bytes, not '{value}'") from None
     if not 0 < length <= body_size:
-        raise BadRequest(f"{HEADER_LENGTH} is {length}, but the body has {body_size} bytes")
+        raise InvalidRequest(f"{HEADER_LENGTH} is {length}, but the body has {body_size} bytes")
     return None if length == body_size else length
 
 
@@ -107,7 +101,7 @@ def check_request(request: InferBody, model: ModelSummary | None) -> None:
     that do not match the model's config, binary sizes that do not add up. Data is not read."""
     inputs = request.header.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise BadRequest("the inference request needs a non-empty 'inputs' list")
+        raise InvalidRequest("the inference request needs a non-empty 'inputs' list")
     # Without recorded inputs (Triton auto-completes them from an ONNX graph) only framing is checked.
     expected = {spec.name: spec for spec in model.inputs} if model else {}
     binary_total = 0
@@ -117,20 +111,20 @@ def check_request(request: InferBody, model: ModelSummary | None) -> None:
         binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
         if binary_size is not None:
             if not isinstance(binary_size, int) or binary_size < 0:
-                raise BadRequest(f"input '{name}': binary_data_size must be a number of bytes")
+                raise InvalidRequest(f"input '{name}': binary_data_size must be a number of bytes")
             binary_total += binary_size
             item_size = ITEM_SIZE.get(datatype)
             if item_size is not None and binary_size != math.prod(shape) * item_size:
-                raise BadRequest(
+                raise InvalidRequest(
                     f"input '{name}': shape {shape} of {datatype} is {math.prod(shape) * item_size} bytes, "
                     f"but binary_data_size says {binary_size}"
                 )
         elif "data" not in tensor:
-            raise BadRequest(f"input '{name}' has neither 'data' nor a binary_data_size parameter")
+            raise InvalidRequest(f"input '{name}' has neither 'data' nor a binary_data_size parameter")
         if model is not None and expected:
             _check_against_config(name, datatype, shape, expected, model)
     if binary_total != request.binary_length:
-        raise BadRequest(
+        raise InvalidRequest(
             f"the inputs' binary_data_size add up to {binary_total} bytes, "
             f"but {request.binary_length} bytes follow the inference header"
         )
@@ -140,14 +134,14 @@ def check_request(request: InferBody, model: ModelSummary | None) -> None:
 
 def _tensor_fields(tensor: Any, position: int) -> tuple[str, str, list[int]]:
     if not isinstance(tensor, dict):
-        raise BadRequest(f"inputs[{position}] must be an object with name, datatype and shape")
+        raise InvalidRequest(f"inputs[{position}] must be an object with name, datatype and shape")
     name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
     if not isinstance(name, str) or not name:
-        raise BadRequest(f"inputs[{position}] has no name")
+        raise InvalidRequest(f"inputs[{position}] has no name")
     if not isinstance(datatype, str) or not datatype:
-        raise BadRequest(f"input '{name}' has no datatype")
+        raise InvalidRequest(f"input '{name}' has no datatype")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise BadRequest(f"input '{name}': shape must be a list of non-negative integers")
+        raise InvalidRequest(f"input '{name}': shape must be a list of non-negative integers")
     return name, datatype, shape
 
 
@@ -156,29 +150,27 @@ def _check_against_config(
 ) -> None:
     spec = expected.get(name)
     if spec is None:
-        raise BadRequest(f"model has no input '{name}'; its inputs are {sorted(expected)}")
-    wanted = kserve_datatype(spec.data_type)
+        raise InvalidRequest(f"model has no input '{name}'; its inputs are {sorted(expected)}")
+    wanted = datatype_of(spec)
     if datatype != wanted:
-        raise BadRequest(f"input '{name}' is {wanted}, not {datatype}")
-    dims = kserve_shape(spec, model.max_batch_size)
-    if len(shape) != len(dims) or any(want not in (-1, got) for want, got in zip(dims, shape, strict=True)):
-        raise BadRequest(f"input '{name}' has shape {dims} (-1: any), not {shape}")
-    if model.max_batch_size > 0 and shape[0] > model.max_batch_size:
-        raise BadRequest(f"input '{name}': batch {shape[0]} is over the model's max_batch_size {model.max_batch_size}")
+        raise InvalidRequest(f"input '{name}' is {wanted}, not {datatype}")
+    problem = shape_problem(shape, spec, model, max_batch=model.max_batch_size)
+    if problem:
+        raise InvalidRequest(f"input '{name}': {problem}")
 
 
 def _check_outputs(outputs: Any, model: ModelSummary) -> None:
     if outputs is None:
         return
     if not isinstance(outputs, list):
-        raise BadRequest("'outputs' must be a list")
+        raise InvalidRequest("'outputs' must be a list")
     known = {spec.name for spec in model.outputs}
     for position, output in enumerate(outputs):
         name = output.get("name") if isinstance(output, dict) else None
         if not isinstance(name, str):
-            raise BadRequest(f"outputs[{position}] has no name")
+            raise InvalidRequest(f"outputs[{position}] has no name")
         if known and name not in known:
-            raise BadRequest(f"model has no output '{name}'; its outputs are {sorted(known)}")
+            raise InvalidRequest(f"model has no output '{name}'; its outputs are {sorted(known)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +210,6 @@ def _json_header_size(content_type: str) -> int | None:
 def metadata_tensors(specs: list[TensorSpec], max_batch_size: int) -> list[dict[str, Any]]:
     """Tensors as KServe v2 model metadata lists them."""
     return [
-        {"name": spec.name, "datatype": kserve_datatype(spec.data_type), "shape": kserve_shape(spec, max_batch_size)}
+        {"name": spec.name, "datatype": datatype_of(spec), "shape": kserve_shape(spec, max_batch_size)}
         for spec in specs
     ]

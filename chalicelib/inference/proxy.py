@@ -7,11 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib.api_errors import ApiError
+from chalicelib.adapters.model_runtime import ModelRuntime
 from chalicelib.inference.kserve import InferAnswer, check_request, parse_request, served_response
 from chalicelib.inference.model_metrics import ModelMetrics
 from chalicelib.inference.routing import Router, Target
-from chalicelib.inference.runtime import ModelRuntime
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +25,13 @@ class InferenceProxy:
         router: Router,
         runtime: ModelRuntime,
         metrics: ModelMetrics,
+        status_of: Callable[[BaseException], int],
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._router = router
         self._runtime = runtime
         self._metrics = metrics
+        self._status_of = status_of  # the API's answer to an error (app.HTTP_STATUS), for the metrics
         self._clock = clock
 
     def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Served:
@@ -46,8 +47,8 @@ class InferenceProxy:
             answer = served_response(invoked.body, invoked.content_type, name, target.version)
             status = 200
             return Served(answer, target)
-        except ApiError as error:
-            status = error.status_code
+        except Exception as error:
+            status = self._status_of(error)
             raise
         finally:
             self._metrics.record(

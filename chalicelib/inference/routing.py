@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.api_errors import NotFound
-from chalicelib.lifecycle import Status
-from chalicelib.naming import ArtifactName
-from chalicelib.registry import ModelRoutes, ModelVersion
-from chalicelib.validation.report import ModelSummary
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.naming import ArtifactName
+from chalicelib.domain.records import ModelRoutes, ModelVersion
+from chalicelib.domain.signature import ModelSummary
 
 PRODUCTION, CANARY, PINNED = "production", "canary", "pinned"
 

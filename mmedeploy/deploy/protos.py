@@ -1,6 +1,6 @@
 """``python -m mmedeploy.deploy.protos [--check]`` (``make protos``): the validator's protobuf classes.
 
-The ``.proto`` files in ``chalicelib/validation/schemas/`` are the sources; the ``*_pb2.py`` (and
+The ``.proto`` files in ``chalicelib/domain/validation/schemas/`` are the sources; the ``*_pb2.py`` (and
 ``*_pb2.pyi`` for mypy) beside them are protoc's output, committed so that neither a clean clone
 nor a Lambda artifact needs protoc, tritonclient, grpc or onnx: only the ``protobuf`` runtime.
 protoc comes from ``grpcio-tools`` (requirements-dev.txt), whose protoc matches the pinned runtime
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "chalicelib" / "validation" / "schemas"
+SCHEMAS = ROOT / "chalicelib" / "domain" / "validation" / "schemas"
 PROTOS = ("model_config.proto", "onnx_interface.proto")
 
 

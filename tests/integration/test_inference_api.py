@@ -16,8 +16,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from chalicelib.lifecycle import Status
-from chalicelib.registry import ModelRegistry, ModelVersion
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import ModelVersion
 from examples.build_examples import build_test_cases
 from mmedeploy.local.stack import StackInfo
 from tests.integration.api_helpers import call_api

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.lifecycle import SETTLED, Status
-from chalicelib.registry import ModelRegistry
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import SETTLED, Status
 from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo, process_alive
 from mmedeploy.packaging import package

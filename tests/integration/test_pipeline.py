@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.lifecycle import SETTLED, Status
-from chalicelib.registry import ModelRegistry, ModelVersion
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import SETTLED, Status
+from chalicelib.domain.records import ModelVersion
 from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import package

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.lifecycle import Status
-from chalicelib.registry import ModelRegistry, ModelVersion
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import ModelVersion
 from mmedeploy.decision import Decision
 from mmedeploy.local.stack import StackInfo
 from tests.integration.conftest import wait_for

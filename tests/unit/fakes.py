@@ -9,15 +9,17 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from chalicelib.approval.gate import ApprovalDecision, ApprovalGate, Decision
-from chalicelib.artifact_store import ArtifactConflict, ArtifactMissing, CopyResult
-from chalicelib.lifecycle import Status
-from chalicelib.lifecycle_events import EventPublishFailed, LifecycleEvent
-from chalicelib.pipeline.approval_stage import ApprovalStage
-from chalicelib.pipeline.record_approval_stage import RecordApprovalInput, RecordApprovalStage
-from chalicelib.pipeline.stage_io import ApprovalRequest, UploadedObject
-from chalicelib.pipeline.tracker import LifecycleTracker
-from chalicelib.registry import Flip, ModelRegistry, ModelVersion, PendingApproval
+from chalicelib.adapters.artifact_store import ArtifactConflict, ArtifactMissing, CopyResult
+from chalicelib.adapters.lifecycle_events import EventPublishFailed, LifecycleEvent
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.approval.gate import ApprovalGate
+from chalicelib.deploy_model.record_approval import RecordApproval, RecordApprovalInput
+from chalicelib.deploy_model.request_approval import RequestApproval
+from chalicelib.deploy_model.stage_io import ApprovalRequest, UploadedObject
+from chalicelib.domain.approvals import ApprovalDecision, Decision, PendingApproval
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import Flip, ModelVersion
+from chalicelib.stages.tracker import LifecycleTracker
 from tests.tarballs import pack, single_python_repo
 from tests.unit.registry_table import TABLE
 
@@ -172,7 +174,7 @@ class Tracked:
         self.registry = ModelRegistry(TABLE, dynamodb, TickingClock())
         self.publisher = publisher or FakePublisher()
         self.notifier = FakeNotifier()
-        self.tracker = LifecycleTracker(self.registry, self.publisher, self.notifier)  # type: ignore[arg-type]
+        self.tracker = LifecycleTracker(self.registry, self.registry, self.publisher, self.notifier)  # type: ignore[arg-type]
 
     def history(self, name: str = "fraud", version: str = "1") -> list[Status]:
         return [h.status for h in self.registry.history(name, version)]
@@ -184,14 +186,14 @@ def deploy_execution(name: str, version: str) -> str:
 
 class ApprovalWorld(Tracked):
     """Versions staged with real tarballs in the fake staging bucket, asked for approval through
-    ApprovalStage, and decided through the real ApprovalGate over a fake task callback."""
+    RequestApproval, and decided through the real ApprovalGate over a fake task callback."""
 
     def __init__(self, dynamodb: Any) -> None:
         super().__init__(dynamodb)
         self.store = FakeArtifactStore()
         self.callback = FakeTaskCallback()
-        self.gate = ApprovalGate(self.registry, self.callback)  # type: ignore[arg-type]
-        self.request_approval = ApprovalStage(self.tracker, self.notifier)  # type: ignore[arg-type]
+        self.gate = ApprovalGate(self.registry, self.registry, self.callback)  # type: ignore[arg-type]
+        self.request_approval = RequestApproval(self.tracker, self.notifier)  # type: ignore[arg-type]
 
     def staged(self, version: str = "1", name: str = "fraud") -> ModelVersion:
         data = pack(single_python_repo(name=name, version=version))
@@ -234,7 +236,7 @@ class ApprovalWorld(Tracked):
         (_, output) = self.callback.succeeded[-1]
         decision = ApprovalDecision.model_validate(output)
         approved = RecordApprovalInput(name=name, version=version, decision=decision)
-        return RecordApprovalStage(self.tracker).run(approved).status
+        return RecordApproval(self.tracker).run(approved).status
 
     def approved(self, version: str = "1", name: str = "fraud", actor: str = "slack:U0ALICE") -> ModelVersion:
         """A version asked for approval, approved in Slack, and recorded APPROVED by its execution."""

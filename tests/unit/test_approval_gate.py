@@ -11,15 +11,18 @@ import pytest
 from botocore.exceptions import ClientError
 from slack_sdk.errors import SlackApiError
 
-from chalicelib import slack_messages
-from chalicelib.approval.gate import DECLINED_ERROR, Decision, Outcome
-from chalicelib.approval.task_callback import TaskCallback, TaskGone
-from chalicelib.lifecycle import Status
-from chalicelib.pipeline.outcome_stage import OutcomeStage
-from chalicelib.pipeline.stage_io import OutcomeInput, StageError
-from chalicelib.registry import Alias, AlreadyDecided, ApprovalNotFound, Flip, PendingApproval
-from chalicelib.slack_notifier import SlackNotifier
-from chalicelib.validation.findings import Code, Finding
+from chalicelib.adapters import slack_messages
+from chalicelib.adapters.slack_notifier import SlackNotifier
+from chalicelib.adapters.step_functions import TaskCallback, TaskGone
+from chalicelib.approval.gate import Outcome
+from chalicelib.deploy_model.record_outcome import RecordOutcome
+from chalicelib.deploy_model.stage_io import RecordOutcomeInput
+from chalicelib.domain.approvals import DECLINED_ERROR, Decision, PendingApproval
+from chalicelib.domain.errors import AlreadyDecided, ApprovalNotFound, RegistryError, ServiceError
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import Alias, Flip
+from chalicelib.domain.validation.findings import Code, Finding
+from chalicelib.stages.stage_io import StageError
 from tests.unit.fakes import SLACK_CHANNEL, ApprovalWorld, deploy_execution
 
 S = Status
@@ -222,13 +225,13 @@ def test_a_declined_outcome_is_recorded_with_the_decider_as_actor(world: Approva
     world.gate.decide(approval_id, Decision.REJECT, BOB)
     (_, error, cause) = world.callback.failed[-1]
     # WHEN the Catch hands the task failure to RecordOutcome
-    outcome = OutcomeInput(
+    outcome = RecordOutcomeInput(
         name="fraud",
         version="1",
         execution=deploy_execution("fraud", "1"),
         error=StageError(Error=error, Cause=json.dumps(cause)),
     )
-    status = OutcomeStage(world.tracker).run(outcome).status
+    status = RecordOutcome(world.tracker).run(outcome).status
     # THEN the version is DECLINED by the decider, with the rejection as the reason
     record = world.registry.get("fraud", "1", with_history=True)
     assert status == "DECLINED"
@@ -260,7 +263,7 @@ def test_a_released_decision_can_be_claimed_again(world: ApprovalWorld) -> None:
 def test_only_the_claimant_can_release_a_decision(world: ApprovalWorld, dynamodb: Any) -> None:
     pending = world.registry.put_approval("fraud", "1", "token")
     world.registry.claim_decision(pending.approval_id, "approve", ALICE)
-    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
+    with pytest.raises(RegistryError, match="ConditionalCheckFailed"):
         world.registry.release_decision(pending.approval_id, BOB)
     assert approval(world, pending.approval_id).decided_by == ALICE
 
@@ -321,8 +324,8 @@ def test_a_task_that_no_longer_waits_is_task_gone(code: str) -> None:
         TaskCallback(FakeStates(code)).succeed("tok", {})
 
 
-def test_other_callback_errors_propagate() -> None:
-    with pytest.raises(ClientError, match="ThrottlingException"):
+def test_other_callback_errors_are_service_errors() -> None:
+    with pytest.raises(ServiceError, match="Step Functions answered ThrottlingException: says Step Functions"):
         TaskCallback(FakeStates("ThrottlingException")).fail("tok", DECLINED_ERROR, {})
 
 

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from chalicelib.validation.limits import ArchiveLimits
+from chalicelib.domain.validation.limits import ArchiveLimits
 from tests.tarballs import codes, gz, info, pack, raw_tar, single_python_repo, tar_bytes, validate_bytes
 
 MODEL_PY = single_python_repo()["simple/1/model.py"]
@@ -209,7 +209,7 @@ class _OneWayStream(io.RawIOBase):
 
 
 def test_one_pass_over_a_non_seekable_stream_hashes_the_whole_object() -> None:
-    from chalicelib.validation.validator import validate_tarball
+    from chalicelib.domain.validation.validator import validate_tarball
 
     data = pack(single_python_repo())
     stream = _OneWayStream(data)
@@ -220,7 +220,7 @@ def test_one_pass_over_a_non_seekable_stream_hashes_the_whole_object() -> None:
 
 
 def test_a_transport_error_mid_read_is_a_finding() -> None:
-    from chalicelib.validation.validator import validate_tarball
+    from chalicelib.domain.validation.validator import validate_tarball
 
     data = pack(single_python_repo())
     report = validate_tarball(_OneWayStream(data, fail_after=0), "simple_1.tar.gz")  # type: ignore[arg-type]

@@ -12,13 +12,7 @@ import botocore.exceptions
 import pytest
 from moto import mock_aws
 
-from chalicelib.artifact_store import (
-    MAX_PARTS,
-    ArtifactConflict,
-    ArtifactMissing,
-    ArtifactStore,
-    CopyResult,
-)
+from chalicelib.adapters.artifact_store import MAX_PARTS, ArtifactConflict, ArtifactMissing, ArtifactStore, CopyResult
 
 STAGING = "staging-artifacts"
 PROD = "prod-artifacts"

@@ -374,7 +374,7 @@ def _tiny_tree(root: Path, mtime: float) -> Path:
         "functions/__init__.py": "",
         "functions/validate.py": "def handler(event, context):\n    return event\n",
         "functions/__pycache__/validate.cpython-311.pyc": "stale",
-        "chalicelib/warmup/test_cases.py": "CASES = []\n",
+        "chalicelib/domain/warmup/test_cases.py": "CASES = []\n",
         "chalicelib/tests/test_x.py": "assert False\n",
         "chalicelib/stale.pyc": "x",
     }.items():
@@ -399,7 +399,7 @@ def test_the_zip_is_byte_identical_for_identical_input(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "a.zip") as archive:
         infos = archive.infolist()
     assert [info.filename for info in infos] == [
-        "chalicelib/warmup/test_cases.py",  # a module named test_*, not a test: kept
+        "chalicelib/domain/warmup/test_cases.py",  # a module named test_*, not a test: kept
         "functions/__init__.py",
         "functions/validate.py",
     ]
@@ -421,7 +421,7 @@ def test_one_file_from_two_places_is_refused(tmp_path: Path) -> None:
 
 def test_the_real_app_trees_keep_their_modules() -> None:
     names = set(tree_files(ROOT / "chalicelib", "chalicelib/"))
-    assert "chalicelib/warmup/test_cases.py" in names
+    assert "chalicelib/domain/warmup/test_cases.py" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
@@ -559,7 +559,7 @@ def test_a_change_rebuilds_only_the_parts_made_from_it(tmp_path: Path) -> None:
     assert changed_by("functions/flip_alias.py") == {"functions.zip"}
     assert changed_by("requirements.txt") == {"deployment.zip"}
     assert changed_by("functions/requirements.txt") == {"functions.zip"}
-    assert changed_by("chalicelib/naming.py") == {"sam.yaml", "deployment.zip", "functions.zip"}
+    assert changed_by("chalicelib/domain/naming.py") == {"sam.yaml", "deployment.zip", "functions.zip"}
     assert changed_by("mmedeploy/deploy/lambda_zip.py") == {"sam.yaml", "deployment.zip", "functions.zip"}
     assert package.input_digests("prod", tmp_path)["sam.yaml"] != digests["sam.yaml"]
 

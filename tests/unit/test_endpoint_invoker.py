@@ -14,7 +14,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from chalicelib.endpoint_invoker import (
+from chalicelib.adapters.endpoint_invoker import (
     EndpointInvoker,
     InvocationError,
     ModelArtifactNotFound,

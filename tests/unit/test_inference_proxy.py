@@ -15,21 +15,22 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from chalicelib.api_errors import (
-    ApiError,
-    BadRequest,
+from chalicelib.adapters.model_runtime import Invoked, ModelRuntime
+from chalicelib.domain.errors import (
+    DomainError,
+    InvalidRequest,
+    ModelFailed,
+    ModelNotReady,
+    ModelTimedOut,
     NotFound,
-    NotReady,
-    PayloadTooLarge,
-    UpstreamModelError,
-    UpstreamTimeout,
+    RequestTooLarge,
 )
+from chalicelib.domain.lifecycle import Status
 from chalicelib.inference.kserve import JSON, MAX_BODY_BYTES, OCTET_STREAM, SAGEMAKER_BINARY
 from chalicelib.inference.model_metrics import ModelMetrics
 from chalicelib.inference.proxy import InferenceProxy
 from chalicelib.inference.routing import CANARY, PINNED, PRODUCTION, Router
-from chalicelib.inference.runtime import Invoked, ModelRuntime
-from chalicelib.lifecycle import Status
+from tests.unit.http_answers import http_status
 from tests.unit.test_inference_routing import PROD, STAGING, Chances, FakeClock, FakeRoutes
 
 S = Status
@@ -68,7 +69,7 @@ def invoke(client: tuple[Any, Stubber], body: bytes = REQUEST, content_type: str
     return ModelRuntime(client[0], clock=Steps(0.125)).invoke(ENDPOINT, TARGET, body, content_type)
 
 
-def refusal(client: tuple[Any, Stubber], code: str, status: int, **fields: Any) -> ApiError:
+def refusal(client: tuple[Any, Stubber], code: str, status: int, **fields: Any) -> DomainError:
     """The error the runtime raises when SageMaker answers ``code``."""
     client[1].add_client_error(
         "invoke_endpoint",
@@ -78,7 +79,7 @@ def refusal(client: tuple[Any, Stubber], code: str, status: int, **fields: Any) 
         modeled_fields=fields or None,
         expected_params=expected(),
     )
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(DomainError) as raised:
         invoke(client)
     return raised.value
 
@@ -100,8 +101,8 @@ def test_an_answer_comes_back_with_its_content_type_and_time(client: tuple[Any, 
 
 def test_model_not_ready_is_503_with_retry_after(client: tuple[Any, Stubber]) -> None:
     error = refusal(client, "ModelNotReadyException", 429)
-    assert isinstance(error, NotReady)
-    assert (error.status_code, error.headers) == (503, {"Retry-After": "5"})
+    assert isinstance(error, ModelNotReady)
+    assert (http_status(error), error.retry_after_s) == (503, 5)
     assert TARGET in error.message and "loading" in error.message
 
 
@@ -115,28 +116,28 @@ def test_a_model_error_is_502_with_tritons_message(client: tuple[Any, Stubber]) 
         OriginalMessage=triton,
         LogStreamArn="arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/x",
     )
-    assert isinstance(error, UpstreamModelError)
-    assert error.status_code == 502
+    assert isinstance(error, ModelFailed)
+    assert http_status(error) == 502
     assert triton in error.message and "(400)" in error.message
 
 
 def test_a_model_error_without_original_fields_uses_sagemakers_message(client: tuple[Any, Stubber]) -> None:
     error = refusal(client, "ModelError", 424)
-    assert isinstance(error, UpstreamModelError)
+    assert isinstance(error, ModelFailed)
     assert "no status" in error.message and "ModelError from SageMaker" in error.message
 
 
 @pytest.mark.parametrize(("code", "status"), [("ThrottlingException", 400), ("ServiceUnavailable", 503)])
 def test_throttling_is_503_with_a_short_retry_after(client: tuple[Any, Stubber], code: str, status: int) -> None:
     error = refusal(client, code, status)
-    assert isinstance(error, NotReady)
-    assert (error.status_code, error.headers) == (503, {"Retry-After": "1"})
+    assert isinstance(error, ModelNotReady)
+    assert (http_status(error), error.retry_after_s) == (503, 1)
     assert code in error.message
 
 
 def test_another_refusal_is_502_naming_it(client: tuple[Any, Stubber]) -> None:
     error = refusal(client, "ValidationError", 400)
-    assert isinstance(error, UpstreamModelError)
+    assert isinstance(error, ModelFailed)
     assert "ValidationError" in error.message and "ValidationError from SageMaker" in error.message
 
 
@@ -169,14 +170,14 @@ URL = "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/mmedeploy-pro
 @pytest.mark.parametrize("on_read", [False, True])
 @pytest.mark.parametrize("error", [ReadTimeoutError(endpoint_url=URL), ConnectTimeoutError(endpoint_url=URL)])
 def test_a_timeout_is_504(error: Exception, on_read: bool) -> None:
-    with pytest.raises(UpstreamTimeout) as raised:
+    with pytest.raises(ModelTimedOut) as raised:
         ModelRuntime(FailingClient(error, on_read)).invoke(ENDPOINT, TARGET, REQUEST, JSON)
-    assert raised.value.status_code == 504
+    assert http_status(raised.value) == 504
     assert ENDPOINT in raised.value.message
 
 
 def test_an_unreachable_endpoint_is_502() -> None:
-    with pytest.raises(UpstreamModelError, match="could not reach mmedeploy-production"):
+    with pytest.raises(ModelFailed, match="could not reach mmedeploy-production"):
         ModelRuntime(FailingClient(EndpointConnectionError(endpoint_url=URL))).invoke(ENDPOINT, TARGET, REQUEST, JSON)
 
 
@@ -208,7 +209,7 @@ def source() -> FakeRoutes:
 def proxy(source: FakeRoutes, runtime: FakeRuntime, chance: Chances | None = None) -> InferenceProxy:
     router = Router(source, STAGING, PROD, clock=FakeClock(), chance=chance or Chances([]))
     # perf_counter readings: the start, then the end 0.25 s later
-    return InferenceProxy(router, runtime, ModelMetrics(), clock=Steps(0.25))  # type: ignore[arg-type]
+    return InferenceProxy(router, runtime, ModelMetrics(), http_status, clock=Steps(0.25))  # type: ignore[arg-type]
 
 
 def emf_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -298,7 +299,7 @@ def test_a_request_the_model_would_refuse_is_a_client_error_without_invoking(
     body = json.dumps({"inputs": [{"name": "PIXELS", "datatype": "FP32", "shape": [1, 4], "data": [0] * 4}]}).encode()
     runtime = FakeRuntime()
     # WHEN it is made / THEN 400, no InvokeEndpoint, and a ClientErrors metric for version 2
-    with pytest.raises(BadRequest, match="no input 'PIXELS'"):
+    with pytest.raises(InvalidRequest, match="no input 'PIXELS'"):
         proxy(source, runtime).infer("fraud", None, body, None)
     assert runtime.calls == []
     line = one_metric_line(capsys)
@@ -310,9 +311,9 @@ def test_a_request_the_model_would_refuse_is_a_client_error_without_invoking(
 @pytest.mark.parametrize(
     "error",
     [
-        UpstreamModelError("the model failed (500): CUDA error"),
-        NotReady("loading", 5),
-        UpstreamTimeout("slow"),
+        ModelFailed("the model failed (500): CUDA error"),
+        ModelNotReady("loading", 5),
+        ModelTimedOut("slow"),
         RuntimeError("a bug"),
     ],
 )
@@ -322,7 +323,7 @@ def test_an_upstream_failure_is_an_error_metric_and_raised(
     with pytest.raises(type(error)):
         proxy(source, FakeRuntime(error=error)).infer("fraud", None, REQUEST, None)
     line = one_metric_line(capsys)
-    status = error.status_code if isinstance(error, ApiError) else 500
+    status = http_status(error)
     assert line["status"] == status
     assert [first(line[k]) for k in ("Invocations", "Errors", "ClientErrors")] == [1, 1, 0]
 
@@ -331,14 +332,14 @@ def test_an_oversized_body_is_refused_before_any_read_or_call(
     source: FakeRoutes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runtime = FakeRuntime()
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(RequestTooLarge):
         proxy(source, runtime).infer("fraud", None, b"{" + b" " * MAX_BODY_BYTES, None)
     assert (source.reads, runtime.calls, emf_lines(capsys)) == (0, [], [])
 
 
 def test_a_malformed_body_is_refused_before_any_read(source: FakeRoutes, capsys: pytest.CaptureFixture[str]) -> None:
     runtime = FakeRuntime()
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidRequest):
         proxy(source, runtime).infer("fraud", None, b"not json", None)
     assert (source.reads, runtime.calls, emf_lines(capsys)) == (0, [], [])
 

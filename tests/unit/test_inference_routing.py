@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.api_errors import NotFound
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import Alias, Canary, ModelRoutes, ModelVersion
+from chalicelib.domain.signature import ModelSummary, TensorSpec
 from chalicelib.inference.routing import CANARY, PINNED, PRODUCTION, Router, Target, TtlCache
-from chalicelib.lifecycle import Status
-from chalicelib.registry import Alias, Canary, ModelRoutes, ModelVersion
-from chalicelib.validation.report import ModelSummary, TensorSpec
+from tests.unit.http_answers import http_status
 from tests.unit.test_registry import version_record
 
 S = Status
@@ -154,7 +155,7 @@ def test_an_unknown_model_is_cached_and_not_found(source: FakeRoutes, clock: Fak
         # WHEN it asks / THEN NotFound says the model is unknown
         with pytest.raises(NotFound, match="unknown model nosuch") as raised:
             subject.resolve("nosuch")
-        assert raised.value.status_code == 404
+        assert http_status(raised.value) == 404
     # AND the registry was read once for all of them
     assert (source.route_reads, source.version_reads) == (["nosuch"], [])
     # AND once the TTL passes it is read again
@@ -262,7 +263,7 @@ def test_a_version_that_does_not_serve_is_not_found_naming_its_status(
     source.add("3", status)
     with pytest.raises(NotFound) as raised:
         router(source, clock).resolve("fraud", "3")
-    assert raised.value.status_code == 404
+    assert http_status(raised.value) == 404
     assert f"version 3 of model fraud is {status.value}" in raised.value.message
 
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.api_errors import ApiError, BadRequest, PayloadTooLarge
+from chalicelib.domain.errors import DomainError, InvalidRequest, RequestTooLarge
+from chalicelib.domain.signature import ModelSummary, TensorSpec, kserve_shape, shape_problem
 from chalicelib.inference.kserve import (
     JSON,
     MAX_BODY_BYTES,
@@ -20,13 +21,12 @@ from chalicelib.inference.kserve import (
     SAGEMAKER_BINARY,
     InferBody,
     check_request,
-    kserve_datatype,
-    kserve_shape,
+    datatype_of,
     metadata_tensors,
     parse_request,
     served_response,
 )
-from chalicelib.validation.report import ModelSummary, TensorSpec
+from tests.unit.http_answers import http_status
 
 # A batching model: IMAGE is [-1 (batch), 3, -1, 4] to a client, TOKENS a variable-length string.
 MODEL = ModelSummary(
@@ -65,9 +65,9 @@ def binary_request(inputs: list[dict[str, Any]], tail: bytes, **fields: Any) -> 
     return header + tail, str(len(header))
 
 
-def refused(body: bytes, header_length: str | None = None, model: ModelSummary | None = MODEL) -> ApiError:
+def refused(body: bytes, header_length: str | None = None, model: ModelSummary | None = MODEL) -> DomainError:
     """The error parse_request + check_request raise for the body."""
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(DomainError) as raised:
         check_request(parse_request(body, header_length), model)
     return raised.value
 
@@ -104,10 +104,10 @@ def test_a_header_length_equal_to_the_body_is_all_json() -> None:
 def test_a_header_length_that_is_not_a_length_within_the_body_is_refused(header_length: str) -> None:
     # GIVEN a valid body (under 100000 bytes) / WHEN its header length is junk, 0, negative or too long
     body = json_request(image([1, 3, 1, 4], data=[0.0] * 12))
-    with pytest.raises(BadRequest) as raised:
+    with pytest.raises(InvalidRequest) as raised:
         parse_request(body, header_length)
     # THEN 400 names the header
-    assert raised.value.status_code == 400
+    assert http_status(raised.value) == 400
     assert "Inference-Header-Content-Length" in raised.value.message
 
 
@@ -122,20 +122,20 @@ def test_a_header_length_that_is_not_a_length_within_the_body_is_refused(header_
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_refused(body: bytes, words: str) -> None:
-    with pytest.raises(BadRequest, match=words):
+    with pytest.raises(InvalidRequest, match=words):
         parse_request(body, None)
 
 
 def test_a_deeply_nested_header_is_a_bad_request() -> None:
     # GIVEN 100 kB of '[' (well under 6 MiB) / WHEN parsed / THEN the client's error: 400
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidRequest):
         parse_request(b"[" * 100_000, None)
 
 
 def test_a_binary_header_that_is_not_json_is_refused() -> None:
     # GIVEN a header length that cuts the JSON short
     body = json_request(image([1, 3, 1, 4], data=[0.0] * 12))
-    with pytest.raises(BadRequest, match="not valid JSON"):
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
         parse_request(body, "10")
 
 
@@ -143,9 +143,9 @@ def test_an_oversized_body_is_refused_before_any_parsing() -> None:
     # GIVEN a body one byte over SageMaker's 6 MiB, which is neither JSON nor correctly framed
     body = b"\xff" * (MAX_BODY_BYTES + 1)
     # WHEN it is parsed with a junk header length / THEN the size is what is refused: 413
-    with pytest.raises(PayloadTooLarge) as raised:
+    with pytest.raises(RequestTooLarge) as raised:
         parse_request(body, "not-a-number")
-    assert raised.value.status_code == 413
+    assert http_status(raised.value) == 413
     assert str(MAX_BODY_BYTES + 1) in raised.value.message
     assert MAX_BODY_BYTES == 6 * 1024 * 1024
 
@@ -175,7 +175,7 @@ def test_a_body_of_exactly_six_mib_is_parsed() -> None:
 def test_malformed_inputs_are_refused_without_a_model(header: dict[str, Any]) -> None:
     # GIVEN no recorded signature (model=None): only the framing is checked
     error = refused(json.dumps(header).encode(), model=None)
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
 
 
 def test_without_a_model_any_well_framed_input_passes() -> None:
@@ -194,7 +194,7 @@ def test_without_a_model_any_well_framed_input_passes() -> None:
 
 def test_an_input_with_neither_data_nor_binary_size_is_refused() -> None:
     error = refused(json_request(image([1, 3, 1, 4])))
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "'IMAGE' has neither 'data' nor a binary_data_size" in error.message
 
 
@@ -202,7 +202,7 @@ def test_an_input_with_neither_data_nor_binary_size_is_refused() -> None:
 def test_a_binary_size_that_is_not_a_byte_count_is_refused(size: Any) -> None:
     body, length = binary_request([image([1, 3, 1, 4], parameters={"binary_data_size": size})], bytes(48))
     error = refused(body, length)
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
 
 
 def test_a_binary_size_that_does_not_match_the_shape_is_refused() -> None:
@@ -210,7 +210,7 @@ def test_a_binary_size_that_does_not_match_the_shape_is_refused() -> None:
     body, length = binary_request([image([1, 3, 1, 4], parameters={"binary_data_size": 44})], bytes(44))
     # THEN 400 names the input, the shape's size and the declared size
     error = refused(body, length)
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "'IMAGE'" in error.message and "48 bytes" in error.message and "44" in error.message
 
 
@@ -218,14 +218,14 @@ def test_binary_sizes_that_do_not_add_up_to_the_tail_are_refused() -> None:
     # GIVEN one 48-byte input, but 50 bytes after the header
     body, length = binary_request([image([1, 3, 1, 4], parameters={"binary_data_size": 48})], bytes(50))
     error = refused(body, length)
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "add up to 48 bytes" in error.message and "50 bytes follow" in error.message
 
 
 def test_binary_sizes_in_an_all_json_request_are_refused() -> None:
     # GIVEN a binary_data_size but no header length: nothing follows the header
     error = refused(json_request(image([1, 3, 1, 4], parameters={"binary_data_size": 48})))
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "0 bytes follow" in error.message
 
 
@@ -245,7 +245,7 @@ def test_bytes_inputs_skip_the_size_check_but_count_towards_the_tail() -> None:
     short, short_length = binary_request(
         [{"name": "TOKENS", "datatype": "BYTES", "shape": [1, 1], "parameters": {"binary_data_size": 3}}], strings
     )
-    assert isinstance(refused(short, short_length), BadRequest)
+    assert isinstance(refused(short, short_length), InvalidRequest)
 
 
 # -- check_request: against the model's config ---------------------------------------------------
@@ -260,14 +260,14 @@ def test_a_well_formed_json_request_is_accepted() -> None:
 
 def test_an_unknown_input_is_refused_naming_the_models_inputs() -> None:
     error = refused(json_request({"name": "PIXELS", "datatype": "FP32", "shape": [1, 3, 1, 4], "data": [0] * 12}))
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "no input 'PIXELS'" in error.message and "['IMAGE', 'TOKENS']" in error.message
 
 
 @pytest.mark.parametrize("datatype", ["FP16", "TYPE_FP32", "fp32", "BYTES"])
 def test_a_datatype_other_than_the_configs_is_refused(datatype: str) -> None:
     error = refused(json_request(image([1, 3, 1, 4], datatype=datatype, data=[0] * 12)))
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert f"'IMAGE' is FP32, not {datatype}" in error.message
 
 
@@ -280,7 +280,7 @@ def test_a_string_input_is_bytes_to_a_client() -> None:
 def test_a_shape_of_the_wrong_rank_or_dims_is_refused(shape: list[int]) -> None:
     # GIVEN IMAGE is [-1, 3, -1, 4]: the batch is missing, an extra dim, or a fixed dim differs
     error = refused(json_request(image(shape, data=[0.0] * math.prod(shape))))
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "[-1, 3, -1, 4]" in error.message
 
 
@@ -291,8 +291,17 @@ def test_wildcard_dims_take_any_size_up_to_the_max_batch(shape: list[int]) -> No
 
 def test_a_batch_over_max_batch_size_is_refused() -> None:
     error = refused(json_request(image([9, 3, 1, 4], data=[0.0] * 108)))
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "batch 9" in error.message and "max_batch_size 8" in error.message
+
+
+def test_the_api_and_the_warm_up_judge_a_shape_by_one_rule() -> None:
+    # GIVEN one checker (chalicelib.domain.signature.shape_problem) / THEN the API's refusal is its message
+    spec = MODEL.inputs[0]
+    for shape in ([9, 3, 1, 4], [3, 1, 4], [1, 3, 1, 5]):
+        error = refused(json_request(image(shape, data=[0.0] * math.prod(shape))))
+        assert error.message == f"input 'IMAGE': {shape_problem(shape, spec, MODEL, max_batch=8)}"
+    assert shape_problem([0, 3, 1, 4], spec, MODEL, max_batch=8) is None  # batch 0: Triton takes it
 
 
 def test_a_model_without_batching_takes_its_dims_as_they_are() -> None:
@@ -317,13 +326,13 @@ def test_a_binary_input_of_an_unbatched_model_is_sized_by_its_dims() -> None:
 @pytest.mark.parametrize("outputs", [[{"name": "LOGITS"}], [{"name": "SCORE"}, {"name": "LOGITS"}]])
 def test_an_unknown_requested_output_is_refused(outputs: list[dict[str, Any]]) -> None:
     error = refused(json_request(image([1, 3, 1, 4], data=[0.0] * 12), outputs=outputs))
-    assert isinstance(error, BadRequest)
+    assert isinstance(error, InvalidRequest)
     assert "no output 'LOGITS'" in error.message and "['SCORE']" in error.message
 
 
 @pytest.mark.parametrize("outputs", [{"name": "SCORE"}, ["SCORE"], [{"binary_data": True}]])
 def test_malformed_outputs_are_refused(outputs: Any) -> None:
-    assert isinstance(refused(json_request(image([1, 3, 1, 4], data=[0.0] * 12), outputs=outputs)), BadRequest)
+    assert isinstance(refused(json_request(image([1, 3, 1, 4], data=[0.0] * 12), outputs=outputs)), InvalidRequest)
 
 
 def test_a_model_whose_inputs_triton_auto_completes_accepts_its_inputs() -> None:
@@ -405,7 +414,7 @@ def test_a_binary_answer_whose_header_is_not_json_passes_unchanged() -> None:
     [("TYPE_FP32", "FP32"), ("TYPE_STRING", "BYTES"), ("TYPE_BOOL", "BOOL"), ("TYPE_BF16", "BF16"), ("INT8", "INT8")],
 )
 def test_config_types_as_the_protocol_names_them(config: str, kserve: str) -> None:
-    assert kserve_datatype(config) == kserve
+    assert datatype_of(TensorSpec(name="X", data_type=config, dims=[1])) == kserve
 
 
 def test_metadata_tensors_carry_the_batch_dimension() -> None:

@@ -31,9 +31,9 @@ from mmedeploy.deploy.template import FUNCTIONS_ZIP
 # What the Chalice app (API, authorizer, upload trigger) must neither ship nor import: the
 # validator, the warm-up's smoke tests and their dependencies.
 NOT_IN_THE_APP = (
-    "chalicelib/validation/validator.py",
-    "chalicelib/validation/archive.py",
-    "chalicelib/warmup/smoke_test.py",
+    "chalicelib/domain/validation/validator.py",
+    "chalicelib/domain/validation/archive.py",
+    "chalicelib/stages/smoke_test.py",
     "chalicelib/stage_composition.py",
     "functions/",
     "isal/",
@@ -116,7 +116,7 @@ def test_the_chalice_app_ships_and_imports_only_what_serves_requests(
     probe = (
         f"{api.import_code()}; import sys; "
         "_heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('slack_sdk', 'aws_xray_sdk', 'isal', 'google')"
-        " or m.startswith(('chalicelib.validation.validator', 'chalicelib.warmup.smoke_test')) "
+        " or m.startswith(('chalicelib.domain.validation.validator', 'chalicelib.stages.smoke_test')) "
         "or 'idempotency' in m); assert not _heavy, _heavy"
     )
     result = _import(api, task_roots[api.code_uri], probe)
@@ -128,9 +128,9 @@ def test_the_stage_lambdas_ship_the_validator_without_tensor_libraries(staging_p
         names = set(archive.namelist())
     assert {
         "functions/validate.py",
-        "chalicelib/validation/validator.py",
-        "chalicelib/validation/schemas/model_config_pb2.py",
-        "chalicelib/validation/schemas/onnx_interface_pb2.py",
+        "chalicelib/domain/validation/validator.py",
+        "chalicelib/domain/validation/schemas/model_config_pb2.py",
+        "chalicelib/domain/validation/schemas/onnx_interface_pb2.py",
         "isal/__init__.py",
         "google/protobuf/__init__.py",
     } <= names

@@ -7,7 +7,7 @@ from itertools import combinations, pairwise
 
 import pytest
 
-from chalicelib.lifecycle import ALLOWED_FROM, EVENT_FOR_STATUS, SETTLED, TERMINAL, Status, may_move
+from chalicelib.domain.lifecycle import ALLOWED_FROM, EVENT_FOR_STATUS, SETTLED, TERMINAL, Status, may_move
 
 S = Status
 MAIN_PATH = [S.RECEIVED, S.VALIDATING, S.VALIDATED, S.WARMING, S.STAGED, S.AWAITING_APPROVAL]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.naming import ArtifactName, InvalidArtifactName
+from chalicelib.domain.naming import ArtifactName, InvalidArtifactName
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from chalicelib.validation.onnx_probe import OnnxProbe
+from chalicelib.domain.validation.onnx_probe import OnnxProbe
 from examples.build_examples import build_onnx
 from tests.tarballs import codes, idcheck_repo, pack, validate_bytes
 

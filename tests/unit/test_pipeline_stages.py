@@ -13,21 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.deployment_starter import DeploymentStarter
-from chalicelib.lifecycle import Status
-from chalicelib.lifecycle_events import UPLOAD_REFUSED, EventPublishFailed
-from chalicelib.pipeline.outcome_stage import OutcomeStage, ending
-from chalicelib.pipeline.stage_io import (
-    DeploymentInput,
-    OutcomeInput,
-    StageError,
-    UploadedObject,
-    ValidateOutcome,
-)
-from chalicelib.pipeline.upload_trigger import UNNAMED_VERSION, UploadOutcome, UploadTrigger, upload_event_pattern
-from chalicelib.pipeline.validate_stage import ValidateStage
-from chalicelib.registry import TransitionRefused
-from chalicelib.validation.findings import Code
+from chalicelib.adapters.lifecycle_events import UPLOAD_REFUSED, EventPublishFailed
+from chalicelib.adapters.step_functions import DeploymentStarter
+from chalicelib.deploy_model.record_outcome import RecordOutcome, ending
+from chalicelib.deploy_model.stage_io import DeploymentInput, RecordOutcomeInput, UploadedObject, ValidateOutcome
+from chalicelib.deploy_model.upload_trigger import UNNAMED_VERSION, UploadOutcome, UploadTrigger, upload_event_pattern
+from chalicelib.deploy_model.validate import Validate
+from chalicelib.domain.errors import TransitionRefused
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.validation.findings import Code
+from chalicelib.stages.stage_io import StageError
 from tests.tarballs import PYTHON_MODEL, pack, single_python_repo
 from tests.unit.fakes import FakeArtifactStore, FakePublisher, TickingClock, Tracked
 
@@ -79,8 +74,8 @@ class World(Tracked):
         self.starter = DeploymentStarter(self.sfn, STATE_MACHINE)
         self.trigger = UploadTrigger(self.tracker, self.starter, BUCKET, TickingClock())
         self.store = FakeArtifactStore()
-        self.validate = ValidateStage(self.tracker, self.store, timer=SteppingTimer())  # type: ignore[arg-type]
-        self.outcome = OutcomeStage(self.tracker)
+        self.validate = Validate(self.tracker, self.store, timer=SteppingTimer())  # type: ignore[arg-type]
+        self.outcome = RecordOutcome(self.tracker)
 
     def upload(self, data: bytes, key: str = "fraud_1.tar.gz", version_id: str = "v1") -> UploadedObject:
         """Put the bytes in the store and deliver the upload event to the trigger."""
@@ -309,7 +304,7 @@ def test_the_tracker_announces_nothing_for_a_refused_move(world: World) -> None:
     assert world.publisher.kinds == ["ModelReceived"] and world.notifier.outcomes == []
 
 
-# -- OutcomeStage --------------------------------------------------------------------------------
+# -- RecordOutcome --------------------------------------------------------------------------------
 def awaiting_approval(world: World) -> str:
     """A version waiting for approval; returns the execution that owns it."""
     upload = upload_of()
@@ -320,7 +315,9 @@ def awaiting_approval(world: World) -> str:
 
 
 def record_outcome(world: World, execution: str, error: str, cause: str = "") -> str:
-    outcome = OutcomeInput(name="fraud", version="1", execution=execution, error=StageError(Error=error, Cause=cause))
+    outcome = RecordOutcomeInput(
+        name="fraud", version="1", execution=execution, error=StageError(Error=error, Cause=cause)
+    )
     return world.outcome.run(outcome).status
 
 
@@ -441,7 +438,7 @@ def test_ending_bounds_the_reason() -> None:
     assert status is S.FAILED and len(reason) == 1000 and reason.startswith("Big: xxx")
 
 
-# -- ValidateStage -------------------------------------------------------------------------------
+# -- Validate -------------------------------------------------------------------------------
 def test_a_valid_tarball_is_validated_with_its_evidence_recorded(world: World) -> None:
     # GIVEN an uploaded valid tarball with a warning (a second version folder)
     data = tarball(**{"fraud/2/model.py": PYTHON_MODEL})

@@ -1,4 +1,4 @@
-"""PromoteModel's stages (PreparePromotion, WarmProduction, FlipAlias, PromotionOutcome), the admin's
+"""PromoteModel's stages (PreparePromotion, WarmProduction, FlipAlias, RecordPromotionOutcome), the admin's
 PromotionRequests and the registry's production alias, on the real ModelRegistry (moto) with the
 tracker over in-memory S3, endpoint, EventBridge and Slack."""
 
@@ -9,28 +9,30 @@ from typing import Any
 
 import pytest
 
-from chalicelib.approval.gate import Decision
-from chalicelib.endpoint_invoker import Invocation
-from chalicelib.lifecycle import PROMOTION_REQUESTED, ROLLED_BACK, Status
-from chalicelib.pipeline.stage_io import StageError
-from chalicelib.promotion.flip_stage import FlipAlias
-from chalicelib.promotion.outcome_stage import PromotionOutcome
-from chalicelib.promotion.ownership import NotOwned
-from chalicelib.promotion.prepare_stage import PreparePromotion
-from chalicelib.promotion.promotion_io import (
+from chalicelib.adapters.endpoint_invoker import Invocation
+from chalicelib.domain.approvals import Decision
+from chalicelib.domain.errors import AliasMoved, DomainError, TransitionRefused
+from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, ROLLED_BACK, Status
+from chalicelib.domain.records import ModelVersion, PromotionRun
+from chalicelib.promote_model.flip_alias import FlipAlias
+from chalicelib.promote_model.ownership import NotOwned
+from chalicelib.promote_model.prepare_promotion import PreparePromotion
+from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
+from chalicelib.promote_model.requests import PromotionRequests
+from chalicelib.promote_model.stage_io import (
     FlipInput,
     FlipResult,
     PrepareInput,
     PrepareResult,
-    PromotionOutcomeInput,
     PromotionStep,
+    RecordPromotionOutcomeInput,
 )
-from chalicelib.promotion.requests import PromotionRequests, RequestRefused
-from chalicelib.promotion.warm_production_stage import ArtifactChanged, WarmProduction
-from chalicelib.registry import AliasMoved, ModelVersion, PromotionRun, TransitionRefused
-from chalicelib.warmup.smoke_test import WarmResult
+from chalicelib.promote_model.warm_production import ArtifactChanged, WarmProduction
+from chalicelib.stages.smoke_test import WarmResult
+from chalicelib.stages.stage_io import StageError
 from tests.tarballs import pack, single_python_repo
 from tests.unit.fakes import ApprovalWorld
+from tests.unit.http_answers import http_status
 from tests.unit.registry_table import TABLE
 
 S = Status
@@ -69,7 +71,7 @@ class Promotion(ApprovalWorld):
             warm_requests=3,
         )
         self.flipper = FlipAlias(self.tracker)
-        self.ending = PromotionOutcome(self.tracker)
+        self.ending = RecordPromotionOutcome(self.tracker)
         self.requests = PromotionRequests(self.registry, self.gate, self.publisher)  # type: ignore[arg-type]
 
     def prepare(self, version: str = "1", execution: str = FIRST, by: str = "slack:U0ALICE") -> PrepareResult:
@@ -97,7 +99,7 @@ class Promotion(ApprovalWorld):
 
     def fail(self, version: str = "1", execution: str = FIRST, error: str = "SmokeTestFailed") -> str:
         cause = json.dumps({"errorMessage": "1 smoke-test problem(s): OUT differs", "errorType": error})
-        failed = PromotionOutcomeInput(
+        failed = RecordPromotionOutcomeInput(
             name="fraud", version=version, execution=execution, error=StageError(Error=error, Cause=cause)
         )
         return self.ending.run(failed).status
@@ -318,7 +320,7 @@ def test_of_two_racing_promotions_the_second_flip_fails_and_ends_failed(world: P
     assert world.registry.get("fraud", "3").reason.startswith("promotion failed, production unchanged: AliasMoved")
 
 
-# -- PromotionOutcome ------------------------------------------------------------------------------
+# -- RecordPromotionOutcome ------------------------------------------------------------------------------
 def test_a_failed_promotion_ends_failed_with_production_unchanged(world: Promotion) -> None:
     world.approved()
     world.prepare()
@@ -353,9 +355,9 @@ def test_a_non_owners_error_changes_nothing(world: Promotion) -> None:
 
 # -- PromotionRequests (the admin API) -------------------------------------------------------------
 def refused(call: Any) -> tuple[int, str]:
-    with pytest.raises(RequestRefused) as raised:
+    with pytest.raises(DomainError) as raised:
         call()
-    return raised.value.status_code, str(raised.value)
+    return http_status(raised.value), str(raised.value)
 
 
 def test_promoting_an_awaiting_version_approves_it_through_the_gate(world: Promotion) -> None:

@@ -1,4 +1,4 @@
-"""The validator's protobuf classes (chalicelib/validation/schemas) are what their sources say and
+"""The validator's protobuf classes (chalicelib/domain/validation/schemas) are what their sources say and
 what Triton's and ONNX's own packages define, so the validator reads configs and ONNX graphs as
 before while the Lambda ships only the protobuf runtime."""
 
@@ -9,7 +9,7 @@ from google.protobuf import descriptor, text_format
 from onnx import TensorProto, helper
 from tritonclient.grpc import model_config_pb2 as triton_pb
 
-from chalicelib.validation.schemas import model_config_pb2, onnx_interface_pb2
+from chalicelib.domain.validation.schemas import model_config_pb2, onnx_interface_pb2
 from mmedeploy.deploy import protos
 
 

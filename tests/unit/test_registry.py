@@ -12,15 +12,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.lifecycle import Status, may_move
-from chalicelib.registry import (
-    ModelRegistry,
-    ModelVersion,
-    RegistryError,
-    TransitionRefused,
-    VersionExists,
-    VersionNotFound,
-)
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.errors import RegistryError, TransitionRefused, VersionExists, VersionNotFound
+from chalicelib.domain.lifecycle import Status, may_move
+from chalicelib.domain.records import ModelVersion
 from tests.unit.registry_table import TABLE
 
 S = Status
@@ -171,7 +166,7 @@ def test_a_backwards_move_is_refused_and_writes_nothing(registry: ModelRegistry,
     with pytest.raises(TransitionRefused) as refused:
         registry.transition("fraud", "1", S.VALIDATING, "pipeline/validate", "late retry", lambda _: {"size": 7})
     # THEN the error names both statuses, and the record and history are untouched
-    assert (refused.value.record.status, refused.value.target) == (S.VALIDATED, S.VALIDATING)
+    assert (refused.value.record.status, refused.value.wanted) == (S.VALIDATED, S.VALIDATING)
     assert "VALIDATED" in str(refused.value) and "VALIDATING" in str(refused.value)
     after = registry.get("fraud", "1", with_history=True)
     assert after == before and after.history == before.history

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chalicelib.api_errors import BadRequest, Conflict, NotFound
+from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.errors import Conflict, InvalidRequest, NotFound
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import Flip, ModelEntry
+from chalicelib.domain.signature import ModelSummary, TensorSpec
 from chalicelib.inference.canary import CanaryRequest, CanaryRequests
 from chalicelib.inference.catalog import MAX_PAGE, ModelCatalog, decode_token, encode_token, page_limit
 from chalicelib.inference.routing import Router
-from chalicelib.lifecycle import Status
-from chalicelib.registry import Flip, ModelEntry, ModelRegistry
-from chalicelib.validation.report import ModelSummary, TensorSpec
+from tests.unit.http_answers import http_status
 from tests.unit.registry_table import TABLE
 from tests.unit.test_registry import MAIN_PATH, TickingClock, version_record, walk
 
@@ -307,7 +309,7 @@ def canaries(registry: ModelRegistry) -> CanaryRequests:
 def test_a_canary_needs_a_production_version(canaries: CanaryRequests) -> None:
     with pytest.raises(NotFound, match="fresh has no production version") as raised:
         canaries.start("fresh", CanaryRequest(version="1", weight=0.1), "admin")
-    assert raised.value.status_code == 404
+    assert http_status(raised.value) == 404
 
 
 def test_a_canary_of_an_unknown_version_is_not_found(canaries: CanaryRequests) -> None:
@@ -323,7 +325,7 @@ def test_a_canary_of_production_or_a_rejected_version_conflicts(
 ) -> None:
     with pytest.raises(Conflict, match=words) as raised:
         canaries.start("fraud", CanaryRequest(version=version, weight=0.1), "admin")
-    assert raised.value.status_code == 409
+    assert http_status(raised.value) == 409
     assert registry.routes("fraud").canary is None
 
 
@@ -402,14 +404,14 @@ def test_an_empty_token_means_the_first_page() -> None:
 @pytest.mark.parametrize("token", ["abc", "__4=", "Zm9vYmE"])
 def test_a_garbage_token_is_a_bad_request(token: str) -> None:
     # "abc" and "Zm9vYmE" are not padded base64, "__4=" decodes to bytes that are not UTF-8
-    with pytest.raises(BadRequest, match="not a page token") as raised:
+    with pytest.raises(InvalidRequest, match="not a page token") as raised:
         decode_token(token)
-    assert raised.value.status_code == 400
+    assert http_status(raised.value) == 400
 
 
 @pytest.mark.parametrize("token", ["!!!!", "%%%", "Zm9v!"])
 def test_a_token_with_characters_outside_base64_is_a_bad_request(token: str) -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidRequest):
         decode_token(token)
 
 
@@ -432,7 +434,7 @@ def test_models_pages_round_trip_their_tokens(catalog: ModelCatalog, registry: M
 
 
 def test_models_refuses_a_garbage_token(catalog: ModelCatalog) -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidRequest):
         catalog.models(10, "abc")
 
 
@@ -443,12 +445,12 @@ def test_page_limit_takes_a_number_in_bounds(value: str | None, limit: int) -> N
 
 @pytest.mark.parametrize("value", ["0", str(MAX_PAGE + 1), "-1", "abc", "", "1.5", " 5", "1e3"])
 def test_page_limit_refuses_anything_else(value: str) -> None:
-    with pytest.raises(BadRequest, match="limit must be a number from 1 to 1000"):
+    with pytest.raises(InvalidRequest, match="limit must be a number from 1 to 1000"):
         page_limit(value)
 
 
 def test_page_limit_refuses_superscript_digits() -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidRequest):
         page_limit("²")
 
 
@@ -475,7 +477,7 @@ def test_an_unknown_model_is_not_found(catalog: ModelCatalog, registry: ModelReg
     register(registry, "1", [])
     with pytest.raises(NotFound, match="unknown model nosuch") as raised:
         catalog.model("nosuch", 10, None)
-    assert raised.value.status_code == 404
+    assert http_status(raised.value) == 404
 
 
 def test_a_version_is_read_with_its_history(catalog: ModelCatalog, registry: ModelRegistry) -> None:
@@ -558,13 +560,13 @@ def test_ready_names_the_version_a_request_would_get(catalog: ModelCatalog, regi
 
 
 def test_random_tokens_never_crash_decoding() -> None:
-    # GIVEN arbitrary strings as tokens / THEN each is a value or a BadRequest, never another error
+    # GIVEN arbitrary strings as tokens / THEN each is a value or a InvalidRequest, never another error
     rng = random.Random(7)
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/!%\u00e9"
     for _ in range(500):
         token = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 16)))
         try:
             decoded = decode_token(token)
-        except BadRequest:
+        except InvalidRequest:
             continue
         assert decoded is None or isinstance(decoded, str)

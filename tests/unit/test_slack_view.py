@@ -1,5 +1,5 @@
 """The terminal view of Slack messages (``mmedeploy demo`` shows what the approver sees): the real
-messages of ``chalicelib.slack_messages`` drawn as text, and anything unknown drawn without failing."""
+messages of ``chalicelib.adapters.slack_messages`` drawn as text, and anything unknown drawn without failing."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chalicelib import slack_messages
-from chalicelib.lifecycle import Status
-from chalicelib.registry import Alias, Flip, ModelVersion, PendingApproval
-from chalicelib.validation.findings import Code, Finding
+from chalicelib.adapters import slack_messages
+from chalicelib.domain.approvals import PendingApproval
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import Alias, Flip, ModelVersion
+from chalicelib.domain.validation.findings import Code, Finding
 from mmedeploy.slack_view import message_panel, mrkdwn, render_blocks
 
 APPROVAL_ID = "apv_0123456789abcdef"

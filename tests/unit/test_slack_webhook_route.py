@@ -20,8 +20,8 @@ from chalicelib import composition
 from chalicelib.api_tokens import ADMIN, INVOKE, ApiTokens, Unauthorized
 from chalicelib.approval.gate import Outcome
 from chalicelib.approval.slack_interactions import MAX_BODY_BYTES, SlackInteractions
-from chalicelib.lifecycle import PROMOTION_REQUESTED, Status
-from chalicelib.promotion.requests import PromotionRequests
+from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, Status
+from chalicelib.promote_model.requests import PromotionRequests
 from mmedeploy.local.api_gateway import GatewayTestClient
 from tests.unit.fakes import ApprovalWorld
 

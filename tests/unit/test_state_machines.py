@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.lifecycle import Status
-from chalicelib.pipeline.outcome_stage import TIMEOUTS
+from chalicelib.deploy_model.record_outcome import TIMEOUTS
+from chalicelib.domain.lifecycle import Status
 from mmedeploy.local.provision import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,12 +13,12 @@ import onnx
 import pytest
 from onnx import TensorProto, external_data_helper, helper
 
-from chalicelib.validation.archive import scan_archive
-from chalicelib.validation.findings import CATALOGUE, Code, Finding, Severity
-from chalicelib.validation.limits import ArchiveLimits
-from chalicelib.validation.model_rules import check_model
-from chalicelib.validation.report import ValidationReport
-from chalicelib.validation.repository import discover
+from chalicelib.domain.validation.archive import scan_archive
+from chalicelib.domain.validation.findings import CATALOGUE, Code, Finding, Severity
+from chalicelib.domain.validation.limits import ArchiveLimits
+from chalicelib.domain.validation.model_rules import check_model
+from chalicelib.domain.validation.report import ValidationReport
+from chalicelib.domain.validation.repository import discover
 from examples.build_examples import build_onnx
 from tests.tarballs import PYTHON_MODEL, codes, idcheck_repo, pack, python_config, single_python_repo, validate_bytes
 

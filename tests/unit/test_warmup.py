@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chalicelib.validation.archive import scan_archive
-from chalicelib.validation.findings import CATALOGUE, Code, Finding, Severity
-from chalicelib.validation.limits import ArchiveLimits
-from chalicelib.validation.report import ModelSummary, TensorSpec
-from chalicelib.validation.validator import Inspection, inspect_tarball, report_of
-from chalicelib.warmup import (
+from chalicelib.domain.signature import ModelSummary, TensorSpec
+from chalicelib.domain.validation.archive import scan_archive
+from chalicelib.domain.validation.findings import CATALOGUE, Code, Finding, Severity
+from chalicelib.domain.validation.limits import ArchiveLimits
+from chalicelib.domain.validation.validator import Inspection, inspect_tarball, report_of
+from chalicelib.domain.warmup import (
     MAX_CASES,
     MAX_CASES_BYTES,
     TestCase,
@@ -175,9 +175,9 @@ def test_an_expected_datatype_that_disagrees_with_the_config_is_invalid() -> Non
     ("tensor", "says"),
     [
         ({"shape": [1, 4], "data": [0.0] * 3}, "data has 3 value(s) but shape [1, 4] needs 4"),
-        ({"shape": [4], "data": [0.0] * 4}, "shape [4] has 1 dimension(s) but 'IN' needs [batch, 4]"),
-        ({"shape": [1, 5], "data": [0.0] * 5}, "shape [1, 5] does not fit 'IN': it needs [batch, 4]"),
-        ({"shape": [5, 4], "data": [0.0] * 20}, "batch size 5 in shape [5, 4] is outside 1..4"),
+        ({"shape": [4], "data": [0.0] * 4}, "shape [4] has 1 dimension(s) but 'IN' needs [-1, 4]"),
+        ({"shape": [1, 5], "data": [0.0] * 5}, "shape [1, 5] does not fit 'IN': it needs [-1, 4]"),
+        ({"shape": [5, 4], "data": [0.0] * 20}, "batch 5 in shape [5, 4] is over the model's max_batch_size 4"),
         ({"shape": [1, 4], "data": [0.0, "1", 0.0, 0.0]}, "data[1] = '1' is not a FP32 value"),
         ({"shape": [1, 4], "data": [0.0, True, 0.0, 0.0]}, "data[1] = True is not a FP32 value"),
     ],
@@ -186,6 +186,13 @@ def test_input_shape_and_data_must_fit_the_config(tensor: dict[str, Any], says: 
     tensors = [{"name": "IN", "datatype": "FP32", **tensor}]
     message = only_problem(with_cases(case=case(inputs=tensors)))
     assert f"input 'IN': {says}" in message
+
+
+def test_a_batch_of_zero_is_a_valid_test_case_as_triton_takes_it() -> None:
+    # GIVEN a batch of 0 (Triton checks only batch <= max_batch_size) / THEN no finding
+    tensors = [{"name": "IN", "datatype": "FP32", "shape": [0, 4], "data": []}]
+    inspection = with_cases(case=case(inputs=tensors))
+    assert case_findings(inspection) == [] and len(inspection.test_cases) == 1
 
 
 def test_an_expected_output_count_that_disagrees_with_its_shape_is_invalid() -> None:
@@ -423,8 +430,8 @@ def test_a_wrong_datatype_is_a_problem() -> None:
 @pytest.mark.parametrize(
     ("shape", "data", "problem"),
     [
-        ([4], [0.25] * 4, "has 1 dimension(s) but 'PROBABILITIES' needs [batch, 4]"),
-        ([1, 5], [0.2] * 5, "does not fit 'PROBABILITIES': it needs [batch, 4]"),
+        ([4], [0.25] * 4, "has 1 dimension(s) but 'PROBABILITIES' needs [-1, 4]"),
+        ([1, 5], [0.2] * 5, "does not fit 'PROBABILITIES': it needs [-1, 4]"),
         ([1, 4], [0.25] * 3, "data has 3 value(s) but shape [1, 4] needs 4"),
         ("4", [0.25] * 4, "has no valid shape"),
     ],

@@ -1,0 +1,120 @@
+"""An upload to the staging bucket: register the version RECEIVED and start its deployment.
+
+Idempotent three times over: Powertools idempotency on the event (see composition), a
+conditional registry write, and an execution name derived from key and ETag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel
+
+from chalicelib.adapters.step_functions import DeploymentStarter
+from chalicelib.deploy_model.stage_io import DeploymentInput, UploadedObject
+from chalicelib.domain.errors import VersionExists
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.naming import ArtifactName, InvalidArtifactName
+from chalicelib.domain.records import ModelVersion, iso, utc_now
+from chalicelib.domain.validation.findings import Code, Finding
+from chalicelib.stages.tracker import LifecycleTracker
+
+logger = Logger(service="mmedeploy", child=True)
+ACTOR = "s3-upload"
+# Uploads whose key breaks the naming contract are kept under their file stem and this version.
+UNNAMED_VERSION = "unnamed"
+
+
+class UploadOutcome(StrEnum):
+    STARTED = "started"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    IGNORED = "ignored"
+
+
+class UploadResult(BaseModel):
+    outcome: UploadOutcome
+    name: str | None = None
+    version: str | None = None
+    execution_name: str | None = None
+
+
+class UploadTrigger:
+    def __init__(
+        self,
+        tracker: LifecycleTracker,
+        starter: DeploymentStarter,
+        staging_bucket: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._tracker = tracker
+        self._starter = starter
+        self._bucket = staging_bucket
+        self._clock = clock
+
+    def handle(self, upload: UploadedObject) -> UploadResult:
+        if upload.bucket != self._bucket:
+            logger.warning("upload outside the staging bucket ignored", extra={"bucket": upload.bucket})
+            return UploadResult(outcome=UploadOutcome.IGNORED)
+        try:
+            artifact = ArtifactName.parse(upload.key)
+        except InvalidArtifactName as exc:
+            return self._reject_name(upload, str(exc))
+        execution_name = upload.execution_name()
+        record = self._record(upload, artifact.name, artifact.version, Status.RECEIVED)
+        record.execution_arn = self._starter.execution_arn(execution_name)
+        try:
+            self._tracker.register(record, ACTOR, f"uploaded to s3://{upload.bucket}/{upload.key}")
+        except VersionExists as exists:
+            # A redelivered event (same ETag) or a new upload of the same key: its execution
+            # tells them apart by the bytes.
+            logger.info("version already registered", extra={"status": exists.existing.status, "etag": upload.etag})
+        started = self._starter.start(
+            execution_name, DeploymentInput(name=artifact.name, version=artifact.version, upload=upload)
+        )
+        return UploadResult(
+            outcome=UploadOutcome.STARTED if started else UploadOutcome.DUPLICATE,
+            name=artifact.name,
+            version=artifact.version,
+            execution_name=execution_name,
+        )
+
+    def _reject_name(self, upload: UploadedObject, message: str) -> UploadResult:
+        filename = upload.key.rsplit("/", 1)[-1]
+        stem = filename.removesuffix(".tar.gz")[:200] or filename[:200]
+        record = self._record(upload, stem, UNNAMED_VERSION, Status.REJECTED)
+        record.findings = [Finding.of(Code.NAME_INVALID, filename, message)]
+        record.reason = f"{Code.NAME_INVALID.value}: {message}"
+        try:
+            self._tracker.register(record, ACTOR)
+        except VersionExists:
+            return UploadResult(outcome=UploadOutcome.DUPLICATE, name=stem, version=UNNAMED_VERSION)
+        return UploadResult(outcome=UploadOutcome.REJECTED, name=stem, version=UNNAMED_VERSION)
+
+    def _record(self, upload: UploadedObject, name: str, version: str, status: Status) -> ModelVersion:
+        now = iso(self._clock())
+        return ModelVersion(
+            name=name,
+            version=version,
+            status=status,
+            bucket=upload.bucket,
+            key=upload.key,
+            etag=upload.etag,
+            object_version=upload.version_id,
+            size=upload.size,
+            uploaded_at=now,
+            uploader=upload.requester,
+            updated_at=now,
+        )
+
+
+def upload_event_pattern(staging_bucket: str) -> dict[str, object]:
+    """The EventBridge pattern of uploads that start a deployment (S3 EventBridge notifications)."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [staging_bucket]}, "object": {"key": [{"suffix": ".tar.gz"}]}},
+    }

@@ -1,0 +1,151 @@
+"""The registry's records: a model version with its history, the aliases that route traffic to
+versions (production, canary), and the pages the catalog lists. Pure data: the DynamoDB layout
+that stores them is :mod:`chalicelib.adapters.registry_store`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.signature import ModelSummary
+from chalicelib.domain.validation.findings import Finding
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class HistoryEntry(BaseModel):
+    at: str
+    status: Status
+    actor: str
+    reason: str = ""
+    revision: int = 0
+
+
+class RejectedUpload(BaseModel):
+    """A later upload under this name+version that was refused (artifacts are immutable)."""
+
+    at: str
+    etag: str
+    sha256: str | None = None
+    reason: str
+
+
+class PromotionRun(BaseModel):
+    """The PromoteModel execution that owns a version while it is PROMOTING."""
+
+    execution_arn: str
+    alias_revision: int  # the production alias's revision when it began: the flip's condition
+    rollback: bool  # RETIRED -> PROMOTING: a failure leaves it RETIRED, not FAILED
+    requested_by: str
+    started_at: str
+
+
+class ModelVersion(BaseModel):
+    """A version's current record (its history is kept beside it, see ``history``)."""
+
+    name: str
+    version: str
+    status: Status
+    reason: str = ""
+    bucket: str
+    key: str
+    etag: str
+    object_version: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    uploaded_at: str
+    uploader: str | None = None
+    updated_at: str
+    revision: int = 0
+    execution_arn: str | None = None
+    approval_id: str | None = None
+    findings: list[Finding] = []
+    models: list[ModelSummary] = []
+    test_cases: int = 0
+    metrics: dict[str, float] = Field(default_factory=dict)
+    rejected_uploads: list[RejectedUpload] = []
+    promotion: PromotionRun | None = None
+    history: list[HistoryEntry] = Field(default=[], exclude=True)  # read beside the record
+
+    @property
+    def target_model(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+PRODUCTION_ALIAS = "production"
+CANARY_ALIAS = "canary"
+
+
+class Alias(BaseModel):
+    """A named pointer at a version; ``previous`` is where a rollback goes."""
+
+    name: str
+    alias: str = PRODUCTION_ALIAS
+    version: str
+    previous: str | None = None
+    revision: int
+    updated_at: str
+    actor: str
+
+
+class Canary(BaseModel):
+    """A candidate version taking ``weight`` (0..1) of a model's traffic beside production."""
+
+    name: str
+    version: str
+    weight: float
+    started_at: str
+    actor: str
+
+
+class ModelRoutes(BaseModel):
+    """Where a model's traffic goes: what the inference API caches per model."""
+
+    production: Alias | None = None
+    canary: Canary | None = None
+
+
+class ModelEntry(BaseModel):
+    """A model in the index: what ``GET /models`` lists without reading each model."""
+
+    name: str
+    latest_version: str
+    updated_at: str
+    production_version: str | None = None
+    canary_version: str | None = None
+
+
+class ModelsPage(BaseModel):
+    models: list[ModelEntry]
+    next: str | None = None  # the last name listed, to continue after; None at the end
+
+
+class VersionsPage(BaseModel):
+    versions: list[ModelVersion]
+    next: str | None = None  # the last version listed, to continue after; None at the end
+
+
+class Flip(BaseModel):
+    """The production alias moved: the version now serving, the one it replaced (RETIRED)."""
+
+    alias: Alias
+    promoted: ModelVersion
+    retired: ModelVersion | None = None
+    changed: bool = True  # False when a retried flip found it done
+
+
+class Transition(BaseModel):
+    record: ModelVersion
+    changed: bool  # False when the version already had the target status (a repeated step)
+    previous: Status | None = None  # the status moved from, when changed

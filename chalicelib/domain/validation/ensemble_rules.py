@@ -1,0 +1,260 @@
+"""Ensemble graph rules (Triton's ValidateEnsembleSchedulingConfig and ensemble_utils.cc).
+
+Every ensemble input is read, every ensemble output is written by exactly one step, every tensor
+a step writes is read, map keys exist in the member's config, required member inputs are
+mapped, connected tensors agree in type and shape, members batch at least as much as the
+ensemble (or not at all), and no cycle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chalicelib.domain.validation.archive import ArchiveScan
+from chalicelib.domain.validation.findings import Code, Finding
+from chalicelib.domain.validation.onnx_rules import find_onnx
+from chalicelib.domain.validation.repository import ParsedModel, Repository
+from chalicelib.domain.validation.schemas import model_config_pb2 as pb
+
+Report = Callable[[Code, str], None]
+
+
+@dataclass(frozen=True)
+class _Declaration:
+    where: str
+    data_type: str
+    dims: tuple[int, ...]
+    shape: tuple[int, ...]  # with the batch dimension
+
+
+def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
+    findings: list[Finding] = []
+    for model in repo.models.values():
+        if model.is_ensemble:
+            findings += _check(model, repo, scan)
+    findings += _nested_cycles(repo)
+    return findings
+
+
+def _declaration(
+    where: str, model: ParsedModel, tensor: pb.ModelInput | pb.ModelOutput, use_reshape: bool = False
+) -> _Declaration:
+    """A tensor's type and shape as Triton's ensemble check sees them: the dims (the ensemble's own
+    inputs and outputs use their reshape) and the full shape with the batch dimension."""
+    dims = tuple(tensor.reshape.shape) if use_reshape and tensor.HasField("reshape") else tuple(tensor.dims)
+    full = (-1, *dims) if model.config.max_batch_size > 0 else dims
+    return _Declaration(where, pb.DataType.Name(tensor.data_type), dims, full)
+
+
+def _member_input_names(member: ParsedModel, scan: ArchiveScan) -> set[str]:
+    if member.config.input:
+        return {t.name for t in member.config.input}
+    if member.backend == "onnxruntime":  # Triton auto-completes the inputs from the ONNX graph
+        for version in member.served_versions:
+            found = find_onnx(member, scan, version)
+            if found and not found[1].error:
+                return {t.name for t in found[1].runtime_inputs}
+    return set()
+
+
+def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[Finding]:
+    findings: list[Finding] = []
+    where_config = ensemble.config_path
+
+    def add(code: Code, message: str) -> None:
+        findings.append(Finding.of(code, where_config, message))
+
+    steps = list(ensemble.config.ensemble_scheduling.step)
+    if not steps:
+        add(Code.ENSEMBLE_NO_STEPS, f"ensemble '{ensemble.name}' has no ensemble_scheduling steps")
+        return findings
+    producers: dict[str, list[str]] = defaultdict(list)
+    consumers: dict[str, list[int]] = defaultdict(list)
+    declarations: dict[str, list[_Declaration]] = defaultdict(list)
+    inputs = {t.name for t in ensemble.config.input}
+    for tensor in ensemble.config.input:
+        declarations[tensor.name].append(_declaration(f"ensemble input '{tensor.name}'", ensemble, tensor, True))
+    for tensor in ensemble.config.output:
+        declarations[tensor.name].append(_declaration(f"ensemble output '{tensor.name}'", ensemble, tensor, True))
+
+    for index, step in enumerate(steps):
+        label = f"step {index} ('{step.model_name}')"
+        member = repo.models.get(step.model_name)
+        for tensor in step.input_map.values():
+            consumers[tensor].append(index)
+        for tensor in step.output_map.values():
+            producers[tensor].append(label)
+        if member is None:
+            if step.model_name in repo.dirs_without_config:
+                findings.append(
+                    Finding.of(
+                        Code.CONFIG_MISSING,
+                        f"{step.model_name}/config.pbtxt",
+                        f"'{step.model_name}/' has no config.pbtxt; mmedeploy needs one for every member "
+                        "model so it can check the ensemble's wiring",
+                    )
+                )
+            else:
+                add(
+                    Code.ENSEMBLE_MEMBER_MISSING,
+                    f"{label} of '{ensemble.name}' uses model '{step.model_name}', which is not a directory "
+                    f"with a config.pbtxt in the tarball (models: {', '.join(sorted(repo.models)) or 'none'})",
+                )
+            continue
+        # Triton needs the pinned version loaded, not merely present: the member's version_policy decides.
+        if step.model_version > 0 and member.versions and step.model_version not in member.served_versions:
+            add(
+                Code.ENSEMBLE_MEMBER_VERSION_MISSING,
+                f"{label} pins version {step.model_version}, but '{step.model_name}' has versions {member.versions} "
+                f"of which its version_policy loads {member.served_versions}; pin one of those or use -1",
+            )
+        if member.config.max_batch_size != 0 and member.config.max_batch_size < ensemble.config.max_batch_size:
+            add(
+                Code.ENSEMBLE_BATCH_MISMATCH,
+                f"'{step.model_name}' allows max_batch_size {member.config.max_batch_size}, below the ensemble's "
+                f"{ensemble.config.max_batch_size}",
+            )
+        _maps(label, step, member, scan, declarations, add)
+
+    _graph(ensemble, steps, inputs, producers, consumers, add)
+    for tensor, decls in declarations.items():
+        first = decls[0]
+        for other in decls[1:]:
+            if other.data_type != first.data_type:
+                add(
+                    Code.ENSEMBLE_TYPE_MISMATCH,
+                    f"tensor '{tensor}' is {first.data_type} as {first.where} but {other.data_type} as {other.where}",
+                )
+                break
+        for other in decls[1:]:
+            # Triton accepts either the plain dims or the batch-expanded shapes agreeing.
+            if not _compatible(first.dims, other.dims) and not _compatible(first.shape, other.shape):
+                add(
+                    Code.ENSEMBLE_SHAPE_MISMATCH,
+                    f"tensor '{tensor}' has shape {list(first.shape)} as {first.where} but {list(other.shape)} as "
+                    f"{other.where} (batch dimension included)",
+                )
+                break
+    return findings
+
+
+def _maps(
+    label: str,
+    step: pb.ModelEnsembling.Step,
+    member: ParsedModel,
+    scan: ArchiveScan,
+    declarations: dict[str, list[_Declaration]],
+    add: Report,
+) -> None:
+    # The member's tensors as the step sees them; without configured inputs (ONNX auto-complete)
+    # the graph's inputs are the known ones, and all of them are required.
+    known_inputs = _member_input_names(member, scan)
+    sides = (
+        ("input", step.input_map, {t.name: t for t in member.config.input}, known_inputs),
+        ("output", step.output_map, {t.name: t for t in member.config.output}, {t.name for t in member.config.output}),
+    )
+    for kind, mapping, specs, known in sides:
+        for key, tensor in mapping.items():
+            if known and key not in known:
+                add(
+                    Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
+                    f"{label} maps {kind} '{key}', but '{step.model_name}' has {kind}s {sorted(known)}",
+                )
+            elif key in specs:
+                declarations[tensor].append(_declaration(f"{kind} '{key}' of '{step.model_name}'", member, specs[key]))
+    required = {t.name for t in member.config.input if not t.optional} if member.config.input else known_inputs
+    for name in sorted(required - set(step.input_map)):
+        add(
+            Code.ENSEMBLE_MEMBER_INPUT_UNMAPPED,
+            f"{label} does not map the required input '{name}' of '{step.model_name}' in its input_map",
+        )
+
+
+def _graph(
+    ensemble: ParsedModel,
+    steps: list[pb.ModelEnsembling.Step],
+    inputs: set[str],
+    producers: dict[str, list[str]],
+    consumers: dict[str, list[int]],
+    add: Report,
+) -> None:
+    # ``producers`` holds step writers only: Triton counts output_map entries, and an ensemble
+    # input that a step also writes (or that is passed straight through as an output) loads.
+    outputs = {t.name for t in ensemble.config.output}
+    for tensor, writers in producers.items():
+        if len(writers) > 1:
+            add(Code.ENSEMBLE_TENSOR_MULTIPLE_WRITERS, f"tensor '{tensor}' is written by {' and '.join(writers)}")
+    for name in sorted(inputs):
+        if name not in consumers:
+            add(Code.ENSEMBLE_INPUT_UNUSED, f"ensemble input '{name}' is read by no step; remove it or map it")
+    for name in sorted(outputs):
+        if name not in producers and name not in inputs:
+            add(Code.ENSEMBLE_OUTPUT_NOT_PRODUCED, f"ensemble output '{name}' is written by no step's output_map")
+    for tensor in sorted(consumers):
+        if tensor not in producers and tensor not in inputs:
+            add(
+                Code.ENSEMBLE_TENSOR_UNDEFINED,
+                f"tensor '{tensor}' is read by step {consumers[tensor][0]} but is neither an ensemble input "
+                "nor written by a step",
+            )
+    for tensor in sorted(producers):
+        if tensor not in inputs and tensor not in consumers and tensor not in outputs:
+            add(
+                Code.ENSEMBLE_TENSOR_UNUSED,
+                f"tensor '{tensor}' is written by {producers[tensor][0]} but read by nothing; Triton refuses "
+                "unused tensors: drop it from the output_map",
+            )
+    # Run the steps in dependency order; steps that never become ready with all their inputs
+    # defined are waiting on each other.
+    ready, pending = set(inputs), set(range(len(steps)))
+    progressed = True
+    while progressed:
+        progressed = False
+        for index in sorted(pending):
+            if set(steps[index].input_map.values()) <= ready:
+                ready |= set(steps[index].output_map.values())
+                pending.discard(index)
+                progressed = True
+    stuck = [i for i in sorted(pending) if set(steps[i].input_map.values()) <= set(producers) | inputs]
+    if stuck:
+        names = ", ".join(f"step {i} ('{steps[i].model_name}')" for i in stuck)
+        add(Code.ENSEMBLE_CYCLE, f"{names} wait on each other's outputs: the steps form a cycle")
+
+
+def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b, strict=True))
+
+
+def _nested_cycles(repo: Repository) -> list[Finding]:
+    """Ensembles that contain each other, directly or not."""
+    edges = {
+        d: [s.model_name for s in m.config.ensemble_scheduling.step if s.model_name in repo.models]
+        for d, m in repo.models.items()
+        if m.is_ensemble
+    }
+    findings: list[Finding] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in edges.get(node, []):
+            if state.get(nxt) == 1:
+                path = [*trail, node]
+                cycle = [*path[path.index(nxt) :], nxt]
+                findings.append(
+                    Finding.of(
+                        Code.ENSEMBLE_CYCLE,
+                        repo.models[node].config_path,
+                        f"ensembles contain each other: {' -> '.join(cycle)}",
+                    )
+                )
+            elif nxt not in state:
+                visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for node in edges:
+        if node not in state:
+            visit(node, [])
+    return findings

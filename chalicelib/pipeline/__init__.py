@@ -1,1 +1,0 @@
-"""The DeployModel pipeline's steps: the upload trigger and one service per state machine stage."""

@@ -1,0 +1,38 @@
+"""RecordPromotionOutcome: every Catch of PromoteModel ends here. The alias was not flipped, so a
+first promotion ends FAILED with the reason, and a rollback leaves its version RETIRED (as it
+was, still a rollback candidate) with the reason in its history."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.domain.lifecycle import Status
+from chalicelib.promote_model.ownership import owned_by
+from chalicelib.promote_model.stage_io import RecordPromotionOutcomeInput
+from chalicelib.stages.stage_io import StageResult, failure_reason
+from chalicelib.stages.tracker import LifecycleTracker
+
+logger = Logger(service="mmedeploy", child=True)
+ACTOR = "pipeline/promote"
+
+
+class RecordPromotionOutcome:
+    def __init__(self, tracker: LifecycleTracker) -> None:
+        self._tracker = tracker
+
+    def run(self, outcome: RecordPromotionOutcomeInput) -> StageResult:
+        record = self._tracker.registry.get(outcome.name, outcome.version)
+        reason = failure_reason(outcome.error)
+        if record.status is not Status.PROMOTING or not owned_by(record, outcome.execution):
+            # e.g. a duplicate execution's error: the owner's promotion must not be ended by it
+            logger.error(
+                "a promotion this execution does not own failed; the version is left as it is",
+                extra={"model": outcome.name, "version": outcome.version, "error": reason},
+            )
+            return StageResult(status=record.status.value)
+        if record.promotion and record.promotion.rollback:
+            target, reason = Status.RETIRED, f"rollback failed, production unchanged: {reason}"
+        else:
+            target, reason = Status.FAILED, f"promotion failed, production unchanged: {reason}"
+        moved = self._tracker.move(outcome.name, outcome.version, target, ACTOR, reason)
+        return StageResult(status=moved.record.status.value)

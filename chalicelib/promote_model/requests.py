@@ -1,0 +1,68 @@
+"""An admin's promotion or rollback through the API. Nothing is promoted here: an awaiting version
+is approved through the gate (as a Slack click would), anything else is asked for with a
+PromotionRequested event, and PromoteModel does the work (copy, warm, flip) as for an approval."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from chalicelib.adapters.lifecycle_events import LifecycleEvent, LifecyclePublisher
+from chalicelib.adapters.registry_store import VersionStore
+from chalicelib.approval.gate import ApprovalGate
+from chalicelib.domain.approvals import Decision
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, Status
+from chalicelib.domain.records import ModelVersion
+
+
+class PromotionAccepted(BaseModel):
+    name: str
+    version: str
+    status: Status
+    action: str
+    from_version: str | None = None
+
+
+class PromotionRequests:
+    def __init__(self, registry: VersionStore, gate: ApprovalGate, publisher: LifecyclePublisher) -> None:
+        self._registry = registry
+        self._gate = gate
+        self._publisher = publisher
+
+    def promote(self, name: str, version: str, actor: str) -> PromotionAccepted:
+        record = self._registry.find(name, version)
+        if record is None:
+            raise NotFound(f"no version {version} of model {name} in the registry")
+        if record.status is Status.AWAITING_APPROVAL and record.approval_id:
+            answer = self._gate.decide(record.approval_id, Decision.APPROVE, actor)
+            if not answer.ok:
+                raise Conflict(answer.text)
+            return PromotionAccepted(name=name, version=version, status=record.status, action="approved")
+        if record.status in (Status.APPROVED, Status.RETIRED):
+            return self._request(record, actor, "promotion requested")
+        if record.status is Status.PRODUCTION:
+            raise Conflict(f"{name} {version} already serves in production")
+        raise Conflict(
+            f"{name} {version} is {record.status.value}; only AWAITING_APPROVAL, APPROVED or RETIRED versions "
+            "can be promoted",
+        )
+
+    def rollback(self, name: str, actor: str) -> PromotionAccepted:
+        alias = self._registry.find_alias(name)
+        if alias is None:
+            raise NotFound(f"model {name} has no production version")
+        if not alias.previous:
+            first = f"{alias.version} is the first production version of {name}"
+            raise Conflict(f"nothing to roll back to: {first}")
+        previous = self._registry.get(name, alias.previous)
+        if previous.status is not Status.RETIRED:
+            raise Conflict(
+                f"{name} {previous.version} is {previous.status.value}, not RETIRED: it cannot be rolled back to"
+            )
+        accepted = self._request(previous, actor, "rollback requested")
+        return accepted.model_copy(update={"from_version": alias.version})
+
+    def _request(self, record: ModelVersion, actor: str, action: str) -> PromotionAccepted:
+        # PromoteModel claims the version itself (a conditional move), so a repeated request is harmless.
+        self._publisher.publish(LifecycleEvent.of(record, actor), detail_type=PROMOTION_REQUESTED)
+        return PromotionAccepted(name=record.name, version=record.version, status=record.status, action=action)

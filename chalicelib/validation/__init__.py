@@ -1,4 +1,0 @@
-"""The Triton model-tarball validator: one streaming pass, never extracting.
-
-Public entry point: :func:`chalicelib.validation.validator.validate_tarball`.
-"""
