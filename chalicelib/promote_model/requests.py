@@ -4,15 +4,30 @@ PromotionRequested event, and PromoteModel does the work (copy, warm, flip) as f
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import BaseModel
 
 from chalicelib.adapters.lifecycle_events import LifecycleEvent, LifecyclePublisher
 from chalicelib.adapters.registry_store import VersionStore
-from chalicelib.approval.gate import ApprovalGate
 from chalicelib.domain.approvals import Decision
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, Status
 from chalicelib.domain.records import ModelVersion
+
+
+class Decided(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def text(self) -> str: ...
+
+
+class Approver(Protocol):
+    """What an admin's promotion of an awaiting version needs of the approval gate: to decide as a
+    Slack click would (the composition root passes the gate; the features stay independent)."""
+
+    def decide(self, approval_id: str, decision: Decision, actor: str) -> Decided: ...
 
 
 class PromotionAccepted(BaseModel):
@@ -24,7 +39,7 @@ class PromotionAccepted(BaseModel):
 
 
 class PromotionRequests:
-    def __init__(self, registry: VersionStore, gate: ApprovalGate, publisher: LifecyclePublisher) -> None:
+    def __init__(self, registry: VersionStore, gate: Approver, publisher: LifecyclePublisher) -> None:
         self._registry = registry
         self._gate = gate
         self._publisher = publisher
