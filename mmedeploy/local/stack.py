@@ -40,6 +40,7 @@ from mmedeploy.local import (
     DEFAULT_PORT_BASE,
 )
 from mmedeploy.local.iam import Credentials, assume, create_administrator, enforce_iam
+from mmedeploy.local.kept_state import MotoEmulator, restore_bucket, save_bucket
 from mmedeploy.local.lambdas.function import FunctionConfig, Invocation
 from mmedeploy.local.lambdas.logs import FunctionLogs
 from mmedeploy.local.lambdas.sandbox import Launch
@@ -448,7 +449,8 @@ class LocalStack:
 
     # -- state between runs --------------------------------------------------------------------
     def snapshot(self) -> int:
-        """Save bucket objects and table items so the next ``up`` starts where this one ended."""
+        """Save every object version (ids, metadata, delete markers) and table item so the next
+        ``up`` starts where this one ended."""
         target = self.config.snapshot_dir
         count = 0
         s3 = self._session.client("s3")
@@ -457,11 +459,7 @@ class LocalStack:
             if folder.exists():
                 _remove_tree(folder)
             folder.mkdir(parents=True)
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for item in page.get("Contents", []):
-                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                    (folder / urllib.parse.quote(item["Key"], safe="")).write_bytes(body)
-                    count += 1
+            count += save_bucket(s3, bucket, folder)
         dynamodb = self._session.client("dynamodb")
         for table in self._tables:
             items: list[dict[str, Any]] = []
@@ -473,6 +471,8 @@ class LocalStack:
         return count
 
     def _restore_snapshot(self, notifications: dict[str, dict[str, Any]]) -> int:
+        from mmedeploy.local.provision import PSEUDO_PARAMETERS
+
         target = self.config.snapshot_dir
         if not target.exists():
             return 0
@@ -485,9 +485,7 @@ class LocalStack:
             # Restoring must not look like new uploads (the pipeline would run again): notifications
             # are off meanwhile, then the template's are applied again.
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-            for path in sorted(folder.iterdir()):
-                s3.put_object(Bucket=bucket, Key=urllib.parse.unquote(path.name), Body=path.read_bytes())
-                count += 1
+            count += restore_bucket(s3, bucket, folder, MotoEmulator(PSEUDO_PARAMETERS["AWS::AccountId"]))
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration=notifications.get(bucket, {})
             )

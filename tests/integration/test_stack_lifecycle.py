@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from mmedeploy.local.stack import StackInfo
+from testkit.stack_process import free_port_base, mmedeploy, start_stack, stop_stack
 from tests.integration.conftest import wait_for
-from tests.stack_process import free_port_base, mmedeploy, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +68,15 @@ def port_is_free(port: int) -> bool:
 def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
     state_dir = tmp_path / ".mmedeploy"
     base = free_port_base()
-    # GIVEN a running stack with an object in the staging bucket
+    # GIVEN a running stack with an object in the staging bucket: two versions (the first with
+    # metadata, as the production copy carries its sha256), and a deleted key (a delete marker)
     info = start_stack(state_dir, base)
     s3 = s3_client(info)
-    s3.put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=b"kept")
+    s3.put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=b"first", Metadata={"sha256": "abc"})
+    s3.put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=b"kept", ContentType="application/gzip")
+    s3.put_object(Bucket=info.staging_bucket, Key="gone_1.tar.gz", Body=b"gone")
+    s3.delete_object(Bucket=info.staging_bucket, Key="gone_1.tar.gz")
+    versions_before = s3.list_object_versions(Bucket=info.staging_bucket)
     try:
         # WHEN it is started again: refused, non-zero, saying so
         again = mmedeploy("up", "--detach", "--port-base", str(base), "--state-dir", str(state_dir))
@@ -96,6 +101,19 @@ def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
     s3 = s3_client(info)
     try:
         assert s3.get_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz")["Body"].read() == b"kept"
+        # every version kept with its id (the registry pins them), order, metadata and delete markers
+        versions_after = s3.list_object_versions(Bucket=info.staging_bucket)
+        for kind in ("Versions", "DeleteMarkers"):
+            assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions_after[kind]] == [
+                (v["Key"], v["VersionId"], v["IsLatest"]) for v in versions_before[kind]
+            ]
+        first = next(v for v in versions_before["Versions"] if v["Key"] == "kept_1.tar.gz" and not v["IsLatest"])
+        old = s3.get_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", VersionId=first["VersionId"])
+        assert (old["Body"].read(), old["Metadata"]) == (b"first", {"sha256": "abc"})
+        latest = s3.head_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz")
+        assert latest["ContentType"] == "application/gzip"
+        with pytest.raises(s3.exceptions.ClientError):
+            s3.head_object(Bucket=info.staging_bucket, Key="gone_1.tar.gz")
         assert_uploads_reach_eventbridge(info, s3)
     finally:
         stop_stack(state_dir)
@@ -114,7 +132,7 @@ def test_ctrl_c_in_the_foreground_stops_everything(tmp_path: Path) -> None:
     import sys
     import time
 
-    from tests.stack_process import ROOT
+    from testkit.stack_process import ROOT
 
     state_dir, base = tmp_path / ".mmedeploy", free_port_base()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
