@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 from chalicelib.adapters.registry import ModelRegistry  # noqa: E402
 from chalicelib.domain.lifecycle import Status  # noqa: E402
 from chalicelib.domain.records import ModelVersion  # noqa: E402
-from tests.integration.slack_helpers import click  # noqa: E402
-from tests.stack_process import start_stack, stop_stack  # noqa: E402
-from tests.tarballs import echo_repo, pack  # noqa: E402
+from testkit.slack import click  # noqa: E402
+from testkit.stack_process import start_stack, stop_stack  # noqa: E402
+from testkit.tarballs import echo_repo, pack  # noqa: E402
 
 SLACK_BUDGET_S = 3.0
 

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 from examples.build_examples import MODELS, build  # noqa: E402
 from mmedeploy.local.stack import StackInfo  # noqa: E402
 from mmedeploy.packaging import package  # noqa: E402
-from tests.integration.mme_helpers import create_mme_endpoint, idcheck_body, runtime_client  # noqa: E402
-from tests.stack_process import start_stack, stop_stack  # noqa: E402
+from testkit.mme import create_mme_endpoint, idcheck_body, runtime_client  # noqa: E402
+from testkit.stack_process import start_stack, stop_stack  # noqa: E402
 
 TARGET = "idcheck_1.tar.gz"
 

@@ -30,7 +30,7 @@ from chalicelib.domain.lifecycle import SETTLED, Status  # noqa: E402
 from examples.build_examples import MODELS, build  # noqa: E402
 from mmedeploy.local.stack import StackInfo  # noqa: E402
 from mmedeploy.packaging import package  # noqa: E402
-from tests.stack_process import start_stack, stop_stack  # noqa: E402
+from testkit.stack_process import start_stack, stop_stack  # noqa: E402
 
 TARGET_OVERHEAD_S = 2.0
 

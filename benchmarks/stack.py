@@ -28,7 +28,7 @@ from chalicelib.domain.lifecycle import SETTLED, TERMINAL, Status  # noqa: E402
 from chalicelib.domain.records import ModelVersion  # noqa: E402
 from mmedeploy.local.stack import StackInfo  # noqa: E402
 from mmedeploy.target import DeploymentTarget, local_stack_target  # noqa: E402
-from tests.stack_process import free_port_base, mmedeploy  # noqa: E402  (as the tests start stacks)
+from testkit.stack_process import free_port_base, mmedeploy  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "models" / "idcheck"
 MODEL = "idcheck"

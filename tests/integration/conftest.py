@@ -15,7 +15,7 @@ import pytest
 from mmedeploy.local.iam import RoleSpec, create_execution_role
 from mmedeploy.local.lambdas.service import LOCAL_RUNTIME
 from mmedeploy.local.stack import StackInfo
-from tests.stack_process import start_stack, stop_stack
+from testkit.stack_process import start_stack, stop_stack
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mmedeploy.local.stack import StackInfo
-from tests.stack_process import mmedeploy
-from tests.tarballs import pack, single_python_repo
+from testkit.stack_process import mmedeploy
+from testkit.tarballs import pack, single_python_repo
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmedeploy.local.stack import process_alive, read_stack
-from tests.stack_process import free_port_base, mmedeploy
+from testkit.stack_process import free_port_base, mmedeploy
 
 pytestmark = pytest.mark.integration
 

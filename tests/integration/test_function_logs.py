@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mmedeploy.local.stack import StackInfo
-from tests.stack_process import mmedeploy
+from testkit.stack_process import mmedeploy
 
 pytestmark = pytest.mark.integration
 

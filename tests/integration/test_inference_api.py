@@ -21,10 +21,10 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 from examples.build_examples import build_test_cases
 from mmedeploy.local.stack import StackInfo
+from testkit.stack_process import mmedeploy
+from testkit.tarballs import idcheck_repo, pack
 from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
-from tests.stack_process import mmedeploy
-from tests.tarballs import idcheck_repo, pack
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 
 from mmedeploy.deploy.package import ensure_built
 from mmedeploy.local.stack import StackInfo
-from tests.stack_process import ROOT, start_stack, stop_stack
+from testkit.stack_process import ROOT, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,7 @@ from botocore.exceptions import ClientError
 from examples.build_examples import MODELS, reference_pipeline
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import package
-from tests.integration.conftest import wait_for
-from tests.integration.mme_helpers import (
+from testkit.mme import (
     create_mme_endpoint,
     idcheck_body,
     invoke_when_ready,
@@ -30,7 +29,8 @@ from tests.integration.mme_helpers import (
     textstats_body,
     triton_pids,
 )
-from tests.tarballs import PYTHON_MODEL, idcheck_repo, pack, python_config, single_python_repo
+from testkit.tarballs import PYTHON_MODEL, idcheck_repo, pack, python_config, single_python_repo
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 

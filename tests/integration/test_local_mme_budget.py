@@ -18,9 +18,7 @@ from chalicelib.domain.lifecycle import SETTLED, Status
 from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo, process_alive
 from mmedeploy.packaging import package
-from tests.integration.api_helpers import call_api
-from tests.integration.conftest import wait_for
-from tests.integration.mme_helpers import (
+from testkit.mme import (
     create_mme_endpoint,
     invoke_when_ready,
     loaded_models,
@@ -29,9 +27,11 @@ from tests.integration.mme_helpers import (
     textstats_body,
     triton_pids,
 )
-from tests.integration.slack_helpers import click
-from tests.stack_process import start_stack, stop_stack
-from tests.tarballs import echo_repo, pack
+from testkit.slack import click
+from testkit.stack_process import start_stack, stop_stack
+from testkit.tarballs import echo_repo, pack
+from tests.integration.api_helpers import call_api
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from chalicelib.domain.records import ModelVersion
 from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import package
+from testkit.slack import slack_messages
+from testkit.stack_process import mmedeploy
+from testkit.tarballs import ECHO_MODEL, echo_repo, gz, info, pack, raw_tar
 from tests.integration.conftest import wait_for
-from tests.integration.slack_helpers import slack_messages
-from tests.stack_process import mmedeploy
-from tests.tarballs import ECHO_MODEL, echo_repo, gz, info, pack, raw_tar
 
 pytestmark = pytest.mark.integration
 

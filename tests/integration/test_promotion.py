@@ -19,11 +19,11 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 from mmedeploy.decision import Decision
 from mmedeploy.local.stack import StackInfo
+from testkit.mme import runtime_client
+from testkit.slack import click, slack_messages
+from testkit.stack_process import mmedeploy
+from testkit.tarballs import echo_repo, pack
 from tests.integration.conftest import wait_for
-from tests.integration.mme_helpers import runtime_client
-from tests.integration.slack_helpers import click, slack_messages
-from tests.stack_process import mmedeploy
-from tests.tarballs import echo_repo, pack
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from chalicelib.domain.approvals import ApprovalDecision, Decision, PendingAppro
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import Flip, ModelVersion
 from chalicelib.stages.tracker import LifecycleTracker
-from tests.tarballs import pack, single_python_repo
+from testkit.tarballs import pack, single_python_repo
 from tests.unit.registry_table import TABLE
 
 SLACK_CHANNEL = "C0APPROVALS"

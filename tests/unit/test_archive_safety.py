@@ -11,7 +11,7 @@ import zlib
 import pytest
 
 from chalicelib.domain.validation.limits import ArchiveLimits
-from tests.tarballs import codes, gz, info, pack, raw_tar, single_python_repo, tar_bytes, validate_bytes
+from testkit.tarballs import codes, gz, info, pack, raw_tar, single_python_repo, tar_bytes, validate_bytes
 
 MODEL_PY = single_python_repo()["simple/1/model.py"]
 assert MODEL_PY is not None

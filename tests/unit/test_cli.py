@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tarballs import idcheck_repo, pack, single_python_repo
+from testkit.tarballs import idcheck_repo, pack, single_python_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "models"

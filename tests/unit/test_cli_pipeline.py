@@ -22,7 +22,7 @@ from mmedeploy import cli, push
 from mmedeploy.follow import watch_version
 from mmedeploy.status_view import FAILURE, model_json, version_json, version_view, versions_view, watch_exit_code
 from mmedeploy.target import DeploymentTarget
-from tests.tarballs import pack, single_python_repo
+from testkit.tarballs import pack, single_python_repo
 
 BUCKET, TABLE = "unit-staging", "unit-registry"
 SHA = "ab" * 32

@@ -13,7 +13,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 from mmedeploy.local.mme.adapters import MODEL_FILE_PARAMETER, ONNXRUNTIME, TORCHSCRIPT
 from mmedeploy.local.mme.errors import ContainerError
 from mmedeploy.local.mme.staging import stage_tarball
-from tests.tarballs import PYTHON_MODEL, gz, idcheck_repo, info, pack, python_config, raw_tar, single_python_repo
+from testkit.tarballs import PYTHON_MODEL, gz, idcheck_repo, info, pack, python_config, raw_tar, single_python_repo
 
 TARGET = "idcheck_1.tar.gz"
 

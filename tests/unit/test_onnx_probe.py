@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from chalicelib.domain.validation.onnx_probe import OnnxProbe
 from examples.build_examples import build_onnx
-from tests.tarballs import codes, idcheck_repo, pack, validate_bytes
+from testkit.tarballs import codes, idcheck_repo, pack, validate_bytes
 
 
 def probe(data: bytes, step: int) -> OnnxProbe:

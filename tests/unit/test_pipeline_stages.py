@@ -23,7 +23,7 @@ from chalicelib.domain.errors import TransitionRefused
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.validation.findings import Code
 from chalicelib.stages.stage_io import StageError
-from tests.tarballs import PYTHON_MODEL, pack, single_python_repo
+from testkit.tarballs import PYTHON_MODEL, pack, single_python_repo
 from tests.unit.fakes import FakeArtifactStore, FakePublisher, TickingClock, Tracked
 
 S = Status

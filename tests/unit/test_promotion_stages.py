@@ -30,7 +30,7 @@ from chalicelib.promote_model.stage_io import (
 from chalicelib.promote_model.warm_production import ArtifactChanged, WarmProduction
 from chalicelib.stages.smoke_test import WarmResult
 from chalicelib.stages.stage_io import StageError
-from tests.tarballs import pack, single_python_repo
+from testkit.tarballs import pack, single_python_repo
 from tests.unit.fakes import ApprovalWorld
 from tests.unit.http_answers import http_status
 from tests.unit.registry_table import TABLE

@@ -20,7 +20,7 @@ from chalicelib.domain.validation.model_rules import check_model
 from chalicelib.domain.validation.report import ValidationReport
 from chalicelib.domain.validation.repository import discover
 from examples.build_examples import build_onnx
-from tests.tarballs import PYTHON_MODEL, codes, idcheck_repo, pack, python_config, single_python_repo, validate_bytes
+from testkit.tarballs import PYTHON_MODEL, codes, idcheck_repo, pack, python_config, single_python_repo, validate_bytes
 
 Files = dict[str, bytes | None]
 IDCHECK = "idcheck_1.tar.gz"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.validation.archive import scan_archive
 from chalicelib.domain.validation.limits import ArchiveLimits
-from tests.tarballs import gz, pack, single_python_repo, tar_bytes, validate_bytes
+from testkit.tarballs import gz, pack, single_python_repo, tar_bytes, validate_bytes
 
 FILES = {**single_python_repo(), "simple/1/" + "long" * 40 + ".txt": b"pax long name\n", "simple/labels.txt": b"a\nb\n"}
 TAR = tar_bytes(FILES)

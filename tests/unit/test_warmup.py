@@ -26,7 +26,7 @@ from chalicelib.domain.warmup import (
 )
 from examples.build_examples import IDCHECK, reference_pipeline
 from mmedeploy.local.mme.staging import stage_tarball
-from tests.tarballs import PYTHON_MODEL, Files, idcheck_repo, pack, python_config, single_python_repo
+from testkit.tarballs import PYTHON_MODEL, Files, idcheck_repo, pack, python_config, single_python_repo
 
 SIMPLE = "simple_1.tar.gz"
 

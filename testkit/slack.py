@@ -1,4 +1,4 @@
-"""Slack, as the local stack's tests see it: signed button clicks and the sink's record."""
+"""Slack, as the local stack's tests and benchmarks see it: signed button clicks and the sink's record."""
 
 from __future__ import annotations
 

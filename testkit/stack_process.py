@@ -1,5 +1,5 @@
 """Start and stop a local stack as a user does (``mmedeploy up --detach`` / ``down``), on a free
-port range, for tests."""
+port range, for tests and benchmarks."""
 
 from __future__ import annotations
 

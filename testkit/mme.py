@@ -1,4 +1,4 @@
-"""Helpers for tests against the local MME: a test endpoint in the SageMaker control plane, the
+"""Helpers for tests and benchmarks against the local MME: a test endpoint in the SageMaker control plane, the
 boto3 sagemaker-runtime client pointed at the MME, and KServe v2 requests for the examples."""
 
 from __future__ import annotations
