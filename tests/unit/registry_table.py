@@ -19,3 +19,15 @@ def create_registry_table(client: Any, name: str = TABLE) -> None:
         if key in properties
     }
     client.create_table(TableName=name, **definition)
+
+
+def empty_table(client: Any, name: str = TABLE) -> None:
+    """Delete every item of the table (a few ms on moto, where a new table takes ~0.1 s)."""
+    keys = [
+        {"pk": item["pk"], "sk": item["sk"]}
+        for page in client.get_paginator("scan").paginate(TableName=name, ProjectionExpression="pk, sk")
+        for item in page["Items"]
+    ]
+    for start in range(0, len(keys), 25):  # BatchWriteItem's limit
+        deletes = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+        client.batch_write_item(RequestItems={name: deletes})
