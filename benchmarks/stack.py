@@ -198,7 +198,8 @@ def push_until_awaiting(target: DeploymentTarget, tarball: Path, version: str) -
 
 def approve_until_production(target: DeploymentTarget, version: str) -> ModelVersion:
     """The Approve click (``mmedeploy approve``: a signed Slack interaction), followed to PRODUCTION."""
-    from mmedeploy.decision import Decision, decided, default_user, send_decision
+    from chalicelib.domain.approvals import Decision
+    from mmedeploy.decision import decided, default_user, send_decision
 
     registry = target.registry()
     record = registry.get(MODEL, version)

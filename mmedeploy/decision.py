@@ -1,6 +1,6 @@
-"""``mmedeploy approve`` / ``reject``: press the Slack button without Slack.
+"""``mmedeploy approve`` / ``decline``: press the Slack button without Slack.
 
-Builds the ``block_actions`` interaction Slack sends when someone clicks *Approve* or *Reject* on
+Builds the ``block_actions`` interaction Slack sends when someone clicks *Approve* or *Decline* on
 the approval request, signs it with the app's signing secret exactly as Slack does
 (``X-Slack-Signature: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")``, computed by slack_sdk's
 :class:`~slack_sdk.signature.SignatureVerifier`) and posts it, form-encoded, to the webhook
@@ -15,12 +15,11 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
-from chalicelib.domain.approvals import PendingApproval
+from chalicelib.domain.approvals import Decision, PendingApproval
 from chalicelib.domain.records import ModelVersion
 from mmedeploy.admin_api import ApiAnswer, ApiNotConfigured, post
 from mmedeploy.target import DeploymentTarget
@@ -30,15 +29,6 @@ APP_ID = "A0MMEDEPLOY"
 CHANNEL_ID = "C0LOCAL"  # when the registry does not know the approval message's channel
 BLOCK_ID = "approval"  # chalicelib.adapters.slack_messages.approval_request's actions block
 DEFAULT_SLACK_URL = "https://hooks.slack.com"  # response_url's host when the target has no Slack sink
-
-
-class Decision(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-
-    @property
-    def past(self) -> str:
-        return "approved" if self is Decision.APPROVE else "rejected"
 
 
 def message_location(approval: PendingApproval | None, now: float) -> tuple[str, str]:

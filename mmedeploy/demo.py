@@ -402,7 +402,8 @@ class Demo:
 
     # -- step 5 --------------------------------------------------------------------------------------
     def approve(self) -> None:
-        from mmedeploy.decision import Decision, decided, default_user, send_decision
+        from chalicelib.domain.approvals import Decision
+        from mmedeploy.decision import decided, default_user, send_decision
         from mmedeploy.follow import HistoryFeed, Outcome, follow_promotion
 
         record = self.registry.find(MODEL, self.version)

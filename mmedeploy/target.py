@@ -1,6 +1,6 @@
 """Where the commands act: boto3 clients plus the staging bucket and registry table, and the API
 (URL, invoke and admin tokens) and Slack signing details that the HTTP commands (``invoke``,
-``models``, ``canary``, ``approve``/``reject``, ``promote``/``rollback``) use.
+``models``, ``canary``, ``approve``/``decline``, ``promote``/``rollback``) use.
 
 A :class:`DeploymentTarget` is a plain value; the commands never ask where it came from. Today
 one constructor exists, :func:`local_stack_target`, which reads the running local stack's

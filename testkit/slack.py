@@ -9,7 +9,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from mmedeploy.decision import Decision, interaction_payload, signed_form
+from chalicelib.domain.approvals import Decision
+from mmedeploy.decision import interaction_payload, signed_form
 from mmedeploy.local.stack import StackInfo
 
 

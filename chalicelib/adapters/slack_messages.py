@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.approvals import PendingApproval
+from chalicelib.domain.approvals import Decision, PendingApproval
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import Flip, ModelVersion
 from chalicelib.domain.validation.findings import Severity
@@ -75,16 +75,16 @@ def approval_request(record: ModelVersion, approval_id: str, channel: str) -> di
                 "elements": [
                     {
                         "type": "button",
-                        "action_id": "approve",
+                        "action_id": Decision.APPROVE.value,
                         "style": "primary",
                         "text": {"type": "plain_text", "text": "Approve"},
                         "value": approval_id,
                     },
                     {
                         "type": "button",
-                        "action_id": "reject",
+                        "action_id": Decision.DECLINE.value,
                         "style": "danger",
-                        "text": {"type": "plain_text", "text": "Reject"},
+                        "text": {"type": "plain_text", "text": "Decline"},
                         "value": approval_id,
                     },
                 ],
@@ -104,7 +104,7 @@ def approval_outcome(record: ModelVersion, approval: PendingApproval, channel: s
     icon = ICON.get(record.status, ":information_source:")
     line = f"{icon} *{record.status.value}*"
     if approval.decided_by and record.status is not Status.EXPIRED:
-        verb = "approved" if approval.decision == "approve" else "rejected"
+        verb = "approved" if approval.decision == Decision.APPROVE else Decision.DECLINE.past
         line += f" · {verb} by {_who(approval.decided_by)} at {approval.decided_at}"
     line += f"\n{record.reason}"
     return {

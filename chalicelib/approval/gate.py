@@ -2,7 +2,7 @@
 
 The decision is claimed in the registry first (a conditional write), then the waiting task is
 resumed; the version's status moves when the execution goes on (RecordApproval, or RecordOutcome
-for a rejection), so the answer here is fast and the registry's history names the decider.
+for a decline), so the answer here is fast and the registry's history names the decider.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class ApprovalGate:
                 Outcome.APPROVED,
                 f"{record.name} {record.version} approved by {actor}; promotion to production starts",
             )
-        return _answer(record, True, Outcome.DECLINED, f"{record.name} {record.version} rejected by {actor}")
+        return _answer(record, True, Outcome.DECLINED, f"{record.name} {record.version} declined by {actor}")
 
     def _resume(self, approval: PendingApproval, decision: Decision, actor: str) -> None:
         if decision is Decision.APPROVE:
@@ -100,7 +100,7 @@ class ApprovalGate:
             )
             self._callback.succeed(approval.task_token, output.model_dump(mode="json"))
         else:
-            message = f"rejected by {actor} (approval {approval.approval_id})"
+            message = f"declined by {actor} (approval {approval.approval_id})"
             self._callback.fail(approval.task_token, DECLINED_ERROR, {"errorMessage": message, "decided_by": actor})
 
 
@@ -113,7 +113,7 @@ def _already(approval: PendingApproval, record: ModelVersion) -> GateAnswer:
         return _answer(
             record, False, Outcome.EXPIRED, f"the approval request for {record.name} {record.version} has expired"
         )
-    verb = Decision.APPROVE.past if approval.decision == Decision.APPROVE else Decision.REJECT.past
+    verb = Decision.APPROVE.past if approval.decision == Decision.APPROVE else Decision.DECLINE.past
     return _answer(
         record,
         False,

@@ -17,11 +17,13 @@ from pydantic import BaseModel, ValidationError
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from chalicelib.approval.gate import ApprovalGate, GateAnswer, Outcome
-from chalicelib.domain.approvals import Decision
+from chalicelib.domain.approvals import FORMER_DECLINE, Decision
 
 # Slack's interaction payloads are a few kB; anything this big is not from Slack.
 MAX_BODY_BYTES = 64 * 1024
 ACTOR_PREFIX = "slack:"
+# The button each action_id is; a message posted before the rename still has a "reject" button.
+BUTTONS = {**{decision.value: decision for decision in Decision}, FORMER_DECLINE: Decision.DECLINE}
 
 
 class SlackUser(BaseModel):
@@ -70,7 +72,7 @@ class SlackInteractions:
             return _refused(401, Outcome.INVALID_SIGNATURE, "missing, invalid or expired Slack signature")
         interaction = _parse(body)
         if interaction is None:
-            return _refused(400, Outcome.MALFORMED, "not a Slack block_actions payload with an approve/reject button")
+            return _refused(400, Outcome.MALFORMED, "not a Slack block_actions payload with an approve/decline button")
         action = interaction.actions[0]
         user = interaction.user.id
         if user not in self._approvers:
@@ -78,7 +80,7 @@ class SlackInteractions:
             if interaction.response_url:
                 self._reply(interaction.response_url, text)
             return _refused(403, Outcome.FORBIDDEN, text)
-        result = self._gate.decide(action.value, Decision(action.action_id), ACTOR_PREFIX + user)
+        result = self._gate.decide(action.value, BUTTONS[action.action_id], ACTOR_PREFIX + user)
         if not result.ok and interaction.response_url:
             self._reply(interaction.response_url, result.text)  # e.g. a second click: say why nothing happened
         return InteractionAnswer(status_code=200, answer=result)
@@ -113,7 +115,7 @@ def _parse(body: bytes) -> BlockActions | None:
         return None
     if interaction.type != "block_actions" or len(interaction.actions) != 1:
         return None
-    if interaction.actions[0].action_id not in set(Decision) or not interaction.actions[0].value:
+    if interaction.actions[0].action_id not in BUTTONS or not interaction.actions[0].value:
         return None
     return interaction
 

@@ -48,13 +48,13 @@ class RecordOutcome:
         return StageResult(status=moved.record.status.value)
 
     def _decline(self, record: ModelVersion, reason: str) -> tuple[str, str]:
-        """Who rejected, from the decision the gate claimed in the registry (the source of truth;
+        """Who declined, from the decision the gate claimed in the registry (the source of truth;
         SendTaskFailure's cause may not arrive)."""
         approval = self._tracker.approvals.find_approval(record.approval_id) if record.approval_id else None
         if approval is None or not approval.decided_by:
             return ACTOR, reason
         return approval.decided_by, (
-            f"rejected by {approval.decided_by} at {approval.decided_at} (approval {approval.approval_id})"
+            f"declined by {approval.decided_by} at {approval.decided_at} (approval {approval.approval_id})"
         )
 
 

@@ -13,7 +13,7 @@ from mmedeploy.cli.context import Context, dumps, state_dir_option
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK
 
 if TYPE_CHECKING:
-    from mmedeploy.decision import Decision
+    from chalicelib.domain.approvals import Decision
 
 DECISION_INTRO = """\
 Sends what Slack sends when the button on the approval request is clicked: a block_actions
@@ -27,9 +27,9 @@ PAST = {"approve": "approved", "decline": "declined"}
 
 def button(command: str) -> Decision:
     """The Slack button a command clicks."""
-    from mmedeploy.decision import Decision
+    from chalicelib.domain.approvals import Decision
 
-    return Decision.APPROVE if command == "approve" else Decision.REJECT
+    return Decision.APPROVE if command == "approve" else Decision.DECLINE
 
 
 def register(commands: Any) -> None:

@@ -27,7 +27,7 @@ def test_the_demo_shows_the_whole_flow_and_stops_its_stack(tmp_path: Path) -> No
     assert "idcheck_1.tar.gz is valid" in out
     # the Slack approval request with its buttons, then the updated message without them
     assert "idcheck version 1 is staged and waits for approval" in out
-    assert "[ Approve ]" in out and "[ Reject ]" in out
+    assert "[ Approve ]" in out and "[ Decline ]" in out
     assert re.search(r"PRODUCTION · approved by @U0LOCALAPPROVER", out), out
     # the promotion, and the inference API answering the example's cases with the new version
     assert re.search(r"\+\d+\.\d\d s\s+PRODUCTION\s+pipeline/promote", out), out

@@ -92,7 +92,7 @@ def test_the_example_ensemble_reaches_awaiting_approval_with_a_slack_request(
     buttons = actions["elements"]
     assert {b["action_id"]: b["value"] for b in buttons} == {
         "approve": record.approval_id,
-        "reject": record.approval_id,
+        "decline": record.approval_id,
     }
     assert "task_token" not in json.dumps(requests[0]["payload"])
     # AND the message carries what the approver decides on

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.approvals import Decision
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
-from mmedeploy.decision import Decision
 from mmedeploy.local.stack import StackInfo
 from testkit.mme import runtime_client
 from testkit.slack import click, slack_messages
@@ -116,10 +116,10 @@ def test_forged_stale_or_unauthorised_clicks_change_nothing_and_a_double_click_d
     assert history_of(registry, "gate", "1") == before
     assert registry.get("gate", "1").status is Status.AWAITING_APPROVAL
 
-    # WHEN the approver clicks Approve twice, and Reject after it
+    # WHEN the approver clicks Approve twice, and Decline after it
     first = click(local_stack, approval)
     second = click(local_stack, approval)
-    third = click(local_stack, approval, Decision.REJECT)
+    third = click(local_stack, approval, Decision.DECLINE)
     # THEN the first decides, answering at once; the others say who decided and change nothing
     assert first[0] == 200 and first[1]["outcome"] == "approved"
     for status, answer in (second, third):
@@ -176,15 +176,15 @@ def test_approve_promotes_v2_replaces_v1_and_a_rollback_serves_v1_again(
     )
 
 
-def test_reject_declines_and_copies_nothing_to_production(
+def test_decline_declines_and_copies_nothing_to_production(
     local_stack: StackInfo, aws: Callable[[str], Any], registry: ModelRegistry
 ) -> None:
     record = staged(local_stack, aws, registry, "nope", "1", factor=3)
-    status, answer = click(local_stack, str(record.approval_id), Decision.REJECT)
+    status, answer = click(local_stack, str(record.approval_id), Decision.DECLINE)
     assert (status, answer["outcome"]) == (200, "declined")
     record = reach(registry, "nope", "1", {Status.DECLINED})
     assert record.history[-1].actor == "slack:U0LOCALAPPROVER"
-    assert "rejected by slack:U0LOCALAPPROVER" in record.reason
+    assert "declined by slack:U0LOCALAPPROVER" in record.reason
     time.sleep(1)  # a promotion, had one started, would have copied by now
     listed = aws("s3").list_objects_v2(Bucket=local_stack.production_bucket, Prefix="nope_")
     assert "Contents" not in listed

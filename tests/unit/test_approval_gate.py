@@ -17,7 +17,7 @@ from chalicelib.adapters.step_functions import TaskCallback, TaskGone
 from chalicelib.approval.gate import Outcome
 from chalicelib.deploy_model.record_outcome import RecordOutcome
 from chalicelib.deploy_model.stage_io import RecordOutcomeInput
-from chalicelib.domain.approvals import DECLINED_ERROR, Decision, PendingApproval
+from chalicelib.domain.approvals import DECLINED_ERROR, FORMER_DECLINE, Decision, PendingApproval
 from chalicelib.domain.errors import AlreadyDecided, ApprovalNotFound, RegistryError, ServiceError
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import Alias, Flip
@@ -62,28 +62,28 @@ def test_an_approval_resumes_the_execution_with_the_decision(world: ApprovalWorl
     assert world.registry.get("fraud", "1").status is S.AWAITING_APPROVAL
 
 
-def test_a_rejection_fails_the_task_with_approval_declined_and_the_decider(world: ApprovalWorld) -> None:
+def test_a_decline_fails_the_task_with_approval_declined_and_the_decider(world: ApprovalWorld) -> None:
     approval_id = world.awaiting()
-    answer = world.gate.decide(approval_id, Decision.REJECT, BOB)
+    answer = world.gate.decide(approval_id, Decision.DECLINE, BOB)
     assert (answer.ok, answer.outcome) == (True, Outcome.DECLINED)
     assert world.callback.succeeded == []
     assert world.callback.failed == [
         (
             "token-fraud-1-1",
             DECLINED_ERROR,
-            {"errorMessage": f"rejected by {BOB} (approval {approval_id})", "decided_by": BOB},
+            {"errorMessage": f"declined by {BOB} (approval {approval_id})", "decided_by": BOB},
         )
     ]
-    assert approval(world, approval_id).decision == "reject"
+    assert approval(world, approval_id).decision == "decline"
 
 
 @pytest.mark.parametrize(
     ("first", "second", "second_by"),
     [
         (Decision.APPROVE, Decision.APPROVE, ALICE),  # a double click
-        (Decision.APPROVE, Decision.REJECT, BOB),
-        (Decision.REJECT, Decision.APPROVE, BOB),
-        (Decision.REJECT, Decision.REJECT, ALICE),
+        (Decision.APPROVE, Decision.DECLINE, BOB),
+        (Decision.DECLINE, Decision.APPROVE, BOB),
+        (Decision.DECLINE, Decision.DECLINE, ALICE),
     ],
 )
 def test_a_second_decision_names_the_first_decider_and_changes_nothing(
@@ -96,7 +96,7 @@ def test_a_second_decision_names_the_first_decider_and_changes_nothing(
     # WHEN someone clicks again
     answer = world.gate.decide(approval_id, second, second_by)
     # THEN it was already decided, by the first decider; nothing is claimed or resumed again
-    verb = "approved" if first is Decision.APPROVE else "rejected"
+    verb = "approved" if first is Decision.APPROVE else "declined"
     assert (answer.ok, answer.outcome) == (False, Outcome.ALREADY_DECIDED)
     assert f"already {verb} by {ALICE}" in answer.text
     assert world.untouched(approval_id) == before
@@ -106,7 +106,7 @@ def test_a_late_click_after_the_execution_recorded_the_approval_says_where_it_st
     approval_id = world.awaiting()
     world.gate.decide(approval_id, Decision.APPROVE, ALICE)
     world.record_approval()
-    answer = world.gate.decide(approval_id, Decision.REJECT, BOB)
+    answer = world.gate.decide(approval_id, Decision.DECLINE, BOB)
     assert answer.outcome is Outcome.ALREADY_DECIDED and answer.status is S.APPROVED
     assert answer.text.endswith("it is APPROVED")
 
@@ -130,7 +130,7 @@ def test_a_decision_for_a_version_no_longer_awaiting_changes_nothing(world: Appr
     approval_id = world.awaiting()
     world.tracker.move("fraud", "1", status, "api:admin", "decided elsewhere")
     before = world.untouched(approval_id)
-    answer = world.gate.decide(approval_id, Decision.REJECT, ALICE)
+    answer = world.gate.decide(approval_id, Decision.DECLINE, ALICE)
     assert (answer.ok, answer.outcome, answer.status) == (False, Outcome.NOT_AWAITING, status)
     assert f"it is {status.value} since" in answer.text and "(decided elsewhere)" in answer.text
     assert world.untouched(approval_id) == before
@@ -179,7 +179,7 @@ def test_a_decision_after_the_task_timed_out_is_expired_and_stays_expired(world:
     assert approval(world, approval_id).decision == "expired"
     assert world.registry.get("fraud", "1").status is S.AWAITING_APPROVAL
     # AND every later click is told it expired, without calling Step Functions
-    for decision, actor in ((Decision.APPROVE, ALICE), (Decision.REJECT, BOB)):
+    for decision, actor in ((Decision.APPROVE, ALICE), (Decision.DECLINE, BOB)):
         later = world.gate.decide(approval_id, decision, actor)
         assert (later.ok, later.outcome) == (False, Outcome.EXPIRED) and "has expired" in later.text
     assert world.callback.calls == 0
@@ -196,7 +196,7 @@ def test_a_failed_resume_releases_the_claim_so_a_retry_can_decide(world: Approva
     assert (released.decision, released.decided_by, released.decided_at) == (None, None, None)
     assert world.callback.calls == 0
     # AND a retried click (by anyone) decides
-    answer = world.gate.decide(approval_id, Decision.REJECT, BOB)
+    answer = world.gate.decide(approval_id, Decision.DECLINE, BOB)
     assert answer.outcome is Outcome.DECLINED
     assert [error for _, error, _ in world.callback.failed] == [DECLINED_ERROR]
 
@@ -220,9 +220,9 @@ def test_record_approval_moves_to_approved_with_the_decider_as_actor(world: Appr
 
 
 def test_a_declined_outcome_is_recorded_with_the_decider_as_actor(world: ApprovalWorld) -> None:
-    # GIVEN a rejection clicked in Slack
+    # GIVEN a decline clicked in Slack
     approval_id = world.awaiting()
-    world.gate.decide(approval_id, Decision.REJECT, BOB)
+    world.gate.decide(approval_id, Decision.DECLINE, BOB)
     (_, error, cause) = world.callback.failed[-1]
     # WHEN the Catch hands the task failure to RecordOutcome
     outcome = RecordOutcomeInput(
@@ -232,11 +232,11 @@ def test_a_declined_outcome_is_recorded_with_the_decider_as_actor(world: Approva
         error=StageError(Error=error, Cause=json.dumps(cause)),
     )
     status = RecordOutcome(world.tracker).run(outcome).status
-    # THEN the version is DECLINED by the decider, with the rejection as the reason
+    # THEN the version is DECLINED by the decider, with the decline as the reason
     record = world.registry.get("fraud", "1", with_history=True)
     assert status == "DECLINED"
     assert record.status is S.DECLINED
-    assert record.reason.startswith(f"rejected by {BOB}") and f"(approval {approval_id})" in record.reason
+    assert record.reason.startswith(f"declined by {BOB}") and f"(approval {approval_id})" in record.reason
     assert (record.history[-1].status, record.history[-1].actor) == (S.DECLINED, BOB)
     assert [r.status for r in world.notifier.outcomes] == [S.DECLINED]
 
@@ -246,7 +246,7 @@ def test_a_decision_is_claimed_once_and_later_claims_name_the_first(world: Appro
     pending = world.registry.put_approval("fraud", "1", "token")
     first = world.registry.claim_decision(pending.approval_id, "approve", ALICE)
     with pytest.raises(AlreadyDecided) as raised:
-        world.registry.claim_decision(pending.approval_id, "reject", BOB)
+        world.registry.claim_decision(pending.approval_id, "decline", BOB)
     assert (first.decision, first.decided_by, first.task_token) == ("approve", ALICE, "token")
     assert (raised.value.approval.decision, raised.value.approval.decided_by) == ("approve", ALICE)
     assert raised.value.approval.decided_at == first.decided_at
@@ -256,8 +256,19 @@ def test_a_released_decision_can_be_claimed_again(world: ApprovalWorld) -> None:
     pending = world.registry.put_approval("fraud", "1", "token")
     world.registry.claim_decision(pending.approval_id, "approve", ALICE)
     world.registry.release_decision(pending.approval_id, ALICE)
-    again = world.registry.claim_decision(pending.approval_id, "reject", BOB)
-    assert (again.decision, again.decided_by) == ("reject", BOB)
+    again = world.registry.claim_decision(pending.approval_id, "decline", BOB)
+    assert (again.decision, again.decided_by) == ("decline", BOB)
+
+
+def test_an_approval_declined_before_the_rename_reads_as_declined(world: ApprovalWorld) -> None:
+    # GIVEN an approval whose stored decision is the former name of a decline, "reject"
+    approval_id = world.awaiting()
+    world.registry.claim_decision(approval_id, FORMER_DECLINE, BOB)
+    # THEN it reads as a decline, and a later click is told so
+    assert approval(world, approval_id).decision == Decision.DECLINE
+    answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
+    assert (answer.ok, answer.outcome) == (False, Outcome.ALREADY_DECIDED)
+    assert f"already declined by {BOB}" in answer.text
 
 
 def test_only_the_claimant_can_release_a_decision(world: ApprovalWorld, dynamodb: Any) -> None:
@@ -366,11 +377,11 @@ def test_the_approval_request_shows_the_evidence_and_two_buttons(world: Approval
     ):
         assert expected in shown, expected
     assert len(sha256) == 64 and sha256[:13] not in shown
-    # AND two buttons, approve and reject, each carrying only the approval id
+    # AND two buttons, approve and decline, each carrying only the approval id
     (actions,) = [b for b in message["blocks"] if b["type"] == "actions"]
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
         ("approve", "apv_0123456789abcdef"),
-        ("reject", "apv_0123456789abcdef"),
+        ("decline", "apv_0123456789abcdef"),
     ]
 
 

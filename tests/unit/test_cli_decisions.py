@@ -1,4 +1,4 @@
-"""`mmedeploy approve|reject|promote|rollback` without a local stack: a tiny HTTP server stands in
+"""`mmedeploy approve|decline|promote|rollback` without a local stack: a tiny HTTP server stands in
 for the API (it records each request and answers canned JSON) and the registry is on in-process
 moto, driven through ModelRegistry the way the pipeline would drive it."""
 
@@ -20,10 +20,11 @@ from moto import mock_aws
 from slack_sdk.signature import SignatureVerifier
 
 from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.domain.approvals import Decision
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 from mmedeploy import cli
-from mmedeploy.decision import Decision, interaction_payload, signed_form
+from mmedeploy.decision import interaction_payload, signed_form
 from mmedeploy.follow import Outcome, follow_promotion, outcome_of
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.target import DeploymentTarget, local_stack_target
@@ -111,7 +112,7 @@ def move_later(
     return lambda: threading.Thread(target=run, daemon=True).start()
 
 
-# -- approve / reject ------------------------------------------------------------------------------
+# -- approve / decline -----------------------------------------------------------------------------
 def form_payload(recorded: Recorded) -> dict[str, Any]:
     form = urllib.parse.parse_qs(recorded.body.decode())
     assert list(form) == ["payload"]
@@ -182,7 +183,7 @@ def test_decline_as_another_user_prints_the_answer_as_json(
     assert captured.err.splitlines() == notice
     payload = form_payload(api.only())
     assert payload["user"]["id"] == "U0SECOND"
-    assert payload["actions"][0]["action_id"] == "reject" and payload["actions"][0]["value"] == APPROVAL_ID
+    assert payload["actions"][0]["action_id"] == "decline" and payload["actions"][0]["value"] == APPROVAL_ID
 
 
 def test_reject_is_hidden_from_the_help_and_says_declined(
@@ -287,7 +288,7 @@ def test_approve_needs_a_user_and_a_stack(
 
 
 def test_signed_form_is_what_slack_sends() -> None:
-    payload = interaction_payload(Decision.REJECT, APPROVAL_ID, "U1", "http://sink/", "123.000100", 1700000000.5)
+    payload = interaction_payload(Decision.DECLINE, APPROVAL_ID, "U1", "http://sink/", "123.000100", 1700000000.5)
     body, headers = signed_form(SECRET, payload, 1700000000)
     assert body.startswith(b"payload=%7B")
     assert json.loads(urllib.parse.parse_qs(body.decode())["payload"][0]) == payload

@@ -370,9 +370,9 @@ def test_promoting_an_awaiting_version_approves_it_through_the_gate(world: Promo
 
 
 def test_promoting_an_awaiting_version_decided_in_slack_is_refused(world: Promotion) -> None:
-    world.gate.decide(world.awaiting(), Decision.REJECT, "slack:U0BOB")
+    world.gate.decide(world.awaiting(), Decision.DECLINE, "slack:U0BOB")
     status, message = refused(lambda: world.requests.promote("fraud", "1", "api:ops"))
-    assert status == 409 and "already rejected by slack:U0BOB" in message
+    assert status == 409 and "already declined by slack:U0BOB" in message
     assert world.callback.succeeded == []
 
 

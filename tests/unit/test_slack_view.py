@@ -65,7 +65,7 @@ def test_the_approval_request_shows_model_version_fields_and_both_buttons() -> N
         assert label in text and value in text, label
     model_row = next(line for line in text.splitlines() if "Model" in line)
     assert "Version" in model_row  # side by side
-    assert "[ Approve ]" in text and "[ Reject ]" in text
+    assert "[ Approve ]" in text and "[ Decline ]" in text
     assert f"approval {APPROVAL_ID}" in text
 
 
@@ -75,9 +75,9 @@ def test_the_buttons_are_styled_primary_and_danger() -> None:
     console.print(render_blocks(message["blocks"]))
     html = console.export_html(inline_styles=True)
     approve = html[html.index("[ Approve ]") - 200 : html.index("[ Approve ]")]
-    reject = html[html.index("[ Reject ]") - 200 : html.index("[ Reject ]")]
+    decline = html[html.index("[ Decline ]") - 200 : html.index("[ Decline ]")]
     assert "background-color: #008000" in approve  # green
-    assert "background-color: #800000" in reject  # red
+    assert "background-color: #800000" in decline  # red
 
 
 def test_the_decided_message_has_no_buttons_and_names_the_decider() -> None:
@@ -97,7 +97,7 @@ def test_the_decided_message_has_no_buttons_and_names_the_decider() -> None:
     assert "idcheck version 3" in text
     assert "PRODUCTION · approved by @U0ALICE at 2026-01-01T08:41:00.000Z" in text
     assert "promoted to production" in text
-    assert "Approve" not in text and "Reject" not in text
+    assert "Approve" not in text and "Decline" not in text
     assert "SHA-256" in text and SHA256[:12] in text
 
 

@@ -95,7 +95,14 @@ def test_a_signed_approve_click_from_an_approver_approves(hook: Webhook) -> None
     assert hook.replies.sent == []  # the outcome shows in the rewritten message, not as a reply
 
 
-def test_a_signed_reject_click_declines(hook: Webhook) -> None:
+def test_a_signed_decline_click_declines(hook: Webhook) -> None:
+    body = form(click(hook.awaiting(), "decline", "U0BOB"))
+    answered = hook.interactions.handle(body, signed(body))
+    assert (answered.status_code, answered.answer.outcome) == (200, Outcome.DECLINED)
+    assert [cause["decided_by"] for _, _, cause in hook.callback.failed] == ["slack:U0BOB"]
+
+
+def test_a_reject_click_on_a_message_posted_before_the_rename_declines(hook: Webhook) -> None:
     body = form(click(hook.awaiting(), "reject", "U0BOB"))
     answered = hook.interactions.handle(body, signed(body))
     assert (answered.status_code, answered.answer.outcome) == (200, Outcome.DECLINED)
@@ -168,7 +175,7 @@ def test_a_non_numeric_timestamp_is_refused_without_an_exception(hook: Webhook, 
 
 def test_a_body_other_than_the_signed_one_is_refused(hook: Webhook) -> None:
     approval_id = hook.awaiting()
-    headers = signed(form(click(approval_id, "reject")))
+    headers = signed(form(click(approval_id, "decline")))
     assert refused(hook, approval_id, form(click(approval_id, "approve")), headers) == 401
 
 
@@ -235,8 +242,8 @@ def test_an_already_decided_click_is_answered_to_the_user_too(hook: Webhook) -> 
     approval_id = hook.awaiting()
     first = form(click(approval_id))
     hook.interactions.handle(first, signed(first))
-    # WHEN Bob clicks reject on the same message
-    second = form(click(approval_id, "reject", "U0BOB"))
+    # WHEN Bob clicks decline on the same message
+    second = form(click(approval_id, "decline", "U0BOB"))
     answered = hook.interactions.handle(second, signed(second))
     # THEN 200 (the request was fine), and Bob is told who decided first
     assert (answered.status_code, answered.answer.outcome) == (200, Outcome.ALREADY_DECIDED)
