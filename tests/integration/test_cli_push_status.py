@@ -15,7 +15,7 @@ from mmedeploy.local.stack import StackInfo
 from testkit.stack_process import mmedeploy
 from testkit.tarballs import pack, single_python_repo
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def without_version_file(name: str) -> bytes:

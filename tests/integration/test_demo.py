@@ -11,7 +11,7 @@ import pytest
 from mmedeploy.local.stack import process_alive, read_stack
 from testkit.stack_process import free_port_base, mmedeploy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_demo_shows_the_whole_flow_and_stops_its_stack(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from mmedeploy.local.stack import StackInfo
 from testkit.stack_process import mmedeploy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LINE = re.compile(r"^([0-9a-f]{8}) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (START|END|REPORT) RequestId: ([0-9a-f-]+)")
 

@@ -33,7 +33,7 @@ from mmedeploy.deploy.template import load_template, properties, resources
 from mmedeploy.local import iam
 from mmedeploy.local.iam import Credentials, IamEnforcement, RoleSpec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"

@@ -26,7 +26,7 @@ from testkit.tarballs import idcheck_repo, pack
 from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NAME = "kserve"
 # the example's smoke-test cases (generated, like its binaries: not read from a file a clean clone lacks)

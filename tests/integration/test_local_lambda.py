@@ -18,7 +18,7 @@ from mmedeploy.deploy.package import ensure_built
 from mmedeploy.local.stack import StackInfo
 from testkit.stack_process import ROOT, start_stack, stop_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict[str, str], Any]:

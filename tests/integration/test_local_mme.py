@@ -32,7 +32,7 @@ from testkit.mme import (
 from testkit.tarballs import PYTHON_MODEL, idcheck_repo, pack, python_config, single_python_repo
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BUCKET = "mme-tests"
 RAW = np.random.default_rng(7).normal(size=(3, 16)).astype(np.float32)

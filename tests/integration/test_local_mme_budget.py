@@ -33,7 +33,7 @@ from testkit.tarballs import echo_repo, pack
 from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # One Python model is budgeted at ~40 MiB (staging.PYTHON_INSTANCE_BYTES): 60 MiB holds one, not two.
 BUDGET_MB = 60

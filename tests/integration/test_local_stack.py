@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from mmedeploy.local.stack import StackInfo
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STACK_JSON_FIELDS = {
     "api_url", "aws_endpoint_url", "mme_url", "slack_url", "region", "staging_bucket", "production_bucket",

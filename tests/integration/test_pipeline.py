@@ -23,7 +23,7 @@ from testkit.stack_process import mmedeploy
 from testkit.tarballs import ECHO_MODEL, echo_repo, gz, info, pack, raw_tar
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BROKEN_MODEL = b"""class TritonPythonModel:
     def initialize(self, args):

@@ -25,7 +25,7 @@ from testkit.stack_process import mmedeploy
 from testkit.tarballs import echo_repo, pack
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def scaled_model(factor: int) -> bytes:

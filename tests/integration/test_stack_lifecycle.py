@@ -15,7 +15,7 @@ from mmedeploy.local.stack import StackInfo
 from testkit.stack_process import free_port_base, mmedeploy, start_stack, stop_stack
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def s3_client(info: StackInfo) -> Any:

@@ -21,6 +21,7 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import Flip, ModelVersion
 from chalicelib.stages.tracker import LifecycleTracker
 from testkit.tarballs import pack, single_python_repo
+from tests.unit.builders import a_version
 from tests.unit.registry_table import TABLE
 
 SLACK_CHANNEL = "C0APPROVALS"
@@ -199,7 +200,7 @@ class ApprovalWorld(Tracked):
         data = pack(single_python_repo(name=name, version=version))
         upload = self.store.put(STAGING_BUCKET, f"{name}_{version}.tar.gz", data, f"s{version}")
         self.tracker.register(
-            ModelVersion(
+            a_version(
                 name=name,
                 version=version,
                 status=Status.RECEIVED,

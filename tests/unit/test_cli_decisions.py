@@ -28,6 +28,7 @@ from mmedeploy.decision import interaction_payload, signed_form
 from mmedeploy.follow import Outcome, follow_promotion, outcome_of
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.target import DeploymentTarget, local_stack_target
+from tests.unit.builders import a_version
 from tests.unit.fake_api import FakeApi, Recorded, closed_port_url, serve_fake_api
 from tests.unit.registry_table import TABLE, create_registry_table
 
@@ -80,12 +81,9 @@ def put_version(
 ) -> None:
     registry = registry_of(deployment)
     registry.register(
-        ModelVersion(
-            name="fraud",
-            version=version,
-            status=Status.RECEIVED,
+        a_version(
+            version,
             bucket="unit-staging",
-            key=f"fraud_{version}.tar.gz",
             etag="etag",
             uploaded_at="2025-01-02T03:04:05.000Z",
             updated_at="2025-01-02T03:04:05.000Z",
@@ -433,7 +431,7 @@ def test_promote_timeout_says_how_to_keep_watching(
 
 # -- the follow loop and the target ------------------------------------------------------------------
 def version_at(status: Status, revision: int) -> ModelVersion:
-    return ModelVersion(
+    return a_version(
         name="fraud",
         version="1",
         status=status,

@@ -17,11 +17,11 @@ from moto import mock_aws
 
 from chalicelib.adapters.registry import ModelRegistry
 from chalicelib.domain.lifecycle import Status
-from chalicelib.domain.records import ModelVersion
 from mmedeploy import cli
 from mmedeploy.admin_api import ApiAnswer
 from mmedeploy.inference_client import inference, inference_lines, models_lines, read_request, tensor_data
 from mmedeploy.target import DeploymentTarget
+from tests.unit.builders import a_version
 from tests.unit.fake_api import FakeApi, closed_port_url, serve_fake_api
 from tests.unit.registry_table import TABLE, create_registry_table
 
@@ -426,12 +426,9 @@ def registry(moto_target: DeploymentTarget) -> ModelRegistry:
 
 def put(registry: ModelRegistry, version: str, path: list[Status]) -> None:
     registry.register(
-        ModelVersion(
-            name="fraud",
-            version=version,
-            status=Status.RECEIVED,
+        a_version(
+            version,
             bucket="unit-staging",
-            key=f"fraud_{version}.tar.gz",
             etag="etag",
             uploaded_at="2025-01-02T03:04:05.000Z",
             updated_at="2025-01-02T03:04:05.000Z",

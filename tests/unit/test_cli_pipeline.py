@@ -23,6 +23,7 @@ from mmedeploy.follow import watch_version
 from mmedeploy.status_view import FAILURE, model_json, version_json, version_view, versions_view, watch_exit_code
 from mmedeploy.target import DeploymentTarget
 from testkit.tarballs import pack, single_python_repo
+from tests.unit.builders import a_version
 
 BUCKET, TABLE = "unit-staging", "unit-registry"
 SHA = "ab" * 32
@@ -50,7 +51,7 @@ def record(status: Status = Status.REJECTED, version: str = "1", **changes: Any)
         "approval_id": "apv_0123456789abcdef",
     }
     fields.update(changes)
-    made = ModelVersion(**fields)
+    made = a_version(**fields)
     made.history = [
         HistoryEntry(at="2025-01-02T03:04:05.000Z", status=Status.RECEIVED, actor="s3-upload", reason="uploaded"),
         HistoryEntry(at="2025-01-02T03:04:07.000Z", status=status, actor="pipeline/validate", reason="2 error(s)"),

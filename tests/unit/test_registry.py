@@ -16,6 +16,7 @@ from chalicelib.adapters.registry import ModelRegistry
 from chalicelib.domain.errors import RegistryError, TransitionRefused, VersionExists, VersionNotFound
 from chalicelib.domain.lifecycle import Status, may_move
 from chalicelib.domain.records import ModelVersion
+from tests.unit.builders import a_version
 from tests.unit.registry_table import TABLE
 
 S = Status
@@ -39,18 +40,8 @@ def registry(dynamodb: Any) -> ModelRegistry:
 
 
 def version_record(version: str = "1", name: str = "fraud", etag: str = "etag-1", **changes: Any) -> ModelVersion:
-    fields: dict[str, Any] = {
-        "name": name,
-        "version": version,
-        "status": S.RECEIVED,
-        "bucket": "staging",
-        "key": f"{name}_{version}.tar.gz",
-        "etag": etag,
-        "uploaded_at": "2025-01-01T00:00:00.000Z",
-        "updated_at": "2025-01-01T00:00:00.000Z",
-    }
-    fields.update(changes)
-    return ModelVersion(**fields)
+    """A fresh upload (RECEIVED, in the ``staging`` bucket, uploaded 2025-01-01T00:00:00.000Z)."""
+    return a_version(version, name, etag=etag, **changes)
 
 
 def walk(registry: ModelRegistry, version: str, path: list[Status], name: str = "fraud") -> None:

@@ -14,6 +14,7 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import Alias, Flip, ModelVersion
 from chalicelib.domain.validation.findings import Code, Finding
 from mmedeploy.slack_view import message_panel, mrkdwn, render_blocks
+from tests.unit.builders import a_version
 
 APPROVAL_ID = "apv_0123456789abcdef"
 SHA256 = "947dc04cd469f98f" + "0" * 48
@@ -36,7 +37,7 @@ def record(status: Status = Status.AWAITING_APPROVAL, version: str = "3", **chan
         "metrics": {"cold_load_ms": 2150.0, "warm_p50_ms": 2.5, "smoke_tests": 2.0},
         **changes,
     }
-    return ModelVersion(**fields)
+    return a_version(**fields)
 
 
 def shown(blocks: Any) -> str:
