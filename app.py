@@ -38,9 +38,9 @@ from chalicelib.domain.errors import (
     RequestTooLarge,
     ServiceError,
 )
+from chalicelib.inference.api_contract import HEADER_LENGTH, ROUTE_HEADER, VERSION_HEADER
 from chalicelib.inference.canary import CanaryRequest
 from chalicelib.inference.catalog import page_limit
-from chalicelib.inference.kserve import HEADER_LENGTH
 from chalicelib.settings import TriggerSettings
 
 
@@ -231,12 +231,12 @@ def _infer(name: str, version: str | None) -> Response:
     raw = request.raw_body or b""
     body = raw.encode() if isinstance(raw, str) else bytes(raw)
     served = composition.inference_proxy(http_status).infer(name, version, body, request.headers.get(HEADER_LENGTH))
-    answer, target = served.answer, served.target
+    answer, route = served.answer, served.route
     headers: dict[str, str | list[str]] = {
         "Content-Type": answer.content_type,
-        "Mmedeploy-Model-Version": target.version,
+        VERSION_HEADER: route.version,
     }
-    headers["Mmedeploy-Route"] = target.route
+    headers[ROUTE_HEADER] = route.kind
     if answer.header_length is not None:
         headers[HEADER_LENGTH] = str(answer.header_length)
     return Response(body=answer.body, status_code=200, headers=headers)

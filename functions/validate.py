@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib import stage_composition
-from chalicelib.deploy_model.stage_io import DeploymentInput, ValidateOutcome
+from chalicelib.deploy_model.stage_io import DeploymentInput, ValidationVerdict
 from functions.observability import logger, metrics
 
 
@@ -19,6 +19,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = stage_composition.validate().run(deployment)
     if result.validation_ms is not None:
         metrics.add_metric(name="ValidationDuration", unit=MetricUnit.Milliseconds, value=result.validation_ms)
-    if result.outcome in (ValidateOutcome.REJECTED, ValidateOutcome.REFUSED):
+    if result.outcome in (ValidationVerdict.REJECTED, ValidationVerdict.REFUSED):
         metrics.add_metric(name="Rejections", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -404,7 +404,7 @@ class Demo:
     def approve(self) -> None:
         from chalicelib.domain.approvals import Decision
         from mmedeploy.decision import decided, default_user, send_decision
-        from mmedeploy.follow import HistoryFeed, Outcome, follow_promotion
+        from mmedeploy.follow import HistoryFeed, PromotionEnding, follow_promotion
 
         record = self.registry.find(MODEL, self.version)
         if record is None or not record.approval_id:
@@ -435,7 +435,7 @@ class Demo:
         with self.spinner(f"waiting for {MODEL} {self.version} to reach PRODUCTION ..."):
             result = follow_promotion(fetch, feed, record.revision, interval=POLL_S, timeout=WAIT_S)
         final = result.record
-        if result.outcome is not Outcome.PRODUCTION or final is None:
+        if result.outcome is not PromotionEnding.PRODUCTION or final is None:
             now = f"{final.status.value}: {final.reason}" if final else "not found"
             raise StepFailed(f"{MODEL} {self.version} did not reach PRODUCTION within {WAIT_S:.0f} s ({now})")
         took = epoch(final.history[-1].at) - clicked if final.history else result.elapsed

@@ -74,7 +74,7 @@ def watch_version(
 
 
 # -- promote / rollback ----------------------------------------------------------------------------
-class Outcome(StrEnum):
+class PromotionEnding(StrEnum):
     PRODUCTION = "production"
     FAILED = "failed"
     RETIRED = "retired"  # a rollback that did not happen: the version is RETIRED again
@@ -83,25 +83,25 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class FollowResult:
-    outcome: Outcome
+    outcome: PromotionEnding
     record: ModelVersion | None  # the last read; None if the version was never found
     elapsed: float
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.outcome is Outcome.PRODUCTION else 1
+        return 0 if self.outcome is PromotionEnding.PRODUCTION else 1
 
 
-def outcome_of(record: ModelVersion, baseline_revision: int | None) -> Outcome | None:
+def ending_of(record: ModelVersion, baseline_revision: int | None) -> PromotionEnding | None:
     """Where the promotion ended, or None while it is in progress. ``baseline_revision`` is the
     version's revision before the request (None: unknown, then RETIRED never counts as an end)."""
     if record.status is Status.PRODUCTION:
-        return Outcome.PRODUCTION
+        return PromotionEnding.PRODUCTION
     if record.status is Status.RETIRED:
         moved = baseline_revision is not None and record.revision > baseline_revision
-        return Outcome.RETIRED if moved else None
+        return PromotionEnding.RETIRED if moved else None
     if record.status in TERMINAL:  # FAILED, or an end that can never be promoted
-        return Outcome.FAILED
+        return PromotionEnding.FAILED
     return None
 
 
@@ -114,18 +114,18 @@ def follow_promotion(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> FollowResult:
-    """Follow a version until :func:`outcome_of` names an end or ``timeout`` seconds pass."""
+    """Follow a version until :func:`ending_of` names an end or ``timeout`` seconds pass."""
     poll = poll_version(
         fetch,
         on_update,
-        lambda record: outcome_of(record, baseline_revision) is not None,
+        lambda record: ending_of(record, baseline_revision) is not None,
         interval,
         timeout,
         clock,
         sleep,
     )
-    ended = outcome_of(poll.record, baseline_revision) if poll.record is not None and not poll.timed_out else None
-    return FollowResult(ended or Outcome.TIMED_OUT, poll.record, poll.elapsed)
+    ended = ending_of(poll.record, baseline_revision) if poll.record is not None and not poll.timed_out else None
+    return FollowResult(ended or PromotionEnding.TIMED_OUT, poll.record, poll.elapsed)
 
 
 # -- the history, each entry once --------------------------------------------------------------------

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from chalicelib.inference.api_contract import HEADER_LENGTH, ROUTE_HEADER, VERSION_HEADER
 from mmedeploy.admin_api import ApiAnswer, ApiNotConfigured, get, post
 from mmedeploy.target import DeploymentTarget
 
 INFER_TIMEOUT_S = 60.0  # a cold model loads before it answers; API Gateway itself stops at 29 s
-HEADER_LENGTH = "Inference-Header-Content-Length"  # KServe's binary extension: the JSON head's size
-VERSION_HEADER = "Mmedeploy-Model-Version"
-ROUTE_HEADER = "Mmedeploy-Route"
 SHOWN_VALUES = 8  # of a tensor's data, in the human view; the rest is counted
 
 

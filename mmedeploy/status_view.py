@@ -13,13 +13,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from chalicelib.domain.lifecycle import SETTLED, Status
+from chalicelib.domain.lifecycle import FAILURE, IN_PROGRESS, Status
 from chalicelib.domain.records import HistoryEntry, ModelRoutes, ModelVersion
 from chalicelib.domain.validation.findings import Finding, Severity
-
-# Where a deployment ends without a version to use: `status --watch` exits 1 on these.
-FAILURE = frozenset({Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.DECLINED})
-IN_PROGRESS = frozenset(Status) - SETTLED
 
 _STYLES: dict[Status, str] = {
     **{status: "bold red" for status in FAILURE},

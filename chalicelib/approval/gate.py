@@ -20,7 +20,7 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 
 
-class Outcome(StrEnum):
+class GateVerdict(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
     ALREADY_DECIDED = "already_decided"
@@ -34,7 +34,7 @@ class Outcome(StrEnum):
 
 class GateAnswer(BaseModel):
     ok: bool
-    outcome: Outcome
+    outcome: GateVerdict
     text: str
     name: str | None = None
     version: str | None = None
@@ -51,12 +51,14 @@ class ApprovalGate:
         approval = self._approvals.find_approval(approval_id)
         if approval is None:
             return GateAnswer(
-                ok=False, outcome=Outcome.UNKNOWN_APPROVAL, text=f"there is no approval request {approval_id}"
+                ok=False, outcome=GateVerdict.UNKNOWN_APPROVAL, text=f"there is no approval request {approval_id}"
             )
         record = self._registry.find(approval.name, approval.version)
         if record is None:
             return GateAnswer(
-                ok=False, outcome=Outcome.UNKNOWN_APPROVAL, text=f"{approval.name} {approval.version} is not registered"
+                ok=False,
+                outcome=GateVerdict.UNKNOWN_APPROVAL,
+                text=f"{approval.name} {approval.version} is not registered",
             )
         if approval.decision:
             return _already(approval, record)
@@ -73,7 +75,7 @@ class ApprovalGate:
             return _answer(
                 record,
                 False,
-                Outcome.EXPIRED,
+                GateVerdict.EXPIRED,
                 f"too late: the approval request for {record.name} {record.version} had already timed out; "
                 "nothing changed",
             )
@@ -85,10 +87,10 @@ class ApprovalGate:
             return _answer(
                 record,
                 True,
-                Outcome.APPROVED,
+                GateVerdict.APPROVED,
                 f"{record.name} {record.version} approved by {actor}; promotion to production starts",
             )
-        return _answer(record, True, Outcome.DECLINED, f"{record.name} {record.version} declined by {actor}")
+        return _answer(record, True, GateVerdict.DECLINED, f"{record.name} {record.version} declined by {actor}")
 
     def _resume(self, approval: PendingApproval, decision: Decision, actor: str) -> None:
         if decision is Decision.APPROVE:
@@ -104,20 +106,20 @@ class ApprovalGate:
             self._callback.fail(approval.task_token, DECLINED_ERROR, {"errorMessage": message, "decided_by": actor})
 
 
-def _answer(record: ModelVersion, ok: bool, outcome: Outcome, text: str) -> GateAnswer:
+def _answer(record: ModelVersion, ok: bool, outcome: GateVerdict, text: str) -> GateAnswer:
     return GateAnswer(ok=ok, outcome=outcome, text=text, name=record.name, version=record.version, status=record.status)
 
 
 def _already(approval: PendingApproval, record: ModelVersion) -> GateAnswer:
     if approval.decision == EXPIRED_DECISION:
         return _answer(
-            record, False, Outcome.EXPIRED, f"the approval request for {record.name} {record.version} has expired"
+            record, False, GateVerdict.EXPIRED, f"the approval request for {record.name} {record.version} has expired"
         )
     verb = Decision.APPROVE.past if approval.decision == Decision.APPROVE else Decision.DECLINE.past
     return _answer(
         record,
         False,
-        Outcome.ALREADY_DECIDED,
+        GateVerdict.ALREADY_DECIDED,
         f"{record.name} {record.version} was already {verb} by {approval.decided_by} at {approval.decided_at}; "
         f"it is {record.status.value}",
     )
@@ -128,7 +130,7 @@ def _not_awaiting(approval: PendingApproval, record: ModelVersion) -> GateAnswer
         return _answer(
             record,
             False,
-            Outcome.EXPIRED,
+            GateVerdict.EXPIRED,
             f"the approval request for {record.name} {record.version} expired at {record.updated_at}; "
             "nothing changed (upload a new version to ask again)",
         )
@@ -141,6 +143,6 @@ def _not_awaiting(approval: PendingApproval, record: ModelVersion) -> GateAnswer
     return _answer(
         record,
         False,
-        Outcome.NOT_AWAITING,
+        GateVerdict.NOT_AWAITING,
         f"{record.name} {record.version} no longer waits for this approval: {why}; nothing changed",
     )

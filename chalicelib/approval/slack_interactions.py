@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pydantic import BaseModel, ValidationError
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from chalicelib.approval.gate import ApprovalGate, GateAnswer, Outcome
+from chalicelib.approval.gate import ApprovalGate, GateAnswer, GateVerdict
 from chalicelib.domain.approvals import FORMER_DECLINE, Decision
 
 # Slack's interaction payloads are a few kB; anything this big is not from Slack.
@@ -67,19 +67,21 @@ class SlackInteractions:
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> InteractionAnswer:
         if len(body) > MAX_BODY_BYTES:
-            return _refused(413, Outcome.MALFORMED, f"request body over {MAX_BODY_BYTES} bytes")
+            return _refused(413, GateVerdict.MALFORMED, f"request body over {MAX_BODY_BYTES} bytes")
         if not self._signed(body, headers):
-            return _refused(401, Outcome.INVALID_SIGNATURE, "missing, invalid or expired Slack signature")
+            return _refused(401, GateVerdict.INVALID_SIGNATURE, "missing, invalid or expired Slack signature")
         interaction = _parse(body)
         if interaction is None:
-            return _refused(400, Outcome.MALFORMED, "not a Slack block_actions payload with an approve/decline button")
+            return _refused(
+                400, GateVerdict.MALFORMED, "not a Slack block_actions payload with an approve/decline button"
+            )
         action = interaction.actions[0]
         user = interaction.user.id
         if user not in self._approvers:
             text = f"<@{user}> is not on this deployment's approver list, so the click changed nothing"
             if interaction.response_url:
                 self._reply(interaction.response_url, text)
-            return _refused(403, Outcome.FORBIDDEN, text)
+            return _refused(403, GateVerdict.FORBIDDEN, text)
         result = self._gate.decide(action.value, BUTTONS[action.action_id], ACTOR_PREFIX + user)
         if not result.ok and interaction.response_url:
             self._reply(interaction.response_url, result.text)  # e.g. a second click: say why nothing happened
@@ -120,5 +122,5 @@ def _parse(body: bytes) -> BlockActions | None:
     return interaction
 
 
-def _refused(status_code: int, outcome: Outcome, text: str) -> InteractionAnswer:
+def _refused(status_code: int, outcome: GateVerdict, text: str) -> InteractionAnswer:
     return InteractionAnswer(status_code=status_code, answer=GateAnswer(ok=False, outcome=outcome, text=text))

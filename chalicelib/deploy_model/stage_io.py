@@ -56,7 +56,7 @@ class DeploymentInput(BaseModel):
     upload: UploadedObject
 
 
-class ValidateOutcome(StrEnum):
+class ValidationVerdict(StrEnum):
     VALIDATED = "validated"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"  # the same bytes uploaded again: nothing to do
@@ -64,7 +64,7 @@ class ValidateOutcome(StrEnum):
 
 
 class ValidationResult(BaseModel):
-    outcome: ValidateOutcome
+    outcome: ValidationVerdict
     served: ModelSummary | None = None
     test_cases: list[TestCase] = []
     validation_ms: float | None = None

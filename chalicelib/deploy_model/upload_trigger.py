@@ -28,7 +28,7 @@ ACTOR = "s3-upload"
 UNNAMED_VERSION = "unnamed"
 
 
-class UploadOutcome(StrEnum):
+class TriggerAction(StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
@@ -36,7 +36,7 @@ class UploadOutcome(StrEnum):
 
 
 class UploadResult(BaseModel):
-    outcome: UploadOutcome
+    outcome: TriggerAction
     name: str | None = None
     version: str | None = None
     execution_name: str | None = None
@@ -58,7 +58,7 @@ class UploadTrigger:
     def handle(self, upload: UploadedObject) -> UploadResult:
         if upload.bucket != self._bucket:
             logger.warning("upload outside the staging bucket ignored", extra={"bucket": upload.bucket})
-            return UploadResult(outcome=UploadOutcome.IGNORED)
+            return UploadResult(outcome=TriggerAction.IGNORED)
         try:
             artifact = ArtifactName.parse(upload.key)
         except InvalidArtifactName as exc:
@@ -76,7 +76,7 @@ class UploadTrigger:
             execution_name, DeploymentInput(name=artifact.name, version=artifact.version, upload=upload)
         )
         return UploadResult(
-            outcome=UploadOutcome.STARTED if started else UploadOutcome.DUPLICATE,
+            outcome=TriggerAction.STARTED if started else TriggerAction.DUPLICATE,
             name=artifact.name,
             version=artifact.version,
             execution_name=execution_name,
@@ -91,8 +91,8 @@ class UploadTrigger:
         try:
             self._tracker.register(record, ACTOR)
         except VersionExists:
-            return UploadResult(outcome=UploadOutcome.DUPLICATE, name=stem, version=UNNAMED_VERSION)
-        return UploadResult(outcome=UploadOutcome.REJECTED, name=stem, version=UNNAMED_VERSION)
+            return UploadResult(outcome=TriggerAction.DUPLICATE, name=stem, version=UNNAMED_VERSION)
+        return UploadResult(outcome=TriggerAction.REJECTED, name=stem, version=UNNAMED_VERSION)
 
     def _record(self, upload: UploadedObject, name: str, version: str, status: Status) -> ModelVersion:
         now = iso(self._clock())

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger
 
 from chalicelib.adapters.artifact_store import ArtifactMissing, ArtifactStore
-from chalicelib.deploy_model.stage_io import DeploymentInput, UploadedObject, ValidateOutcome, ValidationResult
+from chalicelib.deploy_model.stage_io import DeploymentInput, UploadedObject, ValidationResult, ValidationVerdict
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 from chalicelib.domain.validation.findings import Code
@@ -68,11 +68,11 @@ class Validate:
 
         if not report.valid:
             self._tracker.move(name, version, Status.REJECTED, ACTOR, rejection_reason(report), evidence)
-            return ValidationResult(outcome=ValidateOutcome.REJECTED, validation_ms=elapsed_ms)
+            return ValidationResult(outcome=ValidationVerdict.REJECTED, validation_ms=elapsed_ms)
         warnings = len(report.warnings)
         self._tracker.move(name, version, Status.VALIDATED, ACTOR, f"valid ({warnings} warning(s))", evidence)
         return ValidationResult(
-            outcome=ValidateOutcome.VALIDATED,
+            outcome=ValidationVerdict.VALIDATED,
             served=report.served_model,
             test_cases=inspection.test_cases,
             validation_ms=elapsed_ms,
@@ -83,7 +83,7 @@ class Validate:
         registered = record.sha256 or self._store.sha256(record.bucket, record.key, record.object_version)
         if uploaded == registered:
             logger.info("identical re-upload ignored", extra={"model": record.name, "version": record.version})
-            return ValidationResult(outcome=ValidateOutcome.DUPLICATE)
+            return ValidationResult(outcome=ValidationVerdict.DUPLICATE)
         reason = (
             f"{Code.ARTIFACT_IMMUTABLE.value}: s3://{upload.bucket}/{upload.key} (sha256 {uploaded[:12]}) reuses "
             f"{record.name} version {record.version}, registered with other bytes (sha256 {registered[:12]}, "
@@ -105,7 +105,7 @@ class Validate:
                     "of the key so that the endpoint cannot load the refused bytes"
                 )
         self._tracker.refuse_upload(record, upload.etag, uploaded, reason, ACTOR)
-        return ValidationResult(outcome=ValidateOutcome.REFUSED)
+        return ValidationResult(outcome=ValidationVerdict.REFUSED)
 
 
 def rejection_reason(report: ValidationReport) -> str:

@@ -51,10 +51,30 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     ),
 }
 
+# -- the groupings: every set of statuses the code decides on is defined here, and only here ------
 # Where a version's deployment ends. RETIRED and PRODUCTION are not "in progress" either: a
 # DeployModel execution is over once a version reaches any of these.
 TERMINAL = frozenset({S.REJECTED, S.DECLINED, S.EXPIRED, S.FAILED, S.RETIRED})
+# Where a version waits for nobody but people (or is over): `status --watch` stops here.
 SETTLED = TERMINAL | {S.AWAITING_APPROVAL, S.APPROVED, S.PRODUCTION}
+# Still moving through a state machine (`mmedeploy status` shows these in progress).
+IN_PROGRESS = frozenset(Status) - SETTLED
+# Where a deployment ends without a version to use: `status --watch` exits 1 on these.
+FAILURE = frozenset({S.REJECTED, S.FAILED, S.EXPIRED, S.DECLINED})
+
+# Where a pinned version is served (the inference routes): staged versions from the staging MME
+# (where they were warmed), promoted ones from the production MME. Others (rejected, failed,
+# declined, expired, or still in the pipeline) do not serve.
+ON_STAGING = frozenset({S.STAGED, S.AWAITING_APPROVAL, S.APPROVED, S.PROMOTING})
+ON_PRODUCTION = frozenset({S.PRODUCTION, S.RETIRED})
+SERVING = ON_STAGING | ON_PRODUCTION
+# A canary candidate: staged and warm, not yet promoted.
+CANARY_CANDIDATES = frozenset({S.STAGED, S.AWAITING_APPROVAL, S.APPROVED})
+# What PromoteModel may start from: APPROVED (a promotion) or RETIRED (a rollback, or a promotion
+# requested again through the admin API).
+PROMOTABLE = frozenset({S.APPROVED, S.RETIRED})
+# Once decided, the approval message shows where the version stands instead of its buttons.
+AFTER_DECISION = frozenset({S.APPROVED, S.DECLINED, S.EXPIRED, S.PROMOTING, S.PRODUCTION, S.FAILED})
 
 # The lifecycle event (detail-type on the mmedeploy-lifecycle bus) each status is announced by.
 EVENT_FOR_STATUS: dict[Status, str] = {

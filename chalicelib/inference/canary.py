@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.lifecycle import CANARY_CANDIDATES
 from chalicelib.domain.records import Canary
-from chalicelib.inference.routing import CANARY_CANDIDATES
 
 
 class CanaryRequest(BaseModel):

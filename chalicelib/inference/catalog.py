@@ -11,11 +11,11 @@ from pydantic import BaseModel
 
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.errors import InvalidRequest, NotFound
+from chalicelib.domain.lifecycle import SERVING
 from chalicelib.domain.records import Alias, Canary, ModelEntry, ModelVersion
+from chalicelib.inference.api_contract import DEFAULT_PAGE, MAX_PAGE
 from chalicelib.inference.kserve import metadata_tensors
-from chalicelib.inference.routing import ON_PRODUCTION, ON_STAGING, Router
-
-MAX_PAGE = 1000
+from chalicelib.inference.routing import Router
 
 
 class VersionLine(BaseModel):
@@ -53,7 +53,7 @@ def decode_token(token: str | None) -> str | None:
         raise InvalidRequest(f"'next' is not a page token this API gave: {token!r}") from None
 
 
-def page_limit(value: str | None, default: int = 100) -> int:
+def page_limit(value: str | None, default: int = DEFAULT_PAGE) -> int:
     if value is None:
         return default
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
@@ -92,15 +92,15 @@ class ModelCatalog:
     def kserve_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         """KServe v2 model metadata of the version a request would be served by (production, or
         the pinned one): name, the versions that serve, platform, inputs and outputs."""
-        target = self._router.resolve(name, version) if version else self._router.production(name)
-        record = self._router.version(name, target.version)
-        model = target.model
+        route = self._router.resolve(name, version) if version else self._router.production(name)
+        record = self._router.version(name, route.version)
+        model = route.model
         if record is None or model is None:
-            raise NotFound(f"model {name} version {target.version} has no recorded signature")
-        serving = [r.version for r in self._registry.versions(name) if r.status in ON_PRODUCTION | ON_STAGING]
+            raise NotFound(f"model {name} version {route.version} has no recorded signature")
+        serving = [r.version for r in self._registry.versions(name) if r.status in SERVING]
         return {
             "name": name,
-            "versions": serving if version is None else [target.version],
+            "versions": serving if version is None else [route.version],
             "platform": model.platform or model.backend or "",
             "inputs": metadata_tensors(model.inputs, model.max_batch_size),
             "outputs": metadata_tensors(model.outputs, model.max_batch_size),
@@ -108,8 +108,8 @@ class ModelCatalog:
 
     def ready(self, name: str, version: str | None = None) -> dict[str, Any]:
         """Ready when a request would be routed: NotFound otherwise (warm-up precedes routing)."""
-        target = self._router.resolve(name, version) if version else self._router.production(name)
-        return {"name": name, "version": target.version, "ready": True}
+        route = self._router.resolve(name, version) if version else self._router.production(name)
+        return {"name": name, "version": route.version, "ready": True}
 
 
 def _line(record: ModelVersion) -> VersionLine:

@@ -16,11 +16,11 @@ from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest, RequestTooLarge
 from chalicelib.domain.signature import ModelSummary, TensorSpec, kserve_datatype, kserve_shape, shape_problem
+from chalicelib.inference.api_contract import HEADER_LENGTH
 
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
 SAGEMAKER_BINARY = "application/vnd.sagemaker-triton.binary+json"
-HEADER_LENGTH = "Inference-Header-Content-Length"
 MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint refuses larger payloads
 
 # bytes per element of the fixed-size KServe datatypes (BYTES is variable)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from chalicelib.adapters.model_runtime import ModelRuntime
 from chalicelib.inference.kserve import InferAnswer, check_request, parse_request, served_response
 from chalicelib.inference.model_metrics import ModelMetrics
-from chalicelib.inference.routing import Router, Target
+from chalicelib.inference.routing import Route, Router
 
 
 @dataclass(frozen=True, slots=True)
 class Served:
     answer: InferAnswer
-    target: Target
+    route: Route
 
 
 class InferenceProxy:
@@ -37,24 +37,24 @@ class InferenceProxy:
     def infer(self, name: str, version: str | None, body: bytes, header_length: str | None) -> Served:
         started = self._clock()
         request = parse_request(body, header_length)  # size and framing first: no registry read for junk
-        target = self._router.resolve(name, version)
+        route = self._router.resolve(name, version)
         model_seconds: float | None = None
         status = 500
         try:
-            check_request(request, target.model)
-            invoked = self._runtime.invoke(target.endpoint, target.target_model, body, request.content_type)
+            check_request(request, route.model)
+            invoked = self._runtime.invoke(route.endpoint, route.target_model, body, request.content_type)
             model_seconds = invoked.seconds
-            answer = served_response(invoked.body, invoked.content_type, name, target.version)
+            answer = served_response(invoked.body, invoked.content_type, name, route.version)
             status = 200
-            return Served(answer, target)
+            return Served(answer, route)
         except Exception as error:
             status = self._status_of(error)
             raise
         finally:
             self._metrics.record(
                 name,
-                target.version,
-                target.route,
+                route.version,
+                route.kind,
                 status,
                 (self._clock() - started) * 1000,
                 None if model_seconds is None else model_seconds * 1000,

@@ -15,20 +15,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.lifecycle import ON_PRODUCTION, ON_STAGING
 from chalicelib.domain.naming import ArtifactName
 from chalicelib.domain.records import ModelRoutes, ModelVersion
 from chalicelib.domain.signature import ModelSummary
 
 PRODUCTION, CANARY, PINNED = "production", "canary", "pinned"
-
-# Where a pinned version is served: staged versions from the staging MME (where they were
-# warmed), promoted ones from the production MME. Others (rejected, failed, declined, expired,
-# or still in the pipeline) do not serve.
-ON_STAGING = frozenset({Status.STAGED, Status.AWAITING_APPROVAL, Status.APPROVED, Status.PROMOTING})
-ON_PRODUCTION = frozenset({Status.PRODUCTION, Status.RETIRED})
-# A canary candidate: staged and warm, not yet promoted.
-CANARY_CANDIDATES = frozenset({Status.STAGED, Status.AWAITING_APPROVAL, Status.APPROVED})
 
 
 class RouteSource(Protocol):
@@ -38,12 +30,12 @@ class RouteSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Route:
     """One request's destination."""
 
     name: str
     version: str
-    route: str  # production | canary | pinned
+    kind: str  # production | canary | pinned
     endpoint: str
     target_model: str
     model: ModelSummary | None  # the served model's signature, to check requests against
@@ -95,7 +87,7 @@ class Router:
     def version(self, name: str, version: str) -> ModelVersion | None:
         return self._versions.get((name, version), lambda: self._registry.find(name, version))
 
-    def resolve(self, name: str, version: str | None = None) -> Target:
+    def resolve(self, name: str, version: str | None = None) -> Route:
         """The destination of a request for ``name`` (its production alias, or its canary by
         weight) or for one pinned ``version``; NotFound says why there is none."""
         if version is not None:
@@ -106,32 +98,32 @@ class Router:
         if canary is not None and canary.version != production.version and self._chance() < canary.weight:
             candidate = self.version(name, canary.version)
             if candidate is not None and candidate.status in ON_STAGING:  # a declined one stops serving
-                return self._target(name, canary.version, CANARY, self._staging, candidate)
+                return self._route(name, canary.version, CANARY, self._staging, candidate)
         return production
 
-    def production(self, name: str) -> Target:
+    def production(self, name: str) -> Route:
         """The production version's destination, with no canary drawn (for metadata, readiness)."""
         return self._production_of(name, self.routes(name))
 
-    def _production_of(self, name: str, routes: ModelRoutes) -> Target:
+    def _production_of(self, name: str, routes: ModelRoutes) -> Route:
         if routes.production is None:
             raise NotFound(f"model {name} has no production version" if routes.canary else f"unknown model {name}")
-        return self._target(name, routes.production.version, PRODUCTION, self._production)
+        return self._route(name, routes.production.version, PRODUCTION, self._production)
 
-    def _pinned(self, name: str, version: str) -> Target:
+    def _pinned(self, name: str, version: str) -> Route:
         record = self.version(name, version)
         if record is None:
             raise NotFound(f"model {name} has no version {version}")
         if record.status in ON_PRODUCTION:
-            return self._target(name, version, PINNED, self._production, record)
+            return self._route(name, version, PINNED, self._production, record)
         if record.status in ON_STAGING:
-            return self._target(name, version, PINNED, self._staging, record)
+            return self._route(name, version, PINNED, self._staging, record)
         raise NotFound(
             f"version {version} of model {name} is {record.status.value}: only versions that are STAGED "
             "or later (warm, not declined, expired or failed) serve"
         )
 
-    def _target(self, name: str, version: str, route: str, endpoint: str, record: ModelVersion | None = None) -> Target:
+    def _route(self, name: str, version: str, kind: str, endpoint: str, record: ModelVersion | None = None) -> Route:
         record = record or self.version(name, version)
         served = next((m for m in record.models if m.served), None) if record else None
-        return Target(name, version, route, endpoint, ArtifactName(name=name, version=version).filename, served)
+        return Route(name, version, kind, endpoint, ArtifactName(name=name, version=version).filename, served)

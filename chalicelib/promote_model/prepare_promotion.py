@@ -6,7 +6,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from chalicelib.adapters.artifact_store import ArtifactStore
-from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.lifecycle import PROMOTABLE, Status
 from chalicelib.domain.records import PromotionRun
 from chalicelib.promote_model.ownership import owned_by
 from chalicelib.promote_model.stage_io import PrepareInput, PrepareResult
@@ -14,7 +14,6 @@ from chalicelib.stages.tracker import LifecycleTracker
 
 logger = Logger(service="mmedeploy", child=True)
 ACTOR = "pipeline/promote"
-PROMOTABLE = frozenset({Status.APPROVED, Status.RETIRED})
 
 
 class MissingChecksum(Exception):

@@ -12,7 +12,7 @@ from chalicelib.adapters.lifecycle_events import LifecycleEvent, LifecyclePublis
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.approvals import Decision
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, Status
+from chalicelib.domain.lifecycle import PROMOTABLE, PROMOTION_REQUESTED, Status
 from chalicelib.domain.records import ModelVersion
 
 
@@ -53,7 +53,7 @@ class PromotionRequests:
             if not answer.ok:
                 raise Conflict(answer.text)
             return PromotionAccepted(name=name, version=version, status=record.status, action="approved")
-        if record.status in (Status.APPROVED, Status.RETIRED):
+        if record.status in PROMOTABLE:
             return self._request(record, actor, "promotion requested")
         if record.status is Status.PRODUCTION:
             raise Conflict(f"{name} {version} already serves in production")

@@ -12,17 +12,13 @@ from aws_lambda_powertools import Logger
 from chalicelib.adapters.approval_store import ApprovalStore
 from chalicelib.adapters.lifecycle_events import UPLOAD_REFUSED, LifecycleEvent, LifecyclePublisher
 from chalicelib.adapters.registry_store import VersionStore
-from chalicelib.domain.lifecycle import ROLLED_BACK, TERMINAL, Status
+from chalicelib.domain.lifecycle import AFTER_DECISION, ROLLED_BACK, TERMINAL, Status
 from chalicelib.domain.records import Flip, ModelVersion, RejectedUpload, Transition
 
 if TYPE_CHECKING:  # built by composition, which imports slack_sdk only when a Lambda needs it
     from chalicelib.adapters.slack_notifier import SlackNotifier
 
 logger = Logger(service="mmedeploy", child=True)
-# Once decided, the approval message shows where the version stands instead of its buttons.
-AFTER_DECISION = frozenset(
-    {Status.APPROVED, Status.DECLINED, Status.EXPIRED, Status.PROMOTING, Status.PRODUCTION, Status.FAILED}
-)
 
 
 class LifecycleTracker:

@@ -140,7 +140,7 @@ def _follow(
     accepted: dict[str, Any],
 ) -> int:
     from chalicelib.domain.records import ModelVersion
-    from mmedeploy.follow import HistoryFeed, Outcome, follow_promotion
+    from mmedeploy.follow import HistoryFeed, PromotionEnding, follow_promotion
     from mmedeploy.status_view import history_line
 
     name, out = args.name, ctx.out
@@ -182,14 +182,14 @@ def _follow(
         )
     took = f"after {result.elapsed:.1f} s"
     reason = f": {record.reason}" if record and record.reason else ""
-    if result.outcome is Outcome.PRODUCTION:
+    if result.outcome is PromotionEnding.PRODUCTION:
         if not args.json:
             again = " again" if args.command == "rollback" else ""
             ctx.print(f"{name} {version} is PRODUCTION{again} ({took})")
         return EXIT_OK
-    if result.outcome is Outcome.FAILED and record is not None:
+    if result.outcome is PromotionEnding.FAILED and record is not None:
         raise ctx.fail(f"{name} {version} is {record.status.value} ({took}){reason}", EXIT_INVALID)
-    if result.outcome is Outcome.RETIRED:
+    if result.outcome is PromotionEnding.RETIRED:
         kept = f"; {accepted['from_version']} stays production" if accepted.get("from_version") else ""
         raise ctx.fail(f"{name} {version} is RETIRED again ({took}){reason}{kept}", EXIT_INVALID)
     if record is None:

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from chalicelib.inference.api_contract import MAX_PAGE
 from mmedeploy.cli.errors import EXIT_USAGE, epilog
 from mmedeploy.local import DEFAULT_STATE_DIR
-
-MAX_MODELS_PAGE = 1000  # the API's largest page (chalicelib.inference.catalog.MAX_PAGE; not imported: CLI start-up)
 
 
 class Parser(argparse.ArgumentParser):
@@ -97,8 +96,8 @@ def weight(text: str) -> float:
 
 def page_size(text: str) -> int:
     size = int(text) if text.isascii() and text.isdigit() else 0
-    if not 1 <= size <= MAX_MODELS_PAGE:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a page size from 1 to {MAX_MODELS_PAGE}")
+    if not 1 <= size <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a page size from 1 to {MAX_PAGE}")
     return size
 
 

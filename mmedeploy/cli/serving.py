@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chalicelib.inference.api_contract import MAX_PAGE
 from mmedeploy.cli import options
 from mmedeploy.cli.context import Context, dumps, state_dir_option
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_OK
@@ -64,7 +65,7 @@ def register(commands: Any) -> None:
         "--limit",
         type=options.page_size,
         metavar="N",
-        help=f"one page of at most N models (1-{options.MAX_MODELS_PAGE})",
+        help=f"one page of at most N models (1-{MAX_PAGE})",
     )
     models.add_argument("--next", metavar="TOKEN", help="start after the page that gave this token (with --limit)")
     models.add_argument("--json", action="store_true", help='print {"models": [...], "next": TOKEN|null}')

@@ -60,7 +60,7 @@ class LambdaZipError(Exception):
 
 
 @dataclass(frozen=True)
-class LambdaTarget:
+class LambdaPlatform:
     runtime: str  # python3.12
     architecture: str  # x86_64 | arm64
 
@@ -79,7 +79,7 @@ class LambdaTarget:
         return f"{self.runtime} {self.architecture}"
 
 
-def lambda_target(template: Mapping[str, Any], functions: Mapping[str, Mapping[str, Any]]) -> LambdaTarget:
+def lambda_platform(template: Mapping[str, Any], functions: Mapping[str, Mapping[str, Any]]) -> LambdaPlatform:
     """The one runtime and architecture all of ``functions`` run on (they share one zip)."""
     targets: dict[tuple[str, str], list[str]] = {}
     for lid, resource in functions.items():
@@ -94,7 +94,7 @@ def lambda_target(template: Mapping[str, Any], functions: Mapping[str, Mapping[s
         found = "; ".join(f"{runtime} {arch}: {', '.join(ids)}" for (runtime, arch), ids in targets.items())
         raise LambdaZipError(f"functions that share one zip have not one runtime/architecture ({found})")
     ((runtime, architecture),) = targets
-    return LambdaTarget(runtime, architecture)
+    return LambdaPlatform(runtime, architecture)
 
 
 def _last_error(output: str) -> str:
@@ -113,7 +113,7 @@ class DependencyLayer:
     unzipped_bytes: int
 
 
-def install_dependencies(requirements: Path, target: LambdaTarget, cache_dir: Path, label: str) -> DependencyLayer:
+def install_dependencies(requirements: Path, target: LambdaPlatform, cache_dir: Path, label: str) -> DependencyLayer:
     """``requirements`` installed for ``target``, compiled and zipped; from the cache when it can.
 
     ``label`` names the cache entry (``app``, ``functions``) so the folder says what it holds."""
@@ -136,7 +136,7 @@ def install_dependencies(requirements: Path, target: LambdaTarget, cache_dir: Pa
     return DependencyLayer(site, layer, len(infos), sum(info.file_size for info in infos))
 
 
-def _install(requirements: Path, target: LambdaTarget, cache_dir: Path, site: Path) -> None:
+def _install(requirements: Path, target: LambdaPlatform, cache_dir: Path, site: Path) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = cache_dir / f"{site.name}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -181,14 +181,14 @@ for line in sys.stdin.read().splitlines():
 """
 
 
-def bytecode_name(name: str, target: LambdaTarget) -> str:
+def bytecode_name(name: str, target: LambdaPlatform) -> str:
     """Where the runtime looks for ``name``'s bytecode: ``a/__pycache__/b.cpython-312.pyc``."""
     folder, _, module = name.rpartition("/")
     tag = "cpython-" + target.python_version.replace(".", "")
     return f"{folder + '/' if folder else ''}__pycache__/{module.removesuffix('.py')}.{tag}.pyc"
 
 
-def compile_bytecode(files: Mapping[str, Path], target: LambdaTarget, out: Path) -> dict[str, Path]:
+def compile_bytecode(files: Mapping[str, Path], target: LambdaPlatform, out: Path) -> dict[str, Path]:
     """Compile the ``*.py`` of ``files`` (``{zip name: source}``) for ``target`` under ``out``;
     ``{zip name of the pyc: its path}`` of those that compiled."""
     running = f"{sys.version_info.major}.{sys.version_info.minor}"

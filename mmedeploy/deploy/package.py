@@ -41,7 +41,7 @@ from mmedeploy.deploy.lambda_zip import (
     LambdaZipError,
     compile_bytecode,
     install_dependencies,
-    lambda_target,
+    lambda_platform,
     merge_files,
     write_zip,
 )
@@ -245,7 +245,7 @@ def build_artifact(spec: ArtifactSpec, template: Template, out: Path, cache_dir:
     functions = _functions_of(template, spec.name)
     if not functions:
         raise PackageError(f"no function of the template has CodeUri ./{spec.name}")
-    target = lambda_target(template, functions)
+    target = lambda_platform(template, functions)
     layer = install_dependencies(root / spec.requirements, target, cache_dir, Path(spec.name).stem)
     handlers = sorted({str(properties(f).get("Handler", "")).rpartition(".")[0] for f in functions.values()})
     code = app_files(root, handlers, spec.packages)

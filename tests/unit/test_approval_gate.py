@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from chalicelib.adapters import slack_messages
 from chalicelib.adapters.slack_notifier import SlackNotifier
 from chalicelib.adapters.step_functions import TaskCallback, TaskGone
-from chalicelib.approval.gate import Outcome
+from chalicelib.approval.gate import GateVerdict
 from chalicelib.deploy_model.record_outcome import RecordOutcome
 from chalicelib.deploy_model.stage_io import RecordOutcomeInput
 from chalicelib.domain.approvals import DECLINED_ERROR, FORMER_DECLINE, Decision, PendingApproval
@@ -47,7 +47,7 @@ def test_an_approval_resumes_the_execution_with_the_decision(world: ApprovalWorl
     # WHEN an approver approves it
     answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
     # THEN the waiting task succeeds with the decision, naming the decider and the approval
-    assert (answer.ok, answer.outcome, answer.name, answer.version) == (True, Outcome.APPROVED, "fraud", "1")
+    assert (answer.ok, answer.outcome, answer.name, answer.version) == (True, GateVerdict.APPROVED, "fraud", "1")
     assert "approved by slack:U0ALICE" in answer.text
     claimed = approval(world, approval_id)
     assert world.callback.succeeded == [
@@ -65,7 +65,7 @@ def test_an_approval_resumes_the_execution_with_the_decision(world: ApprovalWorl
 def test_a_decline_fails_the_task_with_approval_declined_and_the_decider(world: ApprovalWorld) -> None:
     approval_id = world.awaiting()
     answer = world.gate.decide(approval_id, Decision.DECLINE, BOB)
-    assert (answer.ok, answer.outcome) == (True, Outcome.DECLINED)
+    assert (answer.ok, answer.outcome) == (True, GateVerdict.DECLINED)
     assert world.callback.succeeded == []
     assert world.callback.failed == [
         (
@@ -97,7 +97,7 @@ def test_a_second_decision_names_the_first_decider_and_changes_nothing(
     answer = world.gate.decide(approval_id, second, second_by)
     # THEN it was already decided, by the first decider; nothing is claimed or resumed again
     verb = "approved" if first is Decision.APPROVE else "declined"
-    assert (answer.ok, answer.outcome) == (False, Outcome.ALREADY_DECIDED)
+    assert (answer.ok, answer.outcome) == (False, GateVerdict.ALREADY_DECIDED)
     assert f"already {verb} by {ALICE}" in answer.text
     assert world.untouched(approval_id) == before
 
@@ -107,7 +107,7 @@ def test_a_late_click_after_the_execution_recorded_the_approval_says_where_it_st
     world.gate.decide(approval_id, Decision.APPROVE, ALICE)
     world.record_approval()
     answer = world.gate.decide(approval_id, Decision.DECLINE, BOB)
-    assert answer.outcome is Outcome.ALREADY_DECIDED and answer.status is S.APPROVED
+    assert answer.outcome is GateVerdict.ALREADY_DECIDED and answer.status is S.APPROVED
     assert answer.text.endswith("it is APPROVED")
 
 
@@ -119,7 +119,7 @@ def test_a_decision_for_an_expired_version_changes_nothing(world: ApprovalWorld)
     # WHEN an approver clicks
     answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
     # THEN the answer says it expired; the approval is not even claimed
-    assert (answer.ok, answer.outcome, answer.status) == (False, Outcome.EXPIRED, S.EXPIRED)
+    assert (answer.ok, answer.outcome, answer.status) == (False, GateVerdict.EXPIRED, S.EXPIRED)
     assert "nothing changed" in answer.text
     assert world.untouched(approval_id) == before
     assert approval(world, approval_id).decision is None
@@ -131,7 +131,7 @@ def test_a_decision_for_a_version_no_longer_awaiting_changes_nothing(world: Appr
     world.tracker.move("fraud", "1", status, "api:admin", "decided elsewhere")
     before = world.untouched(approval_id)
     answer = world.gate.decide(approval_id, Decision.DECLINE, ALICE)
-    assert (answer.ok, answer.outcome, answer.status) == (False, Outcome.NOT_AWAITING, status)
+    assert (answer.ok, answer.outcome, answer.status) == (False, GateVerdict.NOT_AWAITING, status)
     assert f"it is {status.value} since" in answer.text and "(decided elsewhere)" in answer.text
     assert world.untouched(approval_id) == before
 
@@ -145,7 +145,7 @@ def test_a_superseded_approval_request_changes_nothing(world: ApprovalWorld) -> 
     # WHEN the first message's button is clicked
     answer = world.gate.decide(stale, Decision.APPROVE, ALICE)
     # THEN nothing changes, and the answer names the live request
-    assert (answer.ok, answer.outcome) == (False, Outcome.NOT_AWAITING)
+    assert (answer.ok, answer.outcome) == (False, GateVerdict.NOT_AWAITING)
     assert f"superseded by {live}" in answer.text
     assert world.untouched(stale) == before
     # AND the live request can still be decided, resuming its own task
@@ -156,14 +156,14 @@ def test_a_superseded_approval_request_changes_nothing(world: ApprovalWorld) -> 
 def test_an_unknown_approval_id_is_answered_without_any_change(world: ApprovalWorld) -> None:
     world.awaiting()
     answer = world.gate.decide("apv_ffffffffffffffff", Decision.APPROVE, ALICE)
-    assert (answer.ok, answer.outcome, answer.name) == (False, Outcome.UNKNOWN_APPROVAL, None)
+    assert (answer.ok, answer.outcome, answer.name) == (False, GateVerdict.UNKNOWN_APPROVAL, None)
     assert world.callback.calls == 0
 
 
 def test_an_approval_for_an_unregistered_version_is_unknown(world: ApprovalWorld) -> None:
     orphan = world.registry.put_approval("ghost", "1", "token-ghost")
     answer = world.gate.decide(orphan.approval_id, Decision.APPROVE, ALICE)
-    assert answer.outcome is Outcome.UNKNOWN_APPROVAL and "ghost 1 is not registered" in answer.text
+    assert answer.outcome is GateVerdict.UNKNOWN_APPROVAL and "ghost 1 is not registered" in answer.text
     assert approval(world, orphan.approval_id).decision is None and world.callback.calls == 0
 
 
@@ -174,14 +174,14 @@ def test_a_decision_after_the_task_timed_out_is_expired_and_stays_expired(world:
     # WHEN an approver approves
     answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
     # THEN the answer says it expired, and the approval is marked so
-    assert (answer.ok, answer.outcome) == (False, Outcome.EXPIRED)
+    assert (answer.ok, answer.outcome) == (False, GateVerdict.EXPIRED)
     assert "already timed out" in answer.text
     assert approval(world, approval_id).decision == "expired"
     assert world.registry.get("fraud", "1").status is S.AWAITING_APPROVAL
     # AND every later click is told it expired, without calling Step Functions
     for decision, actor in ((Decision.APPROVE, ALICE), (Decision.DECLINE, BOB)):
         later = world.gate.decide(approval_id, decision, actor)
-        assert (later.ok, later.outcome) == (False, Outcome.EXPIRED) and "has expired" in later.text
+        assert (later.ok, later.outcome) == (False, GateVerdict.EXPIRED) and "has expired" in later.text
     assert world.callback.calls == 0
 
 
@@ -197,7 +197,7 @@ def test_a_failed_resume_releases_the_claim_so_a_retry_can_decide(world: Approva
     assert world.callback.calls == 0
     # AND a retried click (by anyone) decides
     answer = world.gate.decide(approval_id, Decision.DECLINE, BOB)
-    assert answer.outcome is Outcome.DECLINED
+    assert answer.outcome is GateVerdict.DECLINED
     assert [error for _, error, _ in world.callback.failed] == [DECLINED_ERROR]
 
 
@@ -267,7 +267,7 @@ def test_an_approval_declined_before_the_rename_reads_as_declined(world: Approva
     # THEN it reads as a decline, and a later click is told so
     assert approval(world, approval_id).decision == Decision.DECLINE
     answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
-    assert (answer.ok, answer.outcome) == (False, Outcome.ALREADY_DECIDED)
+    assert (answer.ok, answer.outcome) == (False, GateVerdict.ALREADY_DECIDED)
     assert f"already declined by {BOB}" in answer.text
 
 

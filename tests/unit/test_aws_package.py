@@ -22,10 +22,10 @@ from mmedeploy.deploy import package
 from mmedeploy.deploy.app_modules import AppModuleError, app_files
 from mmedeploy.deploy.lambda_zip import (
     DependencyLayer,
-    LambdaTarget,
+    LambdaPlatform,
     LambdaZipError,
     compile_bytecode,
-    lambda_target,
+    lambda_platform,
     merge_files,
     tree_files,
     write_zip,
@@ -434,16 +434,16 @@ def test_the_functions_target_comes_from_the_template() -> None:
         },
     }
     functions = template["Resources"]
-    assert lambda_target(template, functions) == LambdaTarget("python3.11", "x86_64")
+    assert lambda_platform(template, functions) == LambdaPlatform("python3.11", "x86_64")
 
     functions["B"]["Properties"]["Runtime"] = "python3.12"
     with pytest.raises(LambdaZipError, match="not one runtime/architecture"):
-        lambda_target(template, functions)
+        lambda_platform(template, functions)
 
 
 def test_pip_platforms_stop_at_the_runtimes_glibc() -> None:
-    amazon_linux_2 = LambdaTarget("python3.11", "x86_64").pip_platforms()
-    amazon_linux_2023 = LambdaTarget("python3.12", "arm64").pip_platforms()
+    amazon_linux_2 = LambdaPlatform("python3.11", "x86_64").pip_platforms()
+    amazon_linux_2023 = LambdaPlatform("python3.12", "arm64").pip_platforms()
 
     assert amazon_linux_2[0] == "manylinux_2_26_x86_64" and "manylinux2014_x86_64" in amazon_linux_2
     assert "manylinux_2_28_x86_64" not in amazon_linux_2
@@ -521,7 +521,7 @@ def test_the_app_is_appended_to_its_dependency_layer(tmp_path: Path) -> None:
 def test_bytecode_is_reproducible_unchecked_and_where_the_runtime_looks(tmp_path: Path) -> None:
     tree = {"pkg/mod.py": "def f(x):\n    return x in {'alpha', 'beta', 'gamma'}\n", "top.py": "", "data.json": ""}
     sources = tree_files(_write(tmp_path / "src", tree))
-    target = LambdaTarget("python3.12", "x86_64")
+    target = LambdaPlatform("python3.12", "x86_64")
 
     first = compile_bytecode(sources, target, tmp_path / "one")
     second = compile_bytecode(sources, target, tmp_path / "two")
@@ -532,7 +532,7 @@ def test_bytecode_is_reproducible_unchecked_and_where_the_runtime_looks(tmp_path
         assert data == second[name].read_bytes()
         assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, source never checked
     with pytest.raises(LambdaZipError, match=r"needs the packaging Python to be 3\.11"):
-        compile_bytecode(sources, LambdaTarget("python3.11", "x86_64"), tmp_path / "three")
+        compile_bytecode(sources, LambdaPlatform("python3.11", "x86_64"), tmp_path / "three")
 
 
 def test_a_change_rebuilds_only_the_parts_made_from_it(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 from mmedeploy import cli
 from mmedeploy.decision import interaction_payload, signed_form
-from mmedeploy.follow import Outcome, follow_promotion, outcome_of
+from mmedeploy.follow import PromotionEnding, ending_of, follow_promotion
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.target import DeploymentTarget, local_stack_target
 from tests.unit.builders import a_version
@@ -444,13 +444,13 @@ def version_at(status: Status, revision: int) -> ModelVersion:
     )
 
 
-def test_outcome_of_a_read() -> None:
-    assert outcome_of(version_at(Status.PRODUCTION, 9), 8) is Outcome.PRODUCTION
-    assert outcome_of(version_at(Status.FAILED, 9), 8) is Outcome.FAILED
-    assert outcome_of(version_at(Status.PROMOTING, 9), 8) is None
-    assert outcome_of(version_at(Status.RETIRED, 8), 8) is None  # not started yet
-    assert outcome_of(version_at(Status.RETIRED, 10), 8) is Outcome.RETIRED
-    assert outcome_of(version_at(Status.RETIRED, 10), None) is None
+def test_ending_of_a_read() -> None:
+    assert ending_of(version_at(Status.PRODUCTION, 9), 8) is PromotionEnding.PRODUCTION
+    assert ending_of(version_at(Status.FAILED, 9), 8) is PromotionEnding.FAILED
+    assert ending_of(version_at(Status.PROMOTING, 9), 8) is None
+    assert ending_of(version_at(Status.RETIRED, 8), 8) is None  # not started yet
+    assert ending_of(version_at(Status.RETIRED, 10), 8) is PromotionEnding.RETIRED
+    assert ending_of(version_at(Status.RETIRED, 10), None) is None
 
 
 def test_follow_times_out_at_the_timeout() -> None:
@@ -464,7 +464,7 @@ def test_follow_times_out_at_the_timeout() -> None:
         clock=lambda: now[0],
         sleep=lambda s: now.__setitem__(0, now[0] + s),
     )
-    assert result.outcome is Outcome.TIMED_OUT and result.exit_code == 1 and now[0] == 2.0
+    assert result.outcome is PromotionEnding.TIMED_OUT and result.exit_code == 1 and now[0] == 2.0
 
 
 def test_local_stack_target_carries_the_api_and_slack_details(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from moto import mock_aws
 from rich.console import Console
 
 from chalicelib.adapters.registry import ModelRegistry
-from chalicelib.domain.lifecycle import SETTLED, Status
+from chalicelib.domain.lifecycle import FAILURE, SETTLED, Status
 from chalicelib.domain.records import HistoryEntry, ModelVersion, RejectedUpload
 from chalicelib.domain.validation.findings import Code, Finding
 from chalicelib.inference.catalog import ModelCatalog
 from mmedeploy import cli, push
 from mmedeploy.follow import watch_version
-from mmedeploy.status_view import FAILURE, model_json, version_json, version_view, versions_view, watch_exit_code
+from mmedeploy.status_view import model_json, version_json, version_view, versions_view, watch_exit_code
 from mmedeploy.target import DeploymentTarget
 from testkit.tarballs import pack, single_python_repo
 from tests.unit.builders import a_version

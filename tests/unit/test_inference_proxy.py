@@ -244,7 +244,7 @@ def test_a_json_request_is_forwarded_as_sent_and_answered_as_the_model(
     assert runtime.calls == [(PROD, "fraud_2.tar.gz", REQUEST, JSON)]
     # AND the answer names the model and version as the client knows them
     assert json.loads(served.answer.body) == {**ANSWER, "model_name": "fraud", "model_version": "2"}
-    assert (served.answer.content_type, served.target.route) == (JSON, PRODUCTION)
+    assert (served.answer.content_type, served.route.kind) == (JSON, PRODUCTION)
     # AND one EMF line was printed for the model and version: one invocation, no error
     line = one_metric_line(capsys)
     assert (line["Model"], line["Version"], line["route"], line["status"]) == ("fraud", "2", PRODUCTION, 200)

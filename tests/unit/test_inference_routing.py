@@ -11,7 +11,7 @@ from chalicelib.domain.errors import NotFound
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import Alias, Canary, ModelRoutes, ModelVersion
 from chalicelib.domain.signature import ModelSummary, TensorSpec
-from chalicelib.inference.routing import CANARY, PINNED, PRODUCTION, Router, Target, TtlCache
+from chalicelib.inference.routing import CANARY, PINNED, PRODUCTION, Route, Router, TtlCache
 from tests.unit.http_answers import http_status
 from tests.unit.test_registry import version_record
 
@@ -117,7 +117,7 @@ def test_a_request_goes_to_the_production_version_on_the_production_endpoint(
     source: FakeRoutes, clock: FakeClock
 ) -> None:
     target = router(source, clock).resolve("fraud")
-    assert target == Target("fraud", "2", PRODUCTION, PROD, "fraud_2.tar.gz", summary("2"))
+    assert target == Route("fraud", "2", PRODUCTION, PROD, "fraud_2.tar.gz", summary("2"))
 
 
 def test_steady_state_reads_nothing_within_the_ttl(source: FakeRoutes, clock: FakeClock) -> None:
@@ -144,7 +144,7 @@ def test_a_promotion_is_seen_after_the_ttl(source: FakeRoutes, clock: FakeClock)
     # THEN version 2 still serves; once the TTL passes, version 3 does, on the production endpoint
     assert subject.resolve("fraud").version == "2"
     clock.now += 0.5
-    assert subject.resolve("fraud") == Target("fraud", "3", PRODUCTION, PROD, "fraud_3.tar.gz", summary("3"))
+    assert subject.resolve("fraud") == Route("fraud", "3", PRODUCTION, PROD, "fraud_3.tar.gz", summary("3"))
     assert source.route_reads == ["fraud", "fraud"]
 
 
@@ -191,12 +191,12 @@ def test_a_canary_takes_exactly_the_requests_drawn_under_its_weight(source: Fake
     targets = [subject.resolve("fraud") for _ in draws]
     # THEN exactly those drawn under 0.25 go to version 3 on the staging endpoint, as the canary
     expected = [d < 0.25 for d in draws]
-    assert [t.route == CANARY for t in targets] == expected
+    assert [t.kind == CANARY for t in targets] == expected
     for target, canary in zip(targets, expected, strict=True):
         if canary:
-            assert target == Target("fraud", "3", CANARY, STAGING, "fraud_3.tar.gz", summary("3"))
+            assert target == Route("fraud", "3", CANARY, STAGING, "fraud_3.tar.gz", summary("3"))
         else:
-            assert target == Target("fraud", "2", PRODUCTION, PROD, "fraud_2.tar.gz", summary("2"))
+            assert target == Route("fraud", "2", PRODUCTION, PROD, "fraud_2.tar.gz", summary("2"))
     # AND one draw was made per request; both versions' records were read once
     assert chance.drawn == len(draws)
     assert sorted(source.version_reads) == [("fraud", "2"), ("fraud", "3")]
@@ -209,7 +209,7 @@ def test_a_canary_of_the_production_version_is_ignored(source: FakeRoutes, clock
     chance = Chances([0.0] * 10)
     subject = router(source, clock, chance)
     # WHEN requests come / THEN all go to production, with no draw made
-    assert {subject.resolve("fraud").route for _ in range(10)} == {PRODUCTION}
+    assert {subject.resolve("fraud").kind for _ in range(10)} == {PRODUCTION}
     assert chance.drawn == 0
 
 
@@ -217,11 +217,11 @@ def test_a_canary_ended_is_seen_after_the_ttl(source: FakeRoutes, clock: FakeClo
     source.add("3", S.STAGED)
     source.start_canary("3", 0.5)
     subject = router(source, clock, Chances([0.0, 0.0, 0.0]))
-    assert subject.resolve("fraud").route == CANARY
+    assert subject.resolve("fraud").kind == CANARY
     del source.canaries["fraud"]
-    assert subject.resolve("fraud").route == CANARY  # still cached
+    assert subject.resolve("fraud").kind == CANARY  # still cached
     clock.now += TTL_S
-    assert subject.resolve("fraud").route == PRODUCTION
+    assert subject.resolve("fraud").kind == PRODUCTION
 
 
 @pytest.mark.parametrize("status", [S.DECLINED, S.EXPIRED, S.FAILED])
@@ -233,7 +233,7 @@ def test_a_canary_whose_candidate_no_longer_serves_takes_no_traffic(
     source.start_canary("3", 0.5)
     # WHEN a request draws under the weight / THEN it still goes to production: a pinned request
     # for that version is refused, so canary traffic must not reach it either
-    assert router(source, clock, Chances([0.0])).resolve("fraud").route == PRODUCTION
+    assert router(source, clock, Chances([0.0])).resolve("fraud").kind == PRODUCTION
 
 
 # -- pinned versions -----------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_a_staged_version_is_served_from_the_staging_endpoint(
 ) -> None:
     source.add("3", status)
     target = router(source, clock).resolve("fraud", "3")
-    assert target == Target("fraud", "3", PINNED, STAGING, "fraud_3.tar.gz", summary("3"))
+    assert target == Route("fraud", "3", PINNED, STAGING, "fraud_3.tar.gz", summary("3"))
 
 
 @pytest.mark.parametrize(("version", "status"), [("2", S.PRODUCTION), ("1", S.RETIRED)])
@@ -252,7 +252,7 @@ def test_a_promoted_version_is_served_from_the_production_endpoint(
 ) -> None:
     target = router(source, clock).resolve("fraud", version)
     assert source.records[("fraud", version)].status is status
-    assert target == Target("fraud", version, PINNED, PROD, f"fraud_{version}.tar.gz", summary(version))
+    assert target == Route("fraud", version, PINNED, PROD, f"fraud_{version}.tar.gz", summary(version))
     assert source.route_reads == []  # a pinned request does not read the routes
 
 

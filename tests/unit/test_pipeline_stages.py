@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from chalicelib.adapters.lifecycle_events import UPLOAD_REFUSED, EventPublishFailed
 from chalicelib.adapters.step_functions import DeploymentStarter
 from chalicelib.deploy_model.record_outcome import RecordOutcome, ending
-from chalicelib.deploy_model.stage_io import DeploymentInput, RecordOutcomeInput, UploadedObject, ValidateOutcome
-from chalicelib.deploy_model.upload_trigger import UNNAMED_VERSION, UploadOutcome, UploadTrigger, upload_event_pattern
+from chalicelib.deploy_model.stage_io import DeploymentInput, RecordOutcomeInput, UploadedObject, ValidationVerdict
+from chalicelib.deploy_model.upload_trigger import UNNAMED_VERSION, TriggerAction, UploadTrigger, upload_event_pattern
 from chalicelib.deploy_model.validate import Validate
 from chalicelib.domain.errors import TransitionRefused
 from chalicelib.domain.lifecycle import Status
@@ -113,7 +113,7 @@ def test_a_valid_upload_is_registered_received_and_its_deployment_started(world:
     # WHEN the trigger handles it
     result = world.trigger.handle(upload)
     # THEN the version is RECEIVED, owned by an execution named after the object
-    assert (result.outcome, result.name, result.version) == (UploadOutcome.STARTED, "fraud", "1.2")
+    assert (result.outcome, result.name, result.version) == (TriggerAction.STARTED, "fraud", "1.2")
     assert result.execution_name == upload.execution_name()
     record = world.registry.get("fraud", "1.2")
     assert record.status is S.RECEIVED
@@ -138,7 +138,7 @@ def test_the_same_event_twice_registers_once_and_reports_a_duplicate(world: Worl
     # WHEN EventBridge delivers it again
     second = world.trigger.handle(upload)
     # THEN there is one registration and one execution; the second start is a duplicate
-    assert (first.outcome, second.outcome) == (UploadOutcome.STARTED, UploadOutcome.DUPLICATE)
+    assert (first.outcome, second.outcome) == (TriggerAction.STARTED, TriggerAction.DUPLICATE)
     assert second.execution_name == first.execution_name
     assert world.history() == [S.RECEIVED]
     assert (world.sfn.attempts, len(world.sfn.executions)) == (2, 1)
@@ -150,7 +150,7 @@ def test_identical_bytes_uploaded_again_under_the_key_are_a_duplicate(world: Wor
     world.trigger.handle(upload_of(version_id="v1"))
     again = world.trigger.handle(upload_of(version_id="v2"))
     # THEN no second execution is started
-    assert again.outcome is UploadOutcome.DUPLICATE and len(world.sfn.executions) == 1
+    assert again.outcome is TriggerAction.DUPLICATE and len(world.sfn.executions) == 1
 
 
 def test_a_new_upload_of_a_registered_key_starts_its_own_execution(world: World) -> None:
@@ -159,7 +159,7 @@ def test_a_new_upload_of_a_registered_key_starts_its_own_execution(world: World)
     # WHEN other bytes are uploaded under the same key
     again = world.trigger.handle(upload_of(etag="etag-2"))
     # THEN the version keeps its first upload, and a separate execution decides about the new one
-    assert again.outcome is UploadOutcome.STARTED
+    assert again.outcome is TriggerAction.STARTED
     assert len(world.sfn.executions) == 2
     record = world.registry.get("fraud", "1")
     assert record.etag == "etag-1"
@@ -173,7 +173,7 @@ def test_an_invalid_name_is_rejected_announced_and_notified(world: World) -> Non
     # WHEN the trigger handles it
     result = world.trigger.handle(upload)
     # THEN it is registered REJECTED under its stem and the "unnamed" version, with NAME_INVALID
-    assert (result.outcome, result.name, result.version) == (UploadOutcome.REJECTED, "Fraud Model v2", "unnamed")
+    assert (result.outcome, result.name, result.version) == (TriggerAction.REJECTED, "Fraud Model v2", "unnamed")
     record = world.registry.get("Fraud Model v2", UNNAMED_VERSION)
     assert record.status is S.REJECTED
     assert record.reason.startswith("NAME_INVALID: ") and "<model_name>_<model_version>.tar.gz" in record.reason
@@ -187,14 +187,14 @@ def test_an_invalid_name_is_rejected_announced_and_notified(world: World) -> Non
 
 def test_an_invalid_name_delivered_twice_is_notified_once(world: World) -> None:
     upload = upload_of("model.tar.gz")
-    assert world.trigger.handle(upload).outcome is UploadOutcome.REJECTED
-    assert world.trigger.handle(upload).outcome is UploadOutcome.DUPLICATE
+    assert world.trigger.handle(upload).outcome is TriggerAction.REJECTED
+    assert world.trigger.handle(upload).outcome is TriggerAction.DUPLICATE
     assert len(world.notifier.outcomes) == 1 and world.publisher.kinds == ["ModelRejected"]
 
 
 def test_an_upload_to_another_bucket_is_ignored(world: World) -> None:
     result = world.trigger.handle(upload_of(bucket="someone-elses-bucket"))
-    assert result.outcome is UploadOutcome.IGNORED
+    assert result.outcome is TriggerAction.IGNORED
     assert world.registry.find("fraud", "1") is None
     assert (world.sfn.attempts, world.publisher.events, world.notifier.outcomes) == (0, [], [])
 
@@ -446,7 +446,7 @@ def test_a_valid_tarball_is_validated_with_its_evidence_recorded(world: World) -
     # WHEN the Validate stage runs on the execution's input
     result = world.validate.run(world.deployment(upload))
     # THEN it is VALIDATED, with hash, size, findings, models and timing recorded
-    assert result.outcome is ValidateOutcome.VALIDATED
+    assert result.outcome is ValidationVerdict.VALIDATED
     assert result.served is not None and result.served.name == "fraud_1.tar.gz" and result.served.backend == "python"
     assert result.validation_ms == 12.5
     record = world.registry.get("fraud", "1")
@@ -466,7 +466,7 @@ def test_an_invalid_tarball_is_rejected_with_its_codes_in_the_reason(world: Worl
     # WHEN it is validated
     result = world.validate.run(world.deployment(upload))
     # THEN it is REJECTED, the reason lists the error codes, and Slack hears of it
-    assert result.outcome is ValidateOutcome.REJECTED and result.served is None
+    assert result.outcome is ValidationVerdict.REJECTED and result.served is None
     record = world.registry.get("fraud", "1")
     assert record.status is S.REJECTED
     assert record.reason.startswith("2 error(s): CONFIG_SYNTAX, VERSION_FILE_MISMATCH; first: ")
@@ -492,7 +492,7 @@ def test_a_later_upload_of_identical_bytes_is_a_duplicate_and_writes_nothing(wor
     world.trigger.handle(again)
     result = world.validate.run(world.deployment(again))
     # THEN it is a duplicate: the record, history and events are as they were
-    assert result.outcome is ValidateOutcome.DUPLICATE
+    assert result.outcome is ValidationVerdict.DUPLICATE
     after = world.registry.get("fraud", "1", with_history=True)
     assert after == before and after.history == before.history
     assert len(world.publisher.events) == events
@@ -505,7 +505,7 @@ def test_identical_bytes_are_recognised_before_the_first_upload_was_validated(wo
     again = world.store.put(BUCKET, "copy/fraud_1.tar.gz", tarball(), "w1")
     world.trigger.handle(again)
     # WHEN the copy's execution validates first / THEN the registered object is hashed to compare
-    assert world.validate.run(world.deployment(again)).outcome is ValidateOutcome.DUPLICATE
+    assert world.validate.run(world.deployment(again)).outcome is ValidationVerdict.DUPLICATE
     assert world.history() == [S.RECEIVED]
 
 
@@ -518,7 +518,7 @@ def test_other_bytes_under_a_registered_version_are_refused_and_the_original_res
     # WHEN the later upload's execution validates it
     result = world.validate.run(world.deployment(refused_upload))
     # THEN it is refused: the status is unchanged, the refusal is recorded, and the original restored
-    assert result.outcome is ValidateOutcome.REFUSED
+    assert result.outcome is ValidationVerdict.REFUSED
     record = world.registry.get("fraud", "1")
     assert record.status is S.VALIDATED and record.sha256 == hashlib.sha256(tarball()).hexdigest()
     assert [(r.etag, r.sha256) for r in record.rejected_uploads] == [
@@ -541,7 +541,7 @@ def test_a_refused_upload_that_is_no_longer_current_is_not_restored_over(world: 
     world.trigger.handle(refused_upload)
     world.store.put(BUCKET, "fraud_1.tar.gz", tarball(**{"fraud/1/x": b"3"}), "v3")
     # WHEN v2's execution validates / THEN it is refused, but v3 (its own execution's) is left alone
-    assert world.validate.run(world.deployment(refused_upload)).outcome is ValidateOutcome.REFUSED
+    assert world.validate.run(world.deployment(refused_upload)).outcome is ValidationVerdict.REFUSED
     assert world.store.restored == []
     assert world.registry.get("fraud", "1").status is S.VALIDATED
 
@@ -550,7 +550,7 @@ def test_other_bytes_under_another_key_are_refused_without_a_restore(world: Worl
     validated(world)
     elsewhere = world.store.put(BUCKET, "team-b/fraud_1.tar.gz", tarball(**{"fraud/1/x": b"b"}), "w1")
     world.trigger.handle(elsewhere)
-    assert world.validate.run(world.deployment(elsewhere)).outcome is ValidateOutcome.REFUSED
+    assert world.validate.run(world.deployment(elsewhere)).outcome is ValidationVerdict.REFUSED
     assert world.store.restored == []
     assert len(world.registry.get("fraud", "1").rejected_uploads) == 1
 
@@ -560,7 +560,7 @@ def test_a_failed_restore_is_explained_in_the_refusal(world: World) -> None:
     world.store.fail_restore = True
     refused_upload = world.store.put(BUCKET, "fraud_1.tar.gz", tarball(**{"fraud/1/x": b"2"}), "v2")
     world.trigger.handle(refused_upload)
-    assert world.validate.run(world.deployment(refused_upload)).outcome is ValidateOutcome.REFUSED
+    assert world.validate.run(world.deployment(refused_upload)).outcome is ValidationVerdict.REFUSED
     reason = world.registry.get("fraud", "1").rejected_uploads[0].reason
     assert "restoring the registered bytes failed" in reason and "delete object version v2" in reason
 
@@ -587,6 +587,6 @@ def test_a_retried_validation_after_a_lost_event_is_idempotent(dynamodb: Any) ->
     # WHEN Step Functions retries the Validate task (Retry on EventPublishFailed)
     result = world.validate.run(deployment)
     # THEN it is validated again without moving backwards, and the lost event is published
-    assert result.outcome is ValidateOutcome.VALIDATED
+    assert result.outcome is ValidationVerdict.VALIDATED
     assert world.registry.get("fraud", "1").status is S.VALIDATED
     assert "ModelValidated" in world.publisher.kinds

@@ -15,8 +15,9 @@ from chalicelib.domain.errors import Conflict, InvalidRequest, NotFound
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import Flip, ModelEntry
 from chalicelib.domain.signature import ModelSummary, TensorSpec
+from chalicelib.inference.api_contract import MAX_PAGE
 from chalicelib.inference.canary import CanaryRequest, CanaryRequests
-from chalicelib.inference.catalog import MAX_PAGE, ModelCatalog, decode_token, encode_token, page_limit
+from chalicelib.inference.catalog import ModelCatalog, decode_token, encode_token, page_limit
 from chalicelib.inference.routing import Router
 from tests.unit.http_answers import http_status
 from tests.unit.registry_table import TABLE

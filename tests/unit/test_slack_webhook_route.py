@@ -18,7 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from chalicelib import composition
 from chalicelib.api_tokens import ADMIN, INVOKE, ApiTokens, Unauthorized
-from chalicelib.approval.gate import Outcome
+from chalicelib.approval.gate import GateVerdict
 from chalicelib.approval.slack_interactions import MAX_BODY_BYTES, SlackInteractions
 from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, Status
 from chalicelib.promote_model.requests import PromotionRequests
@@ -90,7 +90,7 @@ def test_a_signed_approve_click_from_an_approver_approves(hook: Webhook) -> None
     body = form(click(approval_id))
     answered = hook.interactions.handle(body, signed(body))
     assert answered.status_code == 200
-    assert (answered.answer.ok, answered.answer.outcome, answered.answer.version) == (True, Outcome.APPROVED, "1")
+    assert (answered.answer.ok, answered.answer.outcome, answered.answer.version) == (True, GateVerdict.APPROVED, "1")
     assert [output["decided_by"] for _, output in hook.callback.succeeded] == ["slack:U0ALICE"]
     assert hook.replies.sent == []  # the outcome shows in the rewritten message, not as a reply
 
@@ -98,14 +98,14 @@ def test_a_signed_approve_click_from_an_approver_approves(hook: Webhook) -> None
 def test_a_signed_decline_click_declines(hook: Webhook) -> None:
     body = form(click(hook.awaiting(), "decline", "U0BOB"))
     answered = hook.interactions.handle(body, signed(body))
-    assert (answered.status_code, answered.answer.outcome) == (200, Outcome.DECLINED)
+    assert (answered.status_code, answered.answer.outcome) == (200, GateVerdict.DECLINED)
     assert [cause["decided_by"] for _, _, cause in hook.callback.failed] == ["slack:U0BOB"]
 
 
 def test_a_reject_click_on_a_message_posted_before_the_rename_declines(hook: Webhook) -> None:
     body = form(click(hook.awaiting(), "reject", "U0BOB"))
     answered = hook.interactions.handle(body, signed(body))
-    assert (answered.status_code, answered.answer.outcome) == (200, Outcome.DECLINED)
+    assert (answered.status_code, answered.answer.outcome) == (200, GateVerdict.DECLINED)
     assert [cause["decided_by"] for _, _, cause in hook.callback.failed] == ["slack:U0BOB"]
 
 
@@ -200,7 +200,7 @@ def test_a_click_by_someone_not_on_the_approver_list_is_forbidden_and_told(hook:
     # WHEN it is handled
     answered = hook.interactions.handle(body, signed(body))
     # THEN 403: the clicking user is told why, and neither the gate nor the registry was touched
-    assert (answered.status_code, answered.answer.outcome) == (403, Outcome.FORBIDDEN)
+    assert (answered.status_code, answered.answer.outcome) == (403, GateVerdict.FORBIDDEN)
     (url, text) = hook.replies.sent[0]
     assert url == RESPONSE_URL and "<@U0MALLORY>" in text and "approver" in text
     assert len(hook.replies.sent) == 1
@@ -246,7 +246,7 @@ def test_an_already_decided_click_is_answered_to_the_user_too(hook: Webhook) -> 
     second = form(click(approval_id, "decline", "U0BOB"))
     answered = hook.interactions.handle(second, signed(second))
     # THEN 200 (the request was fine), and Bob is told who decided first
-    assert (answered.status_code, answered.answer.outcome) == (200, Outcome.ALREADY_DECIDED)
+    assert (answered.status_code, answered.answer.outcome) == (200, GateVerdict.ALREADY_DECIDED)
     assert hook.replies.sent == [(RESPONSE_URL, answered.answer.text)]
     assert "already approved by slack:U0ALICE" in answered.answer.text
     assert hook.callback.calls == 1

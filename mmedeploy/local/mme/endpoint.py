@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalicelib.inference.api_contract import HEADER_LENGTH
 from mmedeploy.local.mme.errors import ContainerError, ServiceUnavailable
 from mmedeploy.local.mme.model_cache import Fetch, ModelCache
 from mmedeploy.local.mme.staging import StagedModel, stage_tarball
@@ -108,7 +109,7 @@ class LocalEndpoint:
         if content_type.startswith(BINARY_MIME):
             headers = {
                 "Content-Type": "application/octet-stream",
-                "Inference-Header-Content-Length": str(_header_size(content_type, len(body))),
+                HEADER_LENGTH: str(_header_size(content_type, len(body))),
             }
         with self.cache.use(target):
             started = time.monotonic()
@@ -127,7 +128,7 @@ class LocalEndpoint:
         if status != 200:
             message = error_text(data)
             raise ContainerError(_status(message), message)
-        size = response_headers.get("inference-header-content-length")
+        size = response_headers.get(HEADER_LENGTH.lower())
         return InvokeResult(data, f"{BINARY_MIME}{size}" if size is not None else "application/json")
 
     def stop(self) -> None:
