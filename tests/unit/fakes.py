@@ -1,6 +1,7 @@
 """In-memory stand-ins for EventBridge, Slack, S3 and Step Functions' task callbacks, shared by the
 unit tests of the pipeline, the approval gate and the promotion; plus the worlds those tests build
-on the real ModelRegistry (DynamoDB in-process with moto)."""
+on the registry in memory (``FakeRegistry``; ``test_registry_contract.py`` holds it to the adapter's
+behaviour on moto)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any, BinaryIO
 
 from chalicelib.adapters.artifact_store import ArtifactConflict, ArtifactMissing, CopyResult
 from chalicelib.adapters.lifecycle_events import EventPublishFailed, LifecycleEvent
-from chalicelib.adapters.registry import ModelRegistry
 from chalicelib.approval.gate import ApprovalGate
 from chalicelib.deploy_model.record_approval import RecordApproval, RecordApprovalInput
 from chalicelib.deploy_model.request_approval import RequestApproval
@@ -22,7 +22,7 @@ from chalicelib.domain.records import Flip, ModelVersion
 from chalicelib.stages.tracker import LifecycleTracker
 from testkit.tarballs import pack, single_python_repo
 from tests.unit.builders import a_version
-from tests.unit.registry_table import TABLE
+from tests.unit.fake_registry import FakeRegistry
 
 SLACK_CHANNEL = "C0APPROVALS"
 STAGING_BUCKET = "staging"
@@ -169,10 +169,10 @@ class FakeTaskCallback:
 
 # -- worlds ---------------------------------------------------------------------------------------
 class Tracked:
-    """The registry on moto and the tracker over the fake publisher and notifier."""
+    """The registry in memory and the tracker over the fake publisher and notifier."""
 
-    def __init__(self, dynamodb: Any, publisher: FakePublisher | None = None) -> None:
-        self.registry = ModelRegistry(TABLE, dynamodb, TickingClock())
+    def __init__(self, publisher: FakePublisher | None = None) -> None:
+        self.registry = FakeRegistry(TickingClock())
         self.publisher = publisher or FakePublisher()
         self.notifier = FakeNotifier()
         self.tracker = LifecycleTracker(self.registry, self.registry, self.publisher, self.notifier)  # type: ignore[arg-type]
@@ -189,8 +189,8 @@ class ApprovalWorld(Tracked):
     """Versions staged with real tarballs in the fake staging bucket, asked for approval through
     RequestApproval, and decided through the real ApprovalGate over a fake task callback."""
 
-    def __init__(self, dynamodb: Any) -> None:
-        super().__init__(dynamodb)
+    def __init__(self) -> None:
+        super().__init__()
         self.store = FakeArtifactStore()
         self.callback = FakeTaskCallback()
         self.gate = ApprovalGate(self.registry, self.registry, self.callback)  # type: ignore[arg-type]

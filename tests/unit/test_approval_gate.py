@@ -30,8 +30,8 @@ ALICE, BOB = "slack:U0ALICE", "slack:U0BOB"
 
 
 @pytest.fixture
-def world(dynamodb: Any) -> ApprovalWorld:
-    return ApprovalWorld(dynamodb)
+def world() -> ApprovalWorld:
+    return ApprovalWorld()
 
 
 def approval(world: ApprovalWorld, approval_id: str) -> PendingApproval:

@@ -66,10 +66,10 @@ class SteppingTimer:
         return self.now
 
 
-# -- the world: registry on moto plus the fakes -------------------------------------------------
+# -- the world: the registry in memory plus the fakes -------------------------------------------------
 class World(Tracked):
-    def __init__(self, dynamodb: Any, publisher: FakePublisher | None = None) -> None:
-        super().__init__(dynamodb, publisher)
+    def __init__(self, publisher: FakePublisher | None = None) -> None:
+        super().__init__(publisher)
         self.sfn = FakeStepFunctions()
         self.starter = DeploymentStarter(self.sfn, STATE_MACHINE)
         self.trigger = UploadTrigger(self.tracker, self.starter, BUCKET, TickingClock())
@@ -90,8 +90,8 @@ class World(Tracked):
 
 
 @pytest.fixture
-def world(dynamodb: Any) -> World:
-    return World(dynamodb)
+def world() -> World:
+    return World()
 
 
 def upload_of(key: str = "fraud_1.tar.gz", etag: str = "etag-1", bucket: str = BUCKET, **extra: Any) -> UploadedObject:
@@ -576,9 +576,9 @@ def test_a_refusal_delivered_twice_is_recorded_once(world: World) -> None:
     assert len(world.registry.get("fraud", "1").rejected_uploads) == 1
 
 
-def test_a_retried_validation_after_a_lost_event_is_idempotent(dynamodb: Any) -> None:
+def test_a_retried_validation_after_a_lost_event_is_idempotent() -> None:
     # GIVEN an upload whose ModelValidated event EventBridge refuses once, after the registry write
-    world = World(dynamodb, FakePublisher(fail_on={"ModelValidated"}))
+    world = World(FakePublisher(fail_on={"ModelValidated"}))
     upload = world.upload(tarball())
     deployment = world.deployment(upload)
     with pytest.raises(EventPublishFailed):

@@ -33,7 +33,6 @@ from chalicelib.stages.stage_io import StageError
 from testkit.tarballs import pack, single_python_repo
 from tests.unit.fakes import ApprovalWorld
 from tests.unit.http_answers import http_status
-from tests.unit.registry_table import TABLE
 
 S = Status
 PRODUCTION_BUCKET = "production"
@@ -59,8 +58,8 @@ class FakeInvoker:
 
 
 class Promotion(ApprovalWorld):
-    def __init__(self, dynamodb: Any) -> None:
-        super().__init__(dynamodb)
+    def __init__(self) -> None:
+        super().__init__()
         self.invoker = FakeInvoker()
         self.preparer = PreparePromotion(self.tracker, self.store, PRODUCTION_BUCKET)  # type: ignore[arg-type]
         self.warmer = WarmProduction(
@@ -125,8 +124,8 @@ class Promotion(ApprovalWorld):
 
 
 @pytest.fixture
-def world(dynamodb: Any) -> Promotion:
-    return Promotion(dynamodb)
+def world() -> Promotion:
+    return Promotion()
 
 
 def run_of(record: ModelVersion) -> PromotionRun:
@@ -451,8 +450,9 @@ def promoting(world: Promotion, version: str) -> None:
         world.registry.transition("fraud", version, status, "pipeline/test")
 
 
-def item_total(dynamodb: Any) -> int:
-    return int(dynamodb.scan(TableName=TABLE, Select="COUNT")["Count"])
+def item_total(world: Promotion) -> int:
+    """How many items the registry's table holds."""
+    return world.registry.item_count()
 
 
 def test_the_first_flip_creates_the_alias_and_makes_the_version_production(world: Promotion) -> None:
@@ -495,13 +495,13 @@ def test_of_two_flips_that_read_the_same_revision_only_the_first_wins(world: Pro
     assert world.registry.get("fraud", "3").status is S.PROMOTING
 
 
-def test_a_retried_flip_returns_unchanged_and_writes_nothing(world: Promotion, dynamodb: Any) -> None:
+def test_a_retried_flip_returns_unchanged_and_writes_nothing(world: Promotion) -> None:
     promoting(world, "1")
     first = world.registry.flip_production("fraud", "1", 0, "pipeline/promote", "promoted")
-    before, items = world.state("1"), item_total(dynamodb)
+    before, items = world.state("1"), item_total(world)
     again = world.registry.flip_production("fraud", "1", 0, "pipeline/promote", "promoted")
     assert (again.changed, again.alias, again.promoted) == (False, first.alias, first.promoted)
-    assert world.state("1") == before and item_total(dynamodb) == items
+    assert world.state("1") == before and item_total(world) == items
 
 
 def test_a_version_that_is_not_promoting_cannot_be_flipped(world: Promotion) -> None:

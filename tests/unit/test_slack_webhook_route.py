@@ -45,8 +45,8 @@ class Replies:
 
 
 class Webhook(ApprovalWorld):
-    def __init__(self, dynamodb: Any) -> None:
-        super().__init__(dynamodb)
+    def __init__(self) -> None:
+        super().__init__()
         self.secret = SIGNING_SECRET
         self.replies = Replies()
         self.interactions = SlackInteractions(
@@ -55,8 +55,8 @@ class Webhook(ApprovalWorld):
 
 
 @pytest.fixture
-def hook(dynamodb: Any) -> Webhook:
-    return Webhook(dynamodb)
+def hook() -> Webhook:
+    return Webhook()
 
 
 def click(approval_id: str, action: str = "approve", user: str = "U0ALICE", **changes: Any) -> dict[str, Any]:
