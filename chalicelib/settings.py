@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     staging_endpoint: str
     production_endpoint: str
     deploy_state_machine_arn: str
+    promote_state_machine_arn: str
     slack_bot_token_secret: str = Field(description="Secrets Manager name of the Slack bot token")
     slack_signing_secret: str = Field(description="Secrets Manager name of the Slack app's signing secret")
     slack_approver_ids: str = Field(default="", description="comma-separated Slack user ids allowed to decide")

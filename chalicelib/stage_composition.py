@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.deploy_model.request_approval import RequestApproval
     from chalicelib.deploy_model.validate import Validate
     from chalicelib.deploy_model.warm_staging import WarmStaging
+    from chalicelib.execution_ended import ExecutionEnded
     from chalicelib.promote_model.flip_alias import FlipAlias
     from chalicelib.promote_model.prepare_promotion import PreparePromotion
     from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
@@ -113,3 +114,18 @@ def record_promotion_outcome() -> RecordPromotionOutcome:
     from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
 
     return RecordPromotionOutcome(tracker())
+
+
+# -- both state machines --------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def execution_ended() -> ExecutionEnded:
+    from chalicelib.adapters.execution_history import ExecutionHistory
+    from chalicelib.execution_ended import ExecutionEnded
+
+    return ExecutionEnded(
+        settings().deploy_state_machine_arn,
+        settings().promote_state_machine_arn,
+        record_outcome(),
+        record_promotion_outcome(),
+        ExecutionHistory(client("stepfunctions")).last_state,
+    )

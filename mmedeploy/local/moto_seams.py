@@ -12,6 +12,13 @@ bumping ``MOTO_VERSION``.
 2. EventBridge: moto delivers rule targets only to SQS, logs and buses. Here targets of type
    Lambda and Step Functions are delivered too, honouring ``Input``, ``InputPath`` and
    ``InputTransformer``, asynchronously as EventBridge does.
+3. Step Functions: moto announces nothing when an execution ends. Here each ending (SUCCEEDED,
+   FAILED, TIMED_OUT, ABORTED) is put on the default bus as the "Step Functions Execution Status
+   Change" event AWS sends, so the rule that reconciles stopped executions works locally. And
+   moto's StopExecution drops its error and cause, and leaves an execution that waits for a task
+   token waiting (until the token is answered or the task times out, days later); interrupted,
+   the interpreter would end it FAILED with States.Timeout. Here a stop keeps its error and
+   cause, interrupts those waits, and the execution ends ABORTED at once, as on AWS.
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import moto
 from moto.awslambda.models import LambdaFunction
 from moto.events.models import Rule
+from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+from moto.stepfunctions.responses import StepFunctionResponse
 from moto.utilities.arns import parse_arn
 
 from mmedeploy.local.lambdas.function import FunctionConfig, Invocation
@@ -165,6 +176,99 @@ def _send_to_targets(deliverer: Deliverer, original: Callable[..., None]) -> Cal
 _installed = False
 
 
+# -- Step Functions ------------------------------------------------------------------------
+
+STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+def status_change_entry(execution: Execution) -> dict[str, Any]:
+    """The PutEvents entry of AWS's event for an execution that ended."""
+    described = execution.to_describe_output()
+    detail: dict[str, Any] = {
+        "executionArn": described["executionArn"],
+        "stateMachineArn": described["stateMachineArn"],
+        "name": described["name"],
+        "status": getattr(described["status"], "value", described["status"]),  # the enum's value
+        "startDate": _epoch_ms(described.get("startDate")),
+        "stopDate": _epoch_ms(described.get("stopDate")),
+        "input": described.get("input"),
+        "output": described.get("output"),
+        "inputDetails": {"included": True},
+        "outputDetails": {"included": True},
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+    }
+    return {
+        "Source": "aws.states",
+        "DetailType": STATUS_CHANGE,
+        "Resources": [described["executionArn"]],
+        "Detail": json.dumps(detail),
+    }
+
+
+def _epoch_ms(at: Any) -> int | None:
+    return int(at.timestamp() * 1000) if at is not None else None
+
+
+def _announce_ending(client: ClientFactory, original: Callable[..., None]) -> Callable[..., None]:
+    def terminated(self: BaseExecutionWorkerCommunication) -> None:
+        original(self)
+        execution = self.execution
+        stopped: _Stop | None = getattr(execution, _STOPPED, None)
+        if stopped is not None:  # whatever the interrupted wait made of it: ABORTED, as StopExecution says
+            execution.exec_status = ExecutionStatus.ABORTED
+            execution.stop_date = stopped.at
+            execution.error, execution.cause = stopped.error, stopped.cause
+        entry = status_change_entry(execution)
+
+        def put() -> None:
+            try:
+                client("events", execution.region_name).put_events(Entries=[entry])
+            except Exception as exc:  # noqa: BLE001 - as on AWS, a lost event is the sweeper's to catch
+                log.warning("announcing the end of %s failed: %s", execution.exec_arn, exc)
+
+        # not on the execution's worker thread, which the emulator may still hold a lock for
+        threading.Thread(target=put, daemon=True, name="sfn-status-change").start()
+
+    return terminated
+
+
+@dataclass(frozen=True)
+class _Stop:
+    at: Any
+    error: str | None
+    cause: str | None
+
+
+_STOPPED = "_mmedeploy_stopped"
+_stop_request = threading.local()  # the StopExecution request's error and cause, for its backend call
+
+
+def _stop_keeping_cause(original: Callable[..., Any]) -> Callable[..., Any]:
+    def stop_execution(self: StepFunctionResponse) -> Any:
+        _stop_request.error, _stop_request.cause = self._get_param("error"), self._get_param("cause")
+        try:
+            return original(self)
+        finally:
+            _stop_request.error = _stop_request.cause = None
+
+    return stop_execution
+
+
+def _interrupting_waits(original: Callable[..., None]) -> Callable[..., None]:
+    def stop(self: Execution, stop_date: Any, error: str | None, cause: str | None) -> None:
+        error = error or getattr(_stop_request, "error", None) or None
+        cause = cause or getattr(_stop_request, "cause", None) or None
+        setattr(self, _STOPPED, _Stop(stop_date, error, cause))
+        original(self, stop_date=stop_date, error=error, cause=cause)
+        worker = self.exec_worker
+        if worker is not None and worker.env is not None:
+            for endpoint in list(worker.env.callback_pool_manager._pool.values()):
+                endpoint.interrupt_all()
+
+    return stop
+
+
 def install(run: RunFunction, client: ClientFactory) -> None:
     """Patch moto in this process: invocations go to ``run`` (the local Lambda service), rule
     targets are delivered through ``client`` (this emulator, as the local administrator)."""
@@ -178,4 +282,11 @@ def install(run: RunFunction, client: ClientFactory) -> None:
         return
     LambdaFunction.invoke = _invoke(run)  # type: ignore[method-assign]
     Rule.send_to_targets = _send_to_targets(Deliverer(client), Rule.send_to_targets)  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication.terminated = _announce_ending(  # type: ignore[method-assign]
+        client, BaseExecutionWorkerCommunication.terminated
+    )
+    Execution.stop = _interrupting_waits(Execution.stop)  # type: ignore[method-assign]
+    StepFunctionResponse.stop_execution = _stop_keeping_cause(  # type: ignore[method-assign]
+        StepFunctionResponse.stop_execution
+    )
     _installed = True

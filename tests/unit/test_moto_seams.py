@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from mmedeploy.local.moto_seams import target_input, transform_input
+import datetime
+import json
+from typing import Any
+
+from moto.stepfunctions.parser.api import ExecutionStatus
+
+from mmedeploy.local.moto_seams import STATUS_CHANGE, status_change_entry, target_input, transform_input
 
 EVENT = {"detail-type": "ModelApproved", "detail": {"name": "idcheck", "version": "1", "n": 3}, "time": "t"}
 
@@ -23,3 +29,32 @@ def test_json_templates_quote_strings_like_eventbridge() -> None:
 
 def test_text_templates_stay_text() -> None:
     assert transform_input("model <name> approved", {"name": "$.detail.name"}, EVENT) == "model idcheck approved"
+
+
+class _EndedExecution:
+    def to_describe_output(self) -> dict[str, Any]:
+        return {
+            "executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:e1",
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:m",
+            "name": "e1",
+            "status": ExecutionStatus.ABORTED,
+            "startDate": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+            "stopDate": datetime.datetime(2026, 1, 1, 0, 0, 2, tzinfo=datetime.UTC),
+            "input": '{"name": "fraud", "version": "1"}',
+            "cause": "stopped by an operator",
+        }
+
+
+def test_an_ended_execution_is_announced_as_aws_announces_it() -> None:
+    entry = status_change_entry(_EndedExecution())  # type: ignore[arg-type]
+    assert (entry["Source"], entry["DetailType"], STATUS_CHANGE) == (
+        "aws.states",
+        "Step Functions Execution Status Change",
+        "Step Functions Execution Status Change",
+    )
+    detail = json.loads(entry["Detail"])
+    assert detail["status"] == "ABORTED" and detail["name"] == "e1"
+    assert (detail["startDate"], detail["stopDate"]) == (1767225600000, 1767225602000)
+    assert json.loads(detail["input"]) == {"name": "fraud", "version": "1"}
+    assert (detail["cause"], detail["error"], detail["output"]) == ("stopped by an operator", None, None)
+    assert entry["Resources"] == [detail["executionArn"]]
