@@ -11,9 +11,10 @@ import pytest
 
 from chalicelib.deploy_model.record_outcome import RecordOutcome
 from chalicelib.domain.lifecycle import Status
-from chalicelib.domain.records import ModelVersion, PromotionRun
+from chalicelib.domain.records import PromotionRun
 from chalicelib.execution_ended import ExecutionEnded, ExecutionStatusChange
 from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
+from tests.unit.builders import a_version
 from tests.unit.fakes import Tracked
 
 ACCOUNT = "arn:aws:states:us-east-1:123456789012"
@@ -24,8 +25,8 @@ PROMOTER = f"{ACCOUNT}:execution:mmedeploy-dev-promote-model:p-1"
 
 
 class World(Tracked):
-    def __init__(self, dynamodb: Any) -> None:
-        super().__init__(dynamodb)
+    def __init__(self) -> None:
+        super().__init__()
         self.last_states: dict[str, str] = {OWNER: "RequestApproval", PROMOTER: "WarmProduction"}
         self.ended = ExecutionEnded(
             DEPLOY,
@@ -38,7 +39,7 @@ class World(Tracked):
     def at(self, status: Status) -> None:
         """fraud 1, owned by OWNER, moved up to ``status`` along the deployment's path."""
         self.tracker.register(
-            ModelVersion(
+            a_version(
                 name="fraud",
                 version="1",
                 status=Status.RECEIVED,
@@ -76,8 +77,8 @@ class World(Tracked):
 
 
 @pytest.fixture
-def world(dynamodb: Any) -> World:
-    return World(dynamodb)
+def world() -> World:
+    return World()
 
 
 def test_a_deployment_stopped_while_awaiting_approval_fails_the_version_saying_where(world: World) -> None:
