@@ -41,12 +41,6 @@ def _findings_first_errors(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: f.severity is not Severity.ERROR)  # stable: keeps their order
 
 
-def version_json(record: ModelVersion) -> dict[str, Any]:
-    """``status NAME VERSION --json``: the API's shape (``GET /models/NAME/versions/VERSION``):
-    every field of the record, and its history with each entry's revision."""
-    return {**record.model_dump(mode="json"), "history": [e.model_dump(mode="json") for e in record.history]}
-
-
 def aliases(routes: ModelRoutes | None) -> dict[str, str]:
     """Where each alias points, only those set: ``production``, ``previous`` (where a rollback
     goes) and ``canary``; ``{}`` before the first promotion."""

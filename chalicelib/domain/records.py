@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -81,6 +82,12 @@ class ModelVersion(BaseModel):
     @property
     def target_model(self) -> str:
         return self.key.rsplit("/", 1)[-1]
+
+    def document(self) -> dict[str, Any]:
+        """The version's one JSON shape: what ``GET /models/NAME/versions/VERSION`` answers and
+        ``mmedeploy status NAME VERSION --json`` prints (every field of the record, and its history
+        with each entry's revision)."""
+        return {**self.model_dump(mode="json"), "history": [entry.model_dump(mode="json") for entry in self.history]}
 
 
 PRODUCTION_ALIAS = "production"

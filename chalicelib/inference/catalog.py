@@ -87,7 +87,7 @@ class ModelCatalog:
         record = self._registry.find(name, version, with_history=True)
         if record is None:
             raise NotFound(f"model {name} has no version {version}")
-        return {**record.model_dump(mode="json"), "history": [e.model_dump(mode="json") for e in record.history]}
+        return record.document()
 
     def kserve_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         """KServe v2 model metadata of the version a request would be served by (production, or

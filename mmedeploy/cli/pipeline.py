@@ -178,7 +178,7 @@ def _status_of_model(args: argparse.Namespace, registry: ModelRegistry, ctx: Con
 
 
 def _status_of_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Context) -> int:
-    from mmedeploy.status_view import version_json, version_view
+    from mmedeploy.status_view import version_view
 
     record = registry.find(args.name, args.version, with_history=True)
     if record is None:
@@ -186,7 +186,7 @@ def _status_of_version(args: argparse.Namespace, registry: ModelRegistry, ctx: C
             ctx, f"no version {args.version} of model {args.name} in the registry", args.name, args.state_dir
         )
     if args.json:
-        print(dumps(version_json(record)))
+        print(dumps(record.document()))
     else:
         ctx.out.print(version_view(record))
     return EXIT_OK
@@ -198,7 +198,7 @@ def _watch_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Conte
 
     from chalicelib.domain.records import ModelVersion
     from mmedeploy.follow import HistoryFeed, watch_version
-    from mmedeploy.status_view import history_line, version_json, version_view, waiting_view, watch_exit_code
+    from mmedeploy.status_view import history_line, version_view, waiting_view, watch_exit_code
 
     name, version, out = args.name, args.version, ctx.out
 
@@ -232,7 +232,7 @@ def _watch_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Conte
 
     record = result.record
     if args.json and record is not None:
-        print(dumps(version_json(record)))
+        print(dumps(record.document()))
     if not result.timed_out and record is not None:
         return watch_exit_code(record.status)
     if record is None:

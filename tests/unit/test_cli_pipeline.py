@@ -20,7 +20,7 @@ from chalicelib.domain.validation.findings import Code, Finding
 from chalicelib.inference.catalog import ModelCatalog
 from mmedeploy import cli, push
 from mmedeploy.follow import watch_version
-from mmedeploy.status_view import model_json, version_json, version_view, versions_view, watch_exit_code
+from mmedeploy.status_view import model_json, version_view, versions_view, watch_exit_code
 from mmedeploy.target import DeploymentTarget
 from testkit.tarballs import pack, single_python_repo
 from tests.unit.builders import a_version
@@ -78,7 +78,7 @@ class OneRecord:
 
 def test_version_json_is_the_api_s_version_shape_with_the_contract_fields() -> None:
     held = record()
-    document = version_json(held)
+    document = held.document()  # what status NAME VERSION --json prints
     # one version, one JSON shape: what GET /models/NAME/versions/VERSION answers
     assert document == ModelCatalog(cast(Any, OneRecord(held)), cast(Any, None)).version("fraud", "1")
     assert {
