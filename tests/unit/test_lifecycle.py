@@ -13,7 +13,7 @@ S = Status
 MAIN_PATH = [S.RECEIVED, S.VALIDATING, S.VALIDATED, S.WARMING, S.STAGED, S.AWAITING_APPROVAL]
 # Not ended and not serving: a version here still has a deployment (or promotion) running.
 IN_PROGRESS = sorted(set(Status) - TERMINAL - {S.PRODUCTION})
-# The detail-types DESIGN.md names for the lifecycle bus.
+# The detail-types of the lifecycle bus, as docs/architecture.md lists them.
 CONTRACT_EVENTS = {
     S.RECEIVED: "ModelReceived",
     S.VALIDATED: "ModelValidated",

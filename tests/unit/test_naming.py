@@ -1,4 +1,4 @@
-"""The artifact naming contract of DESIGN.md."""
+"""The artifact naming contract (chalicelib/domain/naming.py; docs/model-repository.md)."""
 
 from __future__ import annotations
 

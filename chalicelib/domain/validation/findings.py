@@ -1,8 +1,9 @@
 """Findings: what the validator reports, each with a stable code a data scientist can look up.
 
-The codes are a contract (CLI JSON, registry records, README troubleshooting table): add new
+The codes are a contract (CLI JSON, registry records, the docs' finding-codes page): add new
 ones, never rename or reuse one. The catalogue below is the single source of each code's
-severity and of the one-line explanation the README's table is generated from.
+severity and of its one-line explanation: docs/finding-codes.md's table is generated from it at
+build time (docs/hooks.py).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Code(StrEnum):
 
 E, W = Severity.ERROR, Severity.WARNING
 
-# code -> (severity, what it means; the README troubleshooting table is generated from this)
+# code -> (severity, what it means; docs/hooks.py generates docs/finding-codes.md's table from this)
 CATALOGUE: dict[Code, tuple[Severity, str]] = {
     Code.NAME_INVALID: (E, "file not named <model_name>_<model_version>.tar.gz"),
     Code.ARTIFACT_IMMUTABLE: (E, "this name and version is registered with other bytes; upload a new version"),
