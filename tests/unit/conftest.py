@@ -37,6 +37,23 @@ def dynamodb(_registry_on_moto: Any) -> Any:
     return _registry_on_moto
 
 
+@pytest.fixture(scope="module")
+def _session_on_moto() -> Iterator[boto3.session.Session]:
+    """One in-process moto per test module, with the registry table, for the CLI's DeploymentTarget
+    (which makes its clients from a session)."""
+    with mock_aws():
+        session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
+        create_registry_table(session.client("dynamodb"))
+        yield session
+
+
+@pytest.fixture
+def moto_session(_session_on_moto: boto3.session.Session) -> boto3.session.Session:
+    """A boto3 session on moto whose registry table is empty, for a test of the CLI."""
+    empty_table(_session_on_moto.client("dynamodb"))
+    return _session_on_moto
+
+
 @pytest.fixture(scope="session")
 def staging_package() -> package.BuildResult:
     """``build/staging`` as ``make package STAGE=staging`` builds it: reused when its inputs are

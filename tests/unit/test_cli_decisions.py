@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from slack_sdk.signature import SignatureVerifier
 
 from chalicelib.adapters.registry import ModelRegistry
@@ -30,7 +29,7 @@ from mmedeploy.local.stack import StackInfo
 from mmedeploy.target import DeploymentTarget, local_stack_target
 from tests.unit.builders import a_version
 from tests.unit.fake_api import FakeApi, Recorded, closed_port_url, serve_fake_api
-from tests.unit.registry_table import TABLE, create_registry_table
+from tests.unit.registry_table import TABLE
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 APPROVER = "U0APPROVER"
@@ -47,24 +46,20 @@ def api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture
-def stack(api: FakeApi) -> Iterator[DeploymentTarget]:
-    """A DeploymentTarget on moto (registry table) whose API is the stand-in."""
-    with mock_aws():
-        session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
-        create_registry_table(session.client("dynamodb"))
-        fake = DeploymentTarget(
-            "the test stack",
-            "us-east-1",
-            "unit-staging",
-            TABLE,
-            session,
-            api_url=api.url,
-            slack_url=SLACK_URL,
-            slack_signing_secret=SECRET,
-            slack_approver_ids=(APPROVER, "U0SECOND"),
-            admin_token=ADMIN_TOKEN,
-        )
-        yield fake
+def stack(api: FakeApi, moto_session: boto3.session.Session) -> DeploymentTarget:
+    """A DeploymentTarget on moto (registry table, emptied for each test) whose API is the stand-in."""
+    return DeploymentTarget(
+        "the test stack",
+        "us-east-1",
+        "unit-staging",
+        TABLE,
+        moto_session,
+        api_url=api.url,
+        slack_url=SLACK_URL,
+        slack_signing_secret=SECRET,
+        slack_approver_ids=(APPROVER, "U0SECOND"),
+        admin_token=ADMIN_TOKEN,
+    )
 
 
 def registry_of(deployment: DeploymentTarget) -> ModelRegistry:

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from chalicelib.adapters.registry import ModelRegistry
 from chalicelib.domain.lifecycle import Status
@@ -23,7 +22,7 @@ from mmedeploy.inference_client import inference, inference_lines, models_lines,
 from mmedeploy.target import DeploymentTarget
 from tests.unit.builders import a_version
 from tests.unit.fake_api import FakeApi, closed_port_url, serve_fake_api
-from tests.unit.registry_table import TABLE, create_registry_table
+from tests.unit.registry_table import TABLE
 
 INVOKE_TOKEN = "mmd_invoke-token"
 ADMIN_TOKEN = "mmd_admin-token"
@@ -412,11 +411,9 @@ TO_PROMOTING = [
 
 
 @pytest.fixture
-def moto_target() -> Iterator[DeploymentTarget]:
-    with mock_aws():
-        session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
-        create_registry_table(session.client("dynamodb"))
-        yield DeploymentTarget("moto", "us-east-1", "unit-staging", TABLE, session)
+def moto_target(moto_session: boto3.session.Session) -> DeploymentTarget:
+    """A DeploymentTarget on moto (registry table, emptied for each test)."""
+    return DeploymentTarget("moto", "us-east-1", "unit-staging", TABLE, moto_session)
 
 
 @pytest.fixture
