@@ -18,6 +18,7 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.adapters.executions import ExecutionState
 from chalicelib.deploy_model.record_outcome import RecordOutcome
 from chalicelib.deploy_model.stage_io import RecordOutcomeInput
 from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
@@ -28,18 +29,6 @@ logger = Logger(service="mmedeploy", child=True)
 ENDINGS = ("FAILED", "TIMED_OUT", "ABORTED")
 # the error each ending is recorded with (an uncaught failure keeps its own)
 ABORTED, TIMED_OUT = "ExecutionAborted", "ExecutionTimedOut"
-
-
-class ExecutionStatusChange(BaseModel):
-    """The ``detail`` of Step Functions' "Execution Status Change" event."""
-
-    executionArn: str
-    stateMachineArn: str
-    name: str
-    status: str
-    input: str | None = None
-    error: str | None = None
-    cause: str | None = None
 
 
 class _Subject(BaseModel):
@@ -61,7 +50,7 @@ class ExecutionEnded:
         self._record_promotion_outcome = record_promotion_outcome
         self._last_state = last_state
 
-    def run(self, change: ExecutionStatusChange) -> StageResult | None:
+    def run(self, change: ExecutionState) -> StageResult | None:
         """The version's status after reconciling it; None when the event concerns no version."""
         machine = self._machines.get(_unqualified(change.stateMachineArn))
         if machine is None or change.status not in ENDINGS:
@@ -88,7 +77,7 @@ class ExecutionEnded:
             )
         )
 
-    def _error(self, machine: str, change: ExecutionStatusChange) -> StageError:
+    def _error(self, machine: str, change: ExecutionState) -> StageError:
         state = self._last_state(change.executionArn)
         where = f" at {state}" if state else ""
         if change.status == "ABORTED":

@@ -19,6 +19,7 @@ from chalicelib.adapters.endpoint_invoker import EndpointInvoker
 from chalicelib.composition import client, notifier, settings, tracker
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.executions import Executions
     from chalicelib.deploy_model.record_approval import RecordApproval
     from chalicelib.deploy_model.record_outcome import RecordOutcome
     from chalicelib.deploy_model.request_approval import RequestApproval
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from chalicelib.promote_model.prepare_promotion import PreparePromotion
     from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
     from chalicelib.promote_model.warm_production import WarmProduction
+    from chalicelib.sweep import Sweep
 
 # InvokeEndpoint may take 60 s; ModelNotReady is retried by EndpointInvoker, not botocore.
 RUNTIME_CONFIG = Config(read_timeout=70, retries={"mode": "standard", "max_attempts": 3})
@@ -118,8 +120,14 @@ def record_promotion_outcome() -> RecordPromotionOutcome:
 
 # -- both state machines --------------------------------------------------------------------
 @lru_cache(maxsize=1)
+def executions() -> Executions:
+    from chalicelib.adapters.executions import Executions
+
+    return Executions(client("stepfunctions"))
+
+
+@lru_cache(maxsize=1)
 def execution_ended() -> ExecutionEnded:
-    from chalicelib.adapters.execution_history import ExecutionHistory
     from chalicelib.execution_ended import ExecutionEnded
 
     return ExecutionEnded(
@@ -127,5 +135,12 @@ def execution_ended() -> ExecutionEnded:
         settings().promote_state_machine_arn,
         record_outcome(),
         record_promotion_outcome(),
-        ExecutionHistory(client("stepfunctions")).last_state,
+        executions().last_state,
     )
+
+
+@lru_cache(maxsize=1)
+def sweep() -> Sweep:
+    from chalicelib.sweep import Sweep
+
+    return Sweep(tracker().registry, executions(), execution_ended())

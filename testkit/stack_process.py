@@ -9,6 +9,9 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 from mmedeploy.local.stack import StackInfo
 
@@ -49,3 +52,14 @@ def start_stack(
 
 def stop_stack(state_dir: Path) -> subprocess.CompletedProcess[str]:
     return mmedeploy("down", "--state-dir", str(state_dir))
+
+
+def aws_client(info: StackInfo, service: str) -> Any:
+    """A boto3 client of the stack's AWS emulator, signed as its local administrator."""
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=info.aws_endpoint_url,
+        aws_access_key_id=info.aws_access_key_id,
+        aws_secret_access_key=info.aws_secret_access_key,
+        region_name=info.region,
+    )

@@ -59,6 +59,9 @@ TERMINAL = frozenset({S.REJECTED, S.DECLINED, S.EXPIRED, S.FAILED, S.RETIRED})
 SETTLED = TERMINAL | {S.AWAITING_APPROVAL, S.APPROVED, S.PRODUCTION}
 # Still moving through a state machine (`mmedeploy status` shows these in progress).
 IN_PROGRESS = frozenset(Status) - SETTLED
+# Where an execution owns the version (DeployModel until a decision, PromoteModel while PROMOTING):
+# the reconciler's sweep checks each against its execution.
+EXECUTION_OWNED = IN_PROGRESS | {S.AWAITING_APPROVAL}
 # Where a deployment ends without a version to use: `status --watch` exits 1 on these.
 FAILURE = frozenset({S.REJECTED, S.FAILED, S.EXPIRED, S.DECLINED})
 

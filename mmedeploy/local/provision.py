@@ -394,10 +394,16 @@ def _create_function(
     resolve.arns[logical] = created["FunctionArn"]
     events = session.client("events")
     for event_name, event in properties.get("Events", {}).items():
-        if event.get("Type") not in ("CloudWatchEvent", "EventBridgeRule"):
+        if event.get("Type") not in ("CloudWatchEvent", "EventBridgeRule", "Schedule"):
             raise NotImplementedError(f"the local stack wires EventBridge events only, not {logical}.{event_name}")
         rule = f"{name}-{event_name}"[:64]
         event_properties = event.get("Properties", {})
+        if event["Type"] == "Schedule":
+            # moto keeps the rule; the local stack runs it (mmedeploy/local/schedules.py)
+            events.put_rule(Name=rule, ScheduleExpression=str(resolve(event_properties["Schedule"])), State="ENABLED")
+            events.put_targets(Rule=rule, Targets=[{"Id": "function", "Arn": created["FunctionArn"]}])
+            result.adapted.append((f"{logical}.Events.{event_name}", "SAM's schedule: a rule the local stack runs"))
+            continue
         events.put_rule(
             Name=rule,
             EventPattern=json.dumps(resolve(event_properties["Pattern"])),

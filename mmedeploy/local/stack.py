@@ -238,6 +238,7 @@ class LocalStack:
         self._start_api(provisioned)
         self._prepare_functions(list(provisioned.functions.values()))
         self._start_mme([outputs["StagingEndpoint"], outputs["ProductionEndpoint"]])
+        self._start_schedules(sweep_now=restored > 0)
         self.info = StackInfo(
             api_url=config.url("API"),
             aws_endpoint_url=config.url("AWS emulator"),
@@ -267,6 +268,18 @@ class LocalStack:
         if restored:
             self.say(f"restored {restored} object(s) and item(s) from {config.snapshot_dir} (use --fresh to wipe)")
         return self.info
+
+    def _start_schedules(self, sweep_now: bool) -> None:
+        """The template's schedules (moto never fires them); with kept state, each runs once now,
+        so versions whose executions the restart lost are reconciled, not forgotten."""
+        from mmedeploy.local.provision import PSEUDO_PARAMETERS
+        from mmedeploy.local.schedules import Schedules
+
+        schedules = Schedules(self._client_factory, self.config.region, PSEUDO_PARAMETERS["AWS::AccountId"])
+        if sweep_now:
+            schedules.run_all()
+        schedules.start()
+        self._stoppers.append(schedules.stop)
 
     def _package(self) -> Path:
         """The artifacts the stack runs: ``build/dev``, rebuilt where its inputs changed."""
@@ -313,9 +326,8 @@ class LocalStack:
         self._stoppers.append(service.stop)
         from mmedeploy.local import moto_seams
 
-        moto_seams.install(
-            service.invoke, lambda service_name, region_name: admin_client(service_name, region=region_name)
-        )
+        self._client_factory = lambda service_name, region_name: admin_client(service_name, region=region_name)
+        moto_seams.install(service.invoke, self._client_factory)
 
     def _start_moto(self) -> Credentials:
         """The emulator, IAM enforced from the first call after the administrator exists."""

@@ -5,6 +5,7 @@ the reconciling function, from the artifact, under its own role."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from chalicelib.adapters.registry import ModelRegistry
 from chalicelib.domain.lifecycle import SETTLED, Status
 from chalicelib.domain.records import ModelVersion
 from mmedeploy.local.stack import StackInfo
+from testkit.stack_process import aws_client, free_port_base, mmedeploy, start_stack, stop_stack
 from testkit.tarballs import echo_repo, pack
 from tests.integration.conftest import wait_for
 
@@ -48,3 +50,41 @@ def test_a_deployment_stopped_while_awaiting_approval_ends_failed_saying_where(
     # AND the execution reads ABORTED, as StopExecution made it, not failed by an interrupted wait
     execution = aws("stepfunctions").describe_execution(executionArn=awaiting.execution_arn)
     assert (execution["status"], execution.get("cause")) == ("ABORTED", "stopped by an operator")
+
+
+def test_a_version_awaiting_approval_across_a_restart_is_swept_not_left_waiting(tmp_path: Path) -> None:
+    state_dir, base = tmp_path / ".mmedeploy", free_port_base()
+    info = start_stack(state_dir, base)
+    try:
+        # GIVEN a version waiting for approval on a stack with kept state
+        registry = _registry(info)
+        _s3(info).put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=pack(echo_repo("kept", "1")))
+        awaiting = wait_for(lambda: _in(registry, "kept", SETTLED), 90, "kept 1 to settle")
+        assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
+    finally:
+        stop_stack(state_dir)
+    # WHEN the stack restarts: its executions and task tokens are gone, the registry is kept
+    info = start_stack(state_dir, base, fresh=False)
+    try:
+        registry = _registry(info)
+        # THEN the sweep it runs as it starts ends the version, saying why, instead of leaving it waiting
+        ended = wait_for(lambda: _in(registry, "kept", frozenset({Status.FAILED})), 30, "kept 1 to be swept")
+        assert "Step Functions no longer knows this execution" in ended.reason
+        # AND an approval click says the truth: nothing waits for it any more
+        click = mmedeploy("approve", "kept", "1", "--state-dir", str(state_dir))
+        assert click.returncode == 1 and "no longer waits for this approval: it is FAILED" in click.stderr
+    finally:
+        stop_stack(state_dir)
+
+
+def _s3(info: StackInfo) -> Any:
+    return aws_client(info, "s3")
+
+
+def _registry(info: StackInfo) -> ModelRegistry:
+    return ModelRegistry(info.registry_table, aws_client(info, "dynamodb"))
+
+
+def _in(registry: ModelRegistry, name: str, wanted: frozenset[Status]) -> ModelVersion | None:
+    record = registry.find(name, "1")
+    return record if record and record.status in wanted else None

@@ -8,37 +8,21 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from mmedeploy.local.stack import StackInfo
-from testkit.stack_process import free_port_base, mmedeploy, start_stack, stop_stack
+from testkit.stack_process import aws_client, free_port_base, mmedeploy, start_stack, stop_stack
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def s3_client(info: StackInfo) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=info.aws_endpoint_url,
-        aws_access_key_id=info.aws_access_key_id,
-        aws_secret_access_key=info.aws_secret_access_key,
-        region_name=info.region,
-    )
+    return aws_client(info, "s3")
 
 
 def assert_uploads_reach_eventbridge(info: StackInfo, s3: Any) -> None:
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=info.aws_endpoint_url,
-            aws_access_key_id=info.aws_access_key_id,
-            aws_secret_access_key=info.aws_secret_access_key,
-            region_name=info.region,
-        )
-
-    sfn, events = client("stepfunctions"), client("events")
+    sfn, events = aws_client(info, "stepfunctions"), aws_client(info, "events")
     machine = sfn.create_state_machine(
         name="upload-probe",
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),

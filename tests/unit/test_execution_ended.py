@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.executions import ExecutionState
 from chalicelib.deploy_model.record_outcome import RecordOutcome
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import PromotionRun
-from chalicelib.execution_ended import ExecutionEnded, ExecutionStatusChange
+from chalicelib.execution_ended import ExecutionEnded
 from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
 from tests.unit.builders import a_version
 from tests.unit.fakes import Tracked
@@ -52,9 +53,9 @@ class World(Tracked):
             ),
             "s3-upload",
         )
-        path = [Status.VALIDATING, Status.VALIDATED, Status.WARMING, Status.STAGED, Status.AWAITING_APPROVAL]
-        path += [Status.APPROVED, Status.PROMOTING]
-        for step in path[: path.index(status) + 1]:
+        path = [Status.RECEIVED, Status.VALIDATING, Status.VALIDATED, Status.WARMING, Status.STAGED]
+        path += [Status.AWAITING_APPROVAL, Status.APPROVED, Status.PROMOTING]
+        for step in path[1 : path.index(status) + 1]:
             changes = None
             if step is Status.PROMOTING:
                 run = PromotionRun(
@@ -64,7 +65,7 @@ class World(Tracked):
             self.tracker.move("fraud", "1", step, "pipeline/test", changes=changes)
 
     def end(self, execution: str, machine: str, status: str, **extra: Any) -> str | None:
-        change = ExecutionStatusChange(
+        change = ExecutionState(
             executionArn=execution,
             stateMachineArn=machine,
             name=execution.rsplit(":", 1)[-1],
@@ -147,5 +148,5 @@ def test_other_executions_and_statuses_are_not_ours(world: World, machine: str, 
 
 
 def test_an_execution_whose_input_names_no_version_is_logged_and_left(world: World) -> None:
-    change = ExecutionStatusChange(executionArn=OWNER, stateMachineArn=DEPLOY, name="x", status="ABORTED", input="{}")
+    change = ExecutionState(executionArn=OWNER, stateMachineArn=DEPLOY, name="x", status="ABORTED", input="{}")
     assert world.ended.run(change) is None

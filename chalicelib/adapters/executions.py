@@ -1,10 +1,12 @@
-"""Where a Step Functions execution was when it ended: the last state it entered, from its history."""
+"""What Step Functions knows of an execution: how it stands, and the last state it entered."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -13,9 +15,30 @@ if TYPE_CHECKING:
 _NEWEST_EVENTS = 50
 
 
-class ExecutionHistory:
+class ExecutionState(BaseModel):
+    """An execution as Step Functions describes it: DescribeExecution's answer and the ``detail``
+    of its "Execution Status Change" event share these fields."""
+
+    executionArn: str
+    stateMachineArn: str
+    name: str
+    status: str
+    input: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class Executions:
     def __init__(self, sfn: SFNClient) -> None:
         self._sfn = sfn
+
+    def describe(self, execution_arn: str) -> ExecutionState | None:
+        """None when Step Functions has no such execution (never started, or gone)."""
+        try:
+            found = self._sfn.describe_execution(executionArn=execution_arn)
+        except self._sfn.exceptions.ExecutionDoesNotExist:
+            return None
+        return ExecutionState.model_validate(json.loads(json.dumps(found, default=str)))
 
     def last_state(self, execution_arn: str) -> str | None:
         """The state the execution last entered; None when its history cannot be read (the
