@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= staging
 
-.PHONY: demo test lint typecheck docs protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
+.PHONY: demo test test-unit lint typecheck docs protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
 
 $(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "mmedeploy needs Python 3.12 (the Lambda runtime) and found none. Install it:" \
@@ -35,6 +35,10 @@ demo: examples
 test: $(STAMP) lint typecheck docs
 	$(MAKE) --no-print-directory check-package STAGE=staging
 	$(BIN)/python -m pytest
+
+## test-unit: the unit tests alone (tests/unit, none marked slow: no stack, no Triton), on two workers; about a minute
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow" tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

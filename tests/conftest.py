@@ -12,7 +12,9 @@ if str(ROOT) not in sys.path:
 from examples.build_examples import build  # noqa: E402
 
 
-@pytest.fixture(scope="session", autouse=True)
-def example_binaries() -> None:
-    """The examples' generated parts (ONNX model, env archive) exist for every test."""
-    build()
+def pytest_configure(config: pytest.Config) -> None:
+    """The examples' generated parts (ONNX model, env archive) exist for every test: built once, by
+    the process that runs the session (with pytest-xdist, by the controller before its workers
+    start, so no worker reads a file another is rewriting)."""
+    if not hasattr(config, "workerinput"):
+        build()

@@ -42,6 +42,9 @@ from mmedeploy.deploy.template import (
     resources_of_type,
 )
 
+# with pytest-xdist (make test-unit), on one worker: they share build/staging (the staging_package fixture)
+pytestmark = pytest.mark.xdist_group("staging_package")
+
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "staging"
 

@@ -28,6 +28,9 @@ from mmedeploy.deploy.cold_start import (
 from mmedeploy.deploy.package import ARTIFACT_BUDGET_BYTES, CHALICE_ZIP, BuildResult
 from mmedeploy.deploy.template import FUNCTIONS_ZIP
 
+# with pytest-xdist (make test-unit), on one worker: they share build/staging (the staging_package fixture)
+pytestmark = pytest.mark.xdist_group("staging_package")
+
 # What the Chalice app (API, authorizer, upload trigger) must neither ship nor import: the
 # validator, the warm-up's smoke tests and their dependencies.
 NOT_IN_THE_APP = (
