@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, overload
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -37,6 +37,12 @@ from chalicelib.settings import Settings, get_settings
 from chalicelib.stages.tracker import LifecycleTracker
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_stepfunctions import SFNClient
     from slack_sdk import WebClient
 
     from chalicelib.adapters.slack_notifier import SlackNotifier
@@ -58,7 +64,20 @@ def session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-def client(service: str, config: Config | None = None) -> Any:
+# One overload per service the Lambdas use (boto3-stubs' client types; a new service adds one).
+@overload
+def client(service: Literal["dynamodb"], config: Config | None = None) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["events"], config: Config | None = None) -> EventBridgeClient: ...
+@overload
+def client(service: Literal["s3"], config: Config | None = None) -> S3Client: ...
+@overload
+def client(service: Literal["sagemaker-runtime"], config: Config | None = None) -> SageMakerRuntimeClient: ...
+@overload
+def client(service: Literal["secretsmanager"], config: Config | None = None) -> SecretsManagerClient: ...
+@overload
+def client(service: Literal["stepfunctions"], config: Config | None = None) -> SFNClient: ...
+def client(service: str, config: Config | None = None) -> object:
     return session().client(service, config=config)  # type: ignore[call-overload]
 
 

@@ -6,7 +6,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        CopySourceTypeDef,
+        GetObjectRequestTypeDef,
+        HeadObjectOutputTypeDef,
+        HeadObjectRequestTypeDef,
+    )
 
 READ_CHUNK = 1 << 20
 
@@ -40,7 +50,7 @@ class CopyResult:
 class ArtifactStore:
     def __init__(
         self,
-        client: Any,
+        client: S3Client,
         *,
         multipart_threshold: int = COPY_OBJECT_LIMIT,
         copy_part_size: int = DEFAULT_COPY_PART_SIZE,
@@ -62,7 +72,7 @@ class ArtifactStore:
     def open(self, bucket: str, key: str, version_id: str | None = None) -> BinaryIO:
         """The object's bytes as a stream, read once; pinned to ``version_id`` when known, so a
         later overwrite of the key cannot change what is validated."""
-        request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
         if version_id:
             request["VersionId"] = version_id
         try:
@@ -118,7 +128,7 @@ class ArtifactStore:
         source = self._head(source_bucket, key, source_version_id)
         if source is None:
             raise ArtifactMissing(f"s3://{source_bucket}/{key} (version {source_version_id}) no longer exists")
-        copy_source: dict[str, str] = {"Bucket": source_bucket, "Key": key}
+        copy_source: CopySourceTypeDef = {"Bucket": source_bucket, "Key": key}
         # Pin to the version whose size was just read, so every part of a multipart copy (and the
         # size decision itself) refers to the same bytes even if the key is overwritten meanwhile.
         pinned = source_version_id or source.get("VersionId")
@@ -145,14 +155,14 @@ class ArtifactStore:
             raise
 
     def _multipart_copy(
-        self, copy_source: dict[str, str], bucket: str, key: str, size: int, attributes: dict[str, Any]
+        self, copy_source: CopySourceTypeDef, bucket: str, key: str, size: int, attributes: dict[str, Any]
     ) -> str | None:
         """Copy an object too large for CopyObject as UploadPartCopy ranges; a failed copy aborts the
         upload, so no invisible (but billed) parts are left behind."""
         part_size = max(self._copy_part_size, -(-size // MAX_PARTS))
         upload_id = self._s3.create_multipart_upload(Bucket=bucket, Key=key, **attributes)["UploadId"]
         try:
-            parts = []
+            parts: list[CompletedPartTypeDef] = []
             for number, start in enumerate(range(0, size, part_size), start=1):
                 end = min(start + part_size, size) - 1
                 response = self._s3.upload_part_copy(
@@ -175,13 +185,13 @@ class ArtifactStore:
         version: str | None = completed.get("VersionId")
         return version
 
-    def _head(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, Any] | None:
+    def _head(self, bucket: str, key: str, version_id: str | None = None) -> HeadObjectOutputTypeDef | None:
         """HeadObject, or None where the key (or the version) does not exist."""
-        request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        request: HeadObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
         if version_id:
             request["VersionId"] = version_id
         try:
-            head: dict[str, Any] = self._s3.head_object(**request)
+            head = self._s3.head_object(**request)
         except self._s3.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             # A malformed version id is answered 400 with no further detail.

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 JSON = "application/json"
 
@@ -52,7 +55,7 @@ class Invocation(BaseModel):
 class EndpointInvoker:
     def __init__(
         self,
-        client: Any,
+        client: SageMakerRuntimeClient,
         endpoint: str,
         load_timeout_s: float = 360.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -102,14 +105,14 @@ class EndpointInvoker:
             )
 
 
-def model_error_parts(response: dict[str, Any]) -> tuple[int, str]:
+def model_error_parts(response: Mapping[str, Any]) -> tuple[int, str]:
     """A ModelError's original status (Triton's, 0 if absent) and message."""
     status = int(response.get("OriginalStatusCode") or 0)
     message = str(response.get("OriginalMessage") or response.get("Error", {}).get("Message", "")).strip()
     return status, message
 
 
-def _model_error(target_model: str, response: dict[str, Any]) -> InvocationError:
+def _model_error(target_model: str, response: Mapping[str, Any]) -> InvocationError:
     status, message = model_error_parts(response)
     if status == 400:
         return ModelLoadFailed(f"Triton could not load or run {target_model} (400): {message}")

@@ -7,12 +7,15 @@ change twice, so consumers key on (name, version, status, revision).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from chalicelib.domain.lifecycle import EVENT_FOR_STATUS, Status
 from chalicelib.domain.records import ModelVersion
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
 
 SOURCE = "mmedeploy"
 # Not a status change: a later upload under a registered name+version, refused (immutability).
@@ -66,7 +69,7 @@ class EventPublishFailed(Exception):
 
 
 class LifecyclePublisher:
-    def __init__(self, bus: str, client: Any) -> None:
+    def __init__(self, bus: str, client: EventBridgeClient) -> None:
         self._bus = bus
         self._events = client
 

@@ -9,15 +9,18 @@ retries. The botocore client for this path has no retries and a read timeout und
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from chalicelib.adapters.endpoint_invoker import model_error_parts
 from chalicelib.domain.errors import DomainError, ModelFailed, ModelNotReady, ModelTimedOut
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 # SageMaker keeps loading a model it answered ModelNotReady for; a few seconds later it may serve.
 LOADING_RETRY_AFTER_S = 5
@@ -32,7 +35,7 @@ class Invoked:
 
 
 class ModelRuntime:
-    def __init__(self, client: Any, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, client: SageMakerRuntimeClient, clock: Callable[[], float] = time.perf_counter) -> None:
         self._runtime = client
         self._clock = clock
 
@@ -58,12 +61,12 @@ class ModelRuntime:
         return Invoked(payload, str(response.get("ContentType") or ""), self._clock() - started)
 
 
-def _model_error_message(response: dict[str, Any]) -> str:
+def _model_error_message(response: Mapping[str, Any]) -> str:
     status, message = model_error_parts(response)
     return f"the model failed ({status or 'no status'}): {message}"
 
 
-def _client_error(endpoint: str, response: dict[str, Any]) -> DomainError:
+def _client_error(endpoint: str, response: Mapping[str, Any]) -> DomainError:
     error = response.get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", ""))
     status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from slack_sdk.errors import SlackClientError
@@ -12,14 +12,17 @@ from chalicelib.adapters import slack_messages
 from chalicelib.domain.approvals import PendingApproval
 from chalicelib.domain.records import Flip, ModelVersion
 
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
 logger = Logger(service="mmedeploy", child=True)
 # An interaction must be answered within Slack's 3 s: a slow response_url must not hold it up.
 RESPONSE_URL_TIMEOUT_S = 1
 
 
 class SlackNotifier:
-    def __init__(self, client: Any, channel: str) -> None:
-        self._slack = client  # slack_sdk.WebClient
+    def __init__(self, client: WebClient, channel: str) -> None:
+        self._slack = client
         self._channel = channel
 
     def request_approval(self, record: ModelVersion, approval_id: str) -> tuple[str, str]:
