@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
     from chalicelib.adapters.slack_notifier import SlackNotifier
     from chalicelib.approval.slack_interactions import SlackInteractions
+    from chalicelib.execution_ended import ExecutionEnded
+    from chalicelib.sweep import Sweep
 
 # The inference path: one attempt (503 + Retry-After beats a retry API Gateway cuts at 29 s).
 API_RUNTIME_CONFIG = Config(
@@ -165,7 +167,36 @@ def upload_handler() -> Callable[..., UploadResult]:
 # -- the approval gate and the admin API ----------------------------------------------------
 @lru_cache(maxsize=1)
 def approval_gate() -> ApprovalGate:
-    return ApprovalGate(registry(), approvals(), TaskCallback(client("stepfunctions")))
+    # a decision that finds its task gone reconciles the version there and then
+    return ApprovalGate(
+        registry(), approvals(), TaskCallback(client("stepfunctions")), lambda record: sweep().check(record)
+    )
+
+
+# -- reconciling versions with their executions (the reconcile Lambda, and the gate) ----------
+# Built on first use with their imports: the API's requests never need them.
+@lru_cache(maxsize=1)
+def execution_ended() -> ExecutionEnded:
+    from chalicelib.adapters.executions import Executions
+    from chalicelib.deploy_model.record_outcome import RecordOutcome
+    from chalicelib.execution_ended import ExecutionEnded
+    from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
+
+    return ExecutionEnded(
+        settings().deploy_state_machine_arn,
+        settings().promote_state_machine_arn,
+        RecordOutcome(tracker()),
+        RecordPromotionOutcome(tracker()),
+        Executions(client("stepfunctions")).last_state,
+    )
+
+
+@lru_cache(maxsize=1)
+def sweep() -> Sweep:
+    from chalicelib.adapters.executions import Executions
+    from chalicelib.sweep import Sweep
+
+    return Sweep(registry(), Executions(client("stepfunctions")), execution_ended())
 
 
 @lru_cache(maxsize=1)

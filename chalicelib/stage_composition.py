@@ -19,18 +19,15 @@ from chalicelib.adapters.endpoint_invoker import EndpointInvoker
 from chalicelib.composition import client, notifier, settings, tracker
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.executions import Executions
     from chalicelib.deploy_model.record_approval import RecordApproval
     from chalicelib.deploy_model.record_outcome import RecordOutcome
     from chalicelib.deploy_model.request_approval import RequestApproval
     from chalicelib.deploy_model.validate import Validate
     from chalicelib.deploy_model.warm_staging import WarmStaging
-    from chalicelib.execution_ended import ExecutionEnded
     from chalicelib.promote_model.flip_alias import FlipAlias
     from chalicelib.promote_model.prepare_promotion import PreparePromotion
     from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
     from chalicelib.promote_model.warm_production import WarmProduction
-    from chalicelib.sweep import Sweep
 
 # InvokeEndpoint may take 60 s; ModelNotReady is retried by EndpointInvoker, not botocore.
 RUNTIME_CONFIG = Config(read_timeout=70, retries={"mode": "standard", "max_attempts": 3})
@@ -116,31 +113,3 @@ def record_promotion_outcome() -> RecordPromotionOutcome:
     from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
 
     return RecordPromotionOutcome(tracker())
-
-
-# -- both state machines --------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def executions() -> Executions:
-    from chalicelib.adapters.executions import Executions
-
-    return Executions(client("stepfunctions"))
-
-
-@lru_cache(maxsize=1)
-def execution_ended() -> ExecutionEnded:
-    from chalicelib.execution_ended import ExecutionEnded
-
-    return ExecutionEnded(
-        settings().deploy_state_machine_arn,
-        settings().promote_state_machine_arn,
-        record_outcome(),
-        record_promotion_outcome(),
-        executions().last_state,
-    )
-
-
-@lru_cache(maxsize=1)
-def sweep() -> Sweep:
-    from chalicelib.sweep import Sweep
-
-    return Sweep(tracker().registry, executions(), execution_ended())

@@ -62,6 +62,14 @@ class Sweep:
                 return report
             after = page.next
 
+    def check(self, record: ModelVersion) -> ModelVersion:
+        """``record`` reconciled with its execution now (the gate does it when a decision finds the
+        task gone); the version as it stands after."""
+        report = SweepReport()
+        if record.status in EXECUTION_OWNED:
+            self._check(record, report)
+        return self._registry.get(record.name, record.version)
+
     def _check(self, record: ModelVersion, report: SweepReport) -> None:
         execution = _execution_of(record)
         if execution is None:

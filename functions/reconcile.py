@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import stage_composition
+from chalicelib import composition
 from chalicelib.adapters.executions import ExecutionState
 from functions.observability import logger, metrics
 
@@ -19,10 +19,10 @@ SCHEDULED = "Scheduled Event"
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("detail-type") == SCHEDULED:
-        report = stage_composition.sweep().run()
+        report = composition.sweep().run()
         metrics.add_metric(name="VersionsSwept", unit=MetricUnit.Count, value=len(report.ended))
         return report.model_dump()
     change = ExecutionState.model_validate(event["detail"])
     logger.append_keys(execution=change.executionArn, execution_status=change.status)
-    result = stage_composition.execution_ended().run(change)
+    result = composition.execution_ended().run(change)
     return {"status": result.status if result else None}

@@ -24,6 +24,14 @@ GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 class TaskGone(Exception):
     """The task no longer waits: it timed out, or its execution ended or was stopped."""
 
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code  # one of GONE
+
+    @property
+    def timed_out(self) -> bool:
+        return self.code == "TaskTimedOut"
+
 
 def _service_error(exc: ClientError) -> ServiceError:
     error = exc.response.get("Error", {})
@@ -68,5 +76,5 @@ class TaskCallback:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in GONE:
-                raise TaskGone(f"{code}: {exc.response.get('Error', {}).get('Message', '')}") from exc
+                raise TaskGone(code, exc.response.get("Error", {}).get("Message", "")) from exc
             raise _service_error(exc) from exc

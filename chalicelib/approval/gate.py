@@ -7,6 +7,7 @@ for a decline), so the answer here is fast and the registry's history names the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ class GateVerdict(StrEnum):
     ALREADY_DECIDED = "already_decided"
     EXPIRED = "expired"
     NOT_AWAITING = "not_awaiting"
+    UNDELIVERABLE = "undeliverable"  # the task is gone for a reason other than its timeout
     UNKNOWN_APPROVAL = "unknown_approval"
     FORBIDDEN = "forbidden"
     INVALID_SIGNATURE = "invalid_signature"
@@ -42,10 +44,19 @@ class GateAnswer(BaseModel):
 
 
 class ApprovalGate:
-    def __init__(self, registry: VersionStore, approvals: ApprovalStore, callback: TaskCallback) -> None:
+    def __init__(
+        self,
+        registry: VersionStore,
+        approvals: ApprovalStore,
+        callback: TaskCallback,
+        reconcile: Callable[[ModelVersion], ModelVersion],
+    ) -> None:
+        """``reconcile`` brings a version in line with its execution (the sweep's check): a
+        decision that finds its task gone ends the version there and then, and says so."""
         self._registry = registry
         self._approvals = approvals
         self._callback = callback
+        self._reconcile = reconcile
 
     def decide(self, approval_id: str, decision: Decision, actor: str) -> GateAnswer:
         approval = self._approvals.find_approval(approval_id)
@@ -70,15 +81,8 @@ class ApprovalGate:
             return _already(exc.approval, record)
         try:
             self._resume(claimed, decision, actor)
-        except TaskGone:
-            self._approvals.mark_approval_expired(approval_id, actor)
-            return _answer(
-                record,
-                False,
-                GateVerdict.EXPIRED,
-                f"too late: the approval request for {record.name} {record.version} had already timed out; "
-                "nothing changed",
-            )
+        except TaskGone as gone:
+            return self._gone(approval_id, record, actor, gone)
         except Exception:
             # Nothing was resumed: free the claim so a click can be retried, then report the error.
             self._approvals.release_decision(approval_id, actor)
@@ -91,6 +95,28 @@ class ApprovalGate:
                 f"{record.name} {record.version} approved by {actor}; promotion to production starts",
             )
         return _answer(record, True, GateVerdict.DECLINED, f"{record.name} {record.version} declined by {actor}")
+
+    def _gone(self, approval_id: str, record: ModelVersion, actor: str, gone: TaskGone) -> GateAnswer:
+        """Nothing was decided: say why, truthfully, and what became of the version."""
+        if gone.timed_out:
+            self._approvals.mark_approval_expired(approval_id, actor)
+            return _answer(
+                record,
+                False,
+                GateVerdict.EXPIRED,
+                f"too late: the approval request for {record.name} {record.version} had already timed out; "
+                "nothing changed",
+            )
+        self._approvals.release_decision(approval_id, actor)
+        after = self._reconcile(record)
+        now = f"it is {after.status.value}" + (f" ({after.reason})" if after.status is not record.status else "")
+        return _answer(
+            after,
+            False,
+            GateVerdict.UNDELIVERABLE,
+            f"the decision on {record.name} {record.version} could not be delivered: its deployment no longer "
+            f"waits for it ({gone}); nothing was decided; {now}",
+        )
 
     def _resume(self, approval: PendingApproval, decision: Decision, actor: str) -> None:
         if decision is Decision.APPROVE:

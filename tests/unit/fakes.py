@@ -193,8 +193,18 @@ class ApprovalWorld(Tracked):
         super().__init__()
         self.store = FakeArtifactStore()
         self.callback = FakeTaskCallback()
-        self.gate = ApprovalGate(self.registry, self.registry, self.callback)  # type: ignore[arg-type]
+        self.reconciled: list[str] = []  # "name version" of each version the gate reconciled
+        self.reconcile_to: tuple[Status, str] | None = None  # what reconciling moves it to
+        self.gate = ApprovalGate(self.registry, self.registry, self.callback, self._reconcile)  # type: ignore[arg-type]
         self.request_approval = RequestApproval(self.tracker, self.notifier)  # type: ignore[arg-type]
+
+    def _reconcile(self, record: ModelVersion) -> ModelVersion:
+        """The sweep's check, as a stand-in: moves the version where ``reconcile_to`` says."""
+        self.reconciled.append(f"{record.name} {record.version}")
+        if self.reconcile_to is not None:
+            status, reason = self.reconcile_to
+            self.tracker.move(record.name, record.version, status, "pipeline/record-outcome", reason)
+        return self.registry.get(record.name, record.version)
 
     def staged(self, version: str = "1", name: str = "fraud") -> ModelVersion:
         data = pack(single_python_repo(name=name, version=version))

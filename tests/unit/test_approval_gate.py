@@ -170,7 +170,7 @@ def test_an_approval_for_an_unregistered_version_is_unknown(world: ApprovalWorld
 def test_a_decision_after_the_task_timed_out_is_expired_and_stays_expired(world: ApprovalWorld) -> None:
     # GIVEN a version still AWAITING_APPROVAL in the registry, but Step Functions gave up waiting
     approval_id = world.awaiting()
-    world.callback.error = TaskGone("TaskTimedOut: Task Timed Out")
+    world.callback.error = TaskGone("TaskTimedOut", "Task Timed Out")
     # WHEN an approver approves
     answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
     # THEN the answer says it expired, and the approval is marked so
@@ -183,6 +183,40 @@ def test_a_decision_after_the_task_timed_out_is_expired_and_stays_expired(world:
         later = world.gate.decide(approval_id, decision, actor)
         assert (later.ok, later.outcome) == (False, GateVerdict.EXPIRED) and "has expired" in later.text
     assert world.callback.calls == 0
+
+
+@pytest.mark.parametrize("code", ["TaskDoesNotExist", "InvalidToken"])
+def test_a_task_gone_for_another_reason_is_told_as_it_is_and_the_version_reconciled(
+    world: ApprovalWorld, code: str
+) -> None:
+    # GIVEN a version AWAITING_APPROVAL whose execution was stopped (its task no longer exists)
+    approval_id = world.awaiting()
+    world.callback.error = TaskGone(code, "no such task")
+    world.reconcile_to = (S.FAILED, "ExecutionAborted: the DeployModel execution e1 was stopped at RequestApproval")
+    # WHEN an approver approves
+    answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
+    # THEN the answer says the decision was not delivered and what became of the version: never
+    # "approved", never "expired"
+    assert (answer.ok, answer.outcome, answer.status) == (False, GateVerdict.UNDELIVERABLE, S.FAILED)
+    assert answer.text == (
+        f"the decision on fraud 1 could not be delivered: its deployment no longer waits for it ({code}: no such "
+        "task); nothing was decided; it is FAILED (ExecutionAborted: the DeployModel execution e1 was stopped at "
+        "RequestApproval)"
+    )
+    # AND the version was reconciled in the same request, and the claim released (nothing decided)
+    assert world.reconciled == ["fraud 1"]
+    assert approval(world, approval_id).decision is None
+    # AND a later click is told the version no longer waits
+    later = world.gate.decide(approval_id, Decision.DECLINE, BOB)
+    assert later.outcome is GateVerdict.NOT_AWAITING and "it is FAILED" in later.text
+
+
+def test_a_task_gone_while_its_execution_still_runs_changes_nothing_and_says_so(world: ApprovalWorld) -> None:
+    approval_id = world.awaiting()
+    world.callback.error = TaskGone("InvalidToken", "bad token")
+    answer = world.gate.decide(approval_id, Decision.APPROVE, ALICE)
+    assert (answer.outcome, answer.status) == (GateVerdict.UNDELIVERABLE, S.AWAITING_APPROVAL)
+    assert answer.text.endswith("nothing was decided; it is AWAITING_APPROVAL")
 
 
 def test_a_failed_resume_releases_the_claim_so_a_retry_can_decide(world: ApprovalWorld) -> None:

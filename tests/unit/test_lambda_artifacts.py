@@ -124,6 +124,13 @@ def test_the_chalice_app_ships_and_imports_only_what_serves_requests(
     )
     result = _import(api, task_roots[api.code_uri], probe)
     assert result.ok, f"the API's cold start imports what it does not serve requests with:\n{result.error}"
+    # AND what the API builds on first use only (the reconciler, for a decision whose task is gone)
+    # ships too: an import inside a function fails on AWS only when it is first needed
+    later = (
+        f"{api.import_code()}; from chalicelib import composition; composition.execution_ended; import chalicelib.sweep"
+    )
+    built = _import(api, task_roots[api.code_uri], later)
+    assert built.ok, f"the API's artifact lacks what it builds on first use:\n{built.error}"
 
 
 def test_the_stage_lambdas_ship_the_validator_without_tensor_libraries(staging_package: BuildResult) -> None:
