@@ -275,6 +275,13 @@ def promote(name: str, version: str) -> Response:
     return _answer(lambda: composition.promotion_requests().promote(name, version, _principal()), 202)
 
 
+@app.route(
+    "/models/{name}/versions/{version}/redeploy", methods=["POST"], authorizer=bearer_token, content_types=["*/*"]
+)
+def redeploy(name: str, version: str) -> Response:
+    return _answer(lambda: composition.redeploy().redeploy(name, version, _principal()), 202)
+
+
 @app.route("/models/{name}/rollback", methods=["POST"], authorizer=bearer_token, content_types=["*/*"])
 def rollback(name: str) -> Response:
     return _answer(lambda: composition.promotion_requests().rollback(name, _principal()), 202)

@@ -25,6 +25,7 @@ from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.adapters.step_functions import DeploymentStarter, TaskCallback
 from chalicelib.api_tokens import ApiTokens
 from chalicelib.approval.gate import ApprovalGate
+from chalicelib.deploy_model.redeploy import Redeploy
 from chalicelib.deploy_model.stage_io import UploadedObject
 from chalicelib.deploy_model.upload_trigger import UploadResult, UploadTrigger
 from chalicelib.inference.canary import CanaryRequests
@@ -210,6 +211,11 @@ def slack_interactions() -> SlackInteractions:
         approvers=settings().approvers,
         reply=reply_ephemeral,
     )
+
+
+@lru_cache(maxsize=1)
+def redeploy() -> Redeploy:
+    return Redeploy(tracker(), DeploymentStarter(client("stepfunctions"), settings().deploy_state_machine_arn))
 
 
 @lru_cache(maxsize=1)

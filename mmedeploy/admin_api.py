@@ -139,6 +139,15 @@ def request_promotion(target: DeploymentTarget, name: str, version: str) -> ApiA
     return post(promote_url(str(target.api_url), name, version), b"{}", headers)
 
 
+def redeploy_url(api_url: str, name: str, version: str) -> str:
+    return f"{model_url(api_url, name)}/versions/{_segment(version)}/redeploy"
+
+
+def request_redeploy(target: DeploymentTarget, name: str, version: str) -> ApiAnswer:
+    """``POST /models/{name}/versions/{version}/redeploy``; 202 ``{"name", "version", "status", "execution"}``."""
+    return post(redeploy_url(str(target.api_url), name, version), b"{}", _admin_headers(target))
+
+
 def request_rollback(target: DeploymentTarget, name: str) -> ApiAnswer:
     """``POST /models/{name}/rollback``; 202 ``{"name", "version", "from_version", "status"}``
     (``version`` is the one made production again)."""

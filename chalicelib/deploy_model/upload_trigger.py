@@ -69,9 +69,16 @@ class UploadTrigger:
         try:
             self._tracker.register(record, ACTOR, f"uploaded to s3://{upload.bucket}/{upload.key}")
         except VersionExists as exists:
-            # A redelivered event (same ETag) or a new upload of the same key: its execution
-            # tells them apart by the bytes.
-            logger.info("version already registered", extra={"status": exists.existing.status, "etag": upload.etag})
+            existing = exists.existing
+            logger.info("version already registered", extra={"status": existing.status, "etag": upload.etag})
+            if (existing.key, existing.etag) == (upload.key, upload.etag) and not (
+                existing.status is Status.RECEIVED and existing.execution_arn == record.execution_arn
+            ):
+                # The same bytes again (a redelivered event, or the same file pushed again) once
+                # its deployment is under way, over or redeployed: a true no-op. (Step Functions
+                # would refuse the name for 90 days; a local stack restarted would not.)
+                return UploadResult(outcome=TriggerAction.DUPLICATE, name=artifact.name, version=artifact.version)
+            # else a new upload of the key: its own execution tells them apart by the bytes
         started = self._starter.start(
             execution_name, DeploymentInput(name=artifact.name, version=artifact.version, upload=upload)
         )

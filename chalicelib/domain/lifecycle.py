@@ -31,7 +31,8 @@ S = Status
 
 # status -> the statuses it may be entered from
 ALLOWED_FROM: dict[Status, frozenset[Status]] = {
-    S.RECEIVED: frozenset(),  # only created
+    # created, or started again by a redeploy (the same artifact, a fresh DeployModel)
+    S.RECEIVED: frozenset({S.FAILED, S.EXPIRED}),
     S.VALIDATING: frozenset({S.RECEIVED}),
     S.REJECTED: frozenset({S.RECEIVED, S.VALIDATING}),
     S.VALIDATED: frozenset({S.VALIDATING}),
@@ -62,6 +63,8 @@ IN_PROGRESS = frozenset(Status) - SETTLED
 # Where an execution owns the version (DeployModel until a decision, PromoteModel while PROMOTING):
 # the reconciler's sweep checks each against its execution.
 EXECUTION_OWNED = IN_PROGRESS | {S.AWAITING_APPROVAL}
+# What a redeploy may start again (chalicelib/deploy_model/redeploy.py says which FAILED ones).
+REDEPLOYABLE = frozenset({S.FAILED, S.EXPIRED})
 # Where a deployment ends without a version to use: `status --watch` exits 1 on these.
 FAILURE = frozenset({S.REJECTED, S.FAILED, S.EXPIRED, S.DECLINED})
 

@@ -73,6 +73,14 @@ EXIT_CODES: dict[str, dict[Exit, str]] = {
         Exit.USAGE: f"usage or I/O error ({_NO_STACK}, registry unreadable)",
         Exit.NOT_FOUND: "no such model or version (--watch waits for a version not registered yet instead)",
     },
+    "redeploy": {
+        Exit.OK: "started (with --watch: settled in AWAITING_APPROVAL, APPROVED, PRODUCTION or RETIRED)",
+        Exit.INVALID: "refused by the API (401/403: the admin token was refused; 409: the version is not FAILED "
+        "or EXPIRED, or failed on its own account), or with --watch: settled in REJECTED, FAILED, EXPIRED or "
+        "DECLINED, or --timeout reached",
+        Exit.USAGE: f"usage or connection error ({_NO_STACK}, the API does not answer)",
+        Exit.NOT_FOUND: "no such model or version",
+    },
     "approve": _DECIDED,
     "decline": _DECIDED,
     "promote": _admin("accepted (--no-wait), or the version is PRODUCTION"),

@@ -19,6 +19,16 @@ The object key is the file name, which must follow <model_name>_<model_version>.
 upload starts the deployment pipeline (validation, staging warm-up, approval).
 """
 
+REDEPLOY_INTRO = """\
+For a version that ended FAILED or EXPIRED for a reason outside the model (its execution was
+stopped or lost, the infrastructure failed, nobody decided in time): the same artifact (the object
+version the registry pinned) goes through the pipeline again, validation to approval. A REJECTED
+or DECLINED version, or one that failed on its own account (Triton would not load it, its smoke
+tests failed), is refused with the reason: upload a new version instead. Needs the admin token.
+
+  mmedeploy redeploy fraud 3 --watch
+"""
+
 
 def register(commands: Any) -> None:
     validate = options.add_command(commands, "validate", "validate a model tarball without extracting it")
@@ -46,6 +56,19 @@ def register(commands: Any) -> None:
         "--json", action="store_true", help='print {"bucket", "key", "etag", "version_id", "size"}, no progress bar'
     )
     push.set_defaults(handler=cmd_push)
+
+    redeploy = options.add_command(
+        commands,
+        "redeploy",
+        "deploy a FAILED or EXPIRED version again, on the same artifact (admin)",
+        REDEPLOY_INTRO,
+        parents=(options.state_dir(), options.following(1.0, 600.0, watch=True)),
+    )
+    redeploy.add_argument("name", metavar="NAME")
+    redeploy.add_argument("version", metavar="VERSION")
+    redeploy.add_argument("--watch", action="store_true", help="follow the version live until it settles")
+    redeploy.add_argument("--json", action="store_true", help="print the API's answer (with --watch: the final state)")
+    redeploy.set_defaults(handler=cmd_redeploy)
 
     status = options.add_command(
         commands,
@@ -134,6 +157,34 @@ def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
     say(f"  etag {result.etag}   version id {result.version_id or '-'}")
     say(f"follow it: mmedeploy status {artifact.name} {artifact.version} --watch{state_dir_option(args.state_dir)}")
     return EXIT_OK
+
+
+# -- redeploy --------------------------------------------------------------------------------------
+def cmd_redeploy(args: argparse.Namespace, ctx: Context) -> int:
+    from mmedeploy.admin_api import request_redeploy
+
+    target = ctx.target(args.state_dir)
+    answer = request_redeploy(target, args.name, args.version)
+    if not answer.accepted:
+        code = answer.http_status
+        if code in (401, 403):
+            raise ctx.fail(f"the API refused the admin token of {target.description} (HTTP {code}): {answer.error}")
+        exit = Exit.NOT_FOUND if code == 404 else Exit.INVALID
+        if code < 500:
+            raise ctx.fail(f"refused (HTTP {code}): {answer.error}", exit)
+        raise ctx.fail(f"the API failed (HTTP {code}): {answer.error}; see its logs, then try again", exit)
+    if not args.watch:
+        if args.json:
+            print(dumps(answer.as_json()))
+            return EXIT_OK
+        say(f"redeploy of {args.name} {args.version} accepted: it is RECEIVED again, deployed by a new execution")
+        say(f"follow it: mmedeploy status {args.name} {args.version} --watch{state_dir_option(args.state_dir)}")
+        return EXIT_OK
+    if not args.json:
+        say(f"redeploy of {args.name} {args.version} accepted; following it")
+    registry = target.registry()
+    with ctx.reading_registry(target):
+        return _watch_version(args, registry, ctx)
 
 
 # -- status ----------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from tests.integration.conftest import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_a_deployment_stopped_while_awaiting_approval_ends_failed_saying_where(
-    local_stack: StackInfo, aws: Callable[[str], Any]
+def test_a_deployment_stopped_while_awaiting_approval_ends_failed_saying_where_and_can_be_redeployed(
+    local_stack: StackInfo, local_stack_dir: Path, aws: Callable[[str], Any]
 ) -> None:
     registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
     # GIVEN a version waiting for approval
@@ -50,6 +50,17 @@ def test_a_deployment_stopped_while_awaiting_approval_ends_failed_saying_where(
     # AND the execution reads ABORTED, as StopExecution made it, not failed by an interrupted wait
     execution = aws("stepfunctions").describe_execution(executionArn=awaiting.execution_arn)
     assert (execution["status"], execution.get("cause")) == ("ABORTED", "stopped by an operator")
+
+    # WHEN an admin redeploys it THEN the same artifact goes through the pipeline again, to approval
+    redeployed = mmedeploy("redeploy", "stopped", "1", "--watch", "--state-dir", str(local_stack_dir), timeout=180)
+    assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr
+    again = registry.get("stopped", "1", with_history=True)
+    assert again.status is Status.AWAITING_APPROVAL and again.execution_arn != awaiting.execution_arn
+    assert [h.status for h in again.history].count(Status.RECEIVED) == 2
+    assert again.sha256 == awaiting.sha256
+    # AND a version that does not exist is "not found" (exit 3)
+    refused = mmedeploy("redeploy", "stopped", "9", "--state-dir", str(local_stack_dir))
+    assert refused.returncode == 3 and "no version 9 of model stopped" in refused.stderr
 
 
 def test_a_version_awaiting_approval_across_a_restart_is_swept_not_left_waiting(tmp_path: Path) -> None:

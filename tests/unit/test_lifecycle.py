@@ -59,13 +59,15 @@ def test_no_status_moves_to_itself(status: Status) -> None:
     assert not may_move(status, status)
 
 
-def test_received_is_only_ever_created() -> None:
-    assert all(not may_move(status, S.RECEIVED) for status in Status)
+def test_received_is_created_or_entered_again_only_by_a_redeploy() -> None:
+    # a redeploy starts a FAILED or EXPIRED version's DeployModel again on the same artifact
+    assert {status for status in Status if may_move(status, S.RECEIVED)} == {S.FAILED, S.EXPIRED}
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL - {S.RETIRED}))
-def test_an_ended_deployment_accepts_no_move(status: Status) -> None:
-    assert successors(status) == set()
+def test_an_ended_deployment_accepts_no_move_but_a_redeploy(status: Status) -> None:
+    # a rejection or a decline is final; a failure or an expiry may be deployed again
+    assert successors(status) == ({S.RECEIVED} if status in (S.FAILED, S.EXPIRED) else set())
 
 
 def test_retired_accepts_only_a_rollback_which_warms_it_again_first() -> None:
