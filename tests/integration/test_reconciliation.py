@@ -99,3 +99,24 @@ def _registry(info: StackInfo) -> ModelRegistry:
 def _in(registry: ModelRegistry, name: str, wanted: frozenset[Status]) -> ModelVersion | None:
     record = registry.find(name, "1")
     return record if record and record.status in wanted else None
+
+
+def test_a_promotion_stopped_midway_ends_failed_and_leaves_production_as_it_was(
+    local_stack: StackInfo, local_stack_dir: Path, aws: Callable[[str], Any]
+) -> None:
+    registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
+    aws("s3").put_object(Bucket=local_stack.staging_bucket, Key="halted_1.tar.gz", Body=pack(echo_repo("halted", "1")))
+    awaiting = wait_for(lambda: _in(registry, "halted", SETTLED), 90, "halted 1 to settle")
+    assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
+    # GIVEN its promotion under way (approved as a Slack click would)
+    approved = mmedeploy("approve", "halted", "1", "--state-dir", str(local_stack_dir))
+    assert approved.returncode == 0, approved.stderr
+    promoting = wait_for(lambda: _in(registry, "halted", frozenset({Status.PROMOTING})), 30, "halted 1 to promote")
+    assert promoting.promotion is not None
+    # WHEN an operator stops the PromoteModel execution
+    aws("stepfunctions").stop_execution(executionArn=promoting.promotion.execution_arn, cause="stopped by an operator")
+    # THEN the version ends FAILED saying so, and production has no version of it
+    ended = wait_for(lambda: _in(registry, "halted", frozenset({Status.FAILED})), 30, "halted 1 to end FAILED")
+    assert ended.reason.startswith("promotion failed, production unchanged: ExecutionAborted: the PromoteModel")
+    assert ended.reason.endswith(": stopped by an operator")
+    assert registry.find_alias("halted") is None
