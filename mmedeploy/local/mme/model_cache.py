@@ -136,6 +136,9 @@ class ModelCache:
             self.fetch(entry.target, download)
             self.metric("ModelDownloadingTime", (time.monotonic() - started) * 1e6, "Microseconds")
             staged = self.host.stage(download, entry.target)
+            # staged: the download is no longer needed (gone before the load settles, so no caller
+            # that waited on it ever sees it)
+            download.unlink(missing_ok=True)
             entry.staged = staged
             for note in staged.notes:
                 log.info("local MME %s: %s", self.endpoint, note)
