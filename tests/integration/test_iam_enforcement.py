@@ -321,7 +321,7 @@ def test_the_validate_function_is_refused_what_its_role_does_not_allow(
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def test_the_api_handler_role_reads_the_registry_and_its_log_groups_only(
+def test_the_api_handler_role_reads_the_registry_its_secrets_and_its_log_groups_only(
     emulator: Emulator, enforced: IamEnforcement
 ) -> None:
     # GIVEN the API function's role: Chalice's function, with its hand-written AWS::IAM::Role
@@ -338,11 +338,14 @@ def test_the_api_handler_role_reads_the_registry_and_its_log_groups_only(
     logs = emulator.client("logs", api)
     logs.create_log_group(logGroupName=f"/aws/lambda/mmedeploy-{STAGE}-APIHandler-1A2B")
 
-    # AND outside its role it is refused: another log group, a scan, the bot token, the idempotency table
+    # AND the bot token: a decision whose task is gone ends the version there, announced in Slack
+    bot = f"mmedeploy/{STAGE}/slack-bot-token"
+    assert secrets.get_secret_value(SecretId=bot)["SecretString"] == "s"
+
+    # AND outside its role it is refused: another log group, a scan, another stage's secret, the idempotency table
     assert refused(lambda: logs.create_log_group(logGroupName="/aws/lambda/someone-else")) in DENIED
     assert refused(lambda: dynamodb.scan(TableName=table)) in DENIED
-    bot = f"mmedeploy/{STAGE}/slack-bot-token"
-    assert refused(lambda: secrets.get_secret_value(SecretId=bot)) in DENIED
+    assert refused(lambda: secrets.get_secret_value(SecretId="mmedeploy/another-stage/slack-bot-token")) in DENIED
     assert refused(lambda: dynamodb.query(TableName=emulator.refs["IdempotencyTable"], **query)) in DENIED
 
 
