@@ -96,8 +96,8 @@ def _registry(info: StackInfo) -> ModelRegistry:
     return ModelRegistry(info.registry_table, aws_client(info, "dynamodb"))
 
 
-def _in(registry: ModelRegistry, name: str, wanted: frozenset[Status]) -> ModelVersion | None:
-    record = registry.find(name, "1")
+def _in(registry: ModelRegistry, name: str, wanted: frozenset[Status], version: str = "1") -> ModelVersion | None:
+    record = registry.find(name, version)
     return record if record and record.status in wanted else None
 
 
@@ -120,3 +120,33 @@ def test_a_promotion_stopped_midway_ends_failed_and_leaves_production_as_it_was(
     assert ended.reason.startswith("promotion failed, production unchanged: ExecutionAborted: the PromoteModel")
     assert ended.reason.endswith(": stopped by an operator")
     assert registry.find_alias("halted") is None
+
+
+def test_a_rollback_after_a_restart_finds_the_pinned_artifacts(tmp_path: Path) -> None:
+    state_dir, base = tmp_path / ".mmedeploy", free_port_base()
+    state = ("--state-dir", str(state_dir))
+    info = start_stack(state_dir, base)
+    try:
+        # GIVEN version 1 in production, then version 2 promoted over it (1 is RETIRED)
+        registry = _registry(info)
+        for version in ("1", "2"):
+            key = f"kept_{version}.tar.gz"
+            _s3(info).put_object(Bucket=info.staging_bucket, Key=key, Body=pack(echo_repo("kept", version)))
+            wait_for(lambda v=version: _in(registry, "kept", SETTLED, v), 90, f"kept {version} to settle")
+            approved = mmedeploy("approve", "kept", version, *state)
+            assert approved.returncode == 0, approved.stderr
+            wait_for(lambda v=version: _in(registry, "kept", frozenset({Status.PRODUCTION}), v), 90, "production")
+        assert registry.get("kept", "1").status is Status.RETIRED
+    finally:
+        stop_stack(state_dir)
+    # WHEN the stack restarts with its kept state, and an admin rolls back
+    info = start_stack(state_dir, base, fresh=False)
+    try:
+        rolled = mmedeploy("rollback", "kept", *state, timeout=180)
+        # THEN version 1 serves production again: its pinned copy and its sha256 were kept
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        registry = _registry(info)
+        assert registry.get("kept", "1").status is Status.PRODUCTION
+        assert registry.get("kept", "2").status is Status.RETIRED
+    finally:
+        stop_stack(state_dir)
