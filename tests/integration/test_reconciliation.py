@@ -150,3 +150,19 @@ def test_a_rollback_after_a_restart_finds_the_pinned_artifacts(tmp_path: Path) -
         assert registry.get("kept", "2").status is Status.RETIRED
     finally:
         stop_stack(state_dir)
+
+
+def test_a_tarball_deleted_before_validation_ends_failed_with_a_reason(
+    local_stack: StackInfo, aws: Callable[[str], Any]
+) -> None:
+    registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
+    s3 = aws("s3")
+    # GIVEN an upload whose object version is deleted right after (before validation reads it)
+    put = s3.put_object(
+        Bucket=local_stack.staging_bucket, Key="vanished_1.tar.gz", Body=pack(echo_repo("vanished", "1"))
+    )
+    s3.delete_object(Bucket=local_stack.staging_bucket, Key="vanished_1.tar.gz", VersionId=put["VersionId"])
+    # THEN the version still ends, with a reason that names the missing object
+    ended = wait_for(lambda: _in(registry, "vanished", SETTLED), 60, "vanished 1 to settle")
+    assert ended.status in (Status.FAILED, Status.REJECTED), ended.reason
+    assert "vanished_1.tar.gz" in ended.reason, ended.reason
