@@ -197,7 +197,7 @@ def sweep() -> Sweep:
     from chalicelib.adapters.executions import Executions
     from chalicelib.sweep import Sweep
 
-    return Sweep(registry(), Executions(client("stepfunctions")), execution_ended())
+    return Sweep(registry(), Executions(client("stepfunctions")), execution_ended(), tracker().deliver)
 
 
 @lru_cache(maxsize=1)

@@ -28,11 +28,15 @@ logger = Logger(service="mmedeploy", child=True)
 # quiet this long: the upload trigger registers a version a moment before it starts the execution.
 GONE_AFTER_S = 120.0
 GONE = "Step Functions no longer knows this execution (its state was lost, e.g. the stack restarted)"
+# A version's outbox is the sweep's to deliver once nobody has touched the version this long (the
+# handler that wrote it delivers it at once; what is still owed after this, a crash left behind).
+OWED_AFTER_S = 30.0
 
 
 class SweepReport(BaseModel):
     checked: int = 0  # versions in progress
     ended: list[str] = []  # "name version: status" of each version the sweep moved
+    announced: list[str] = []  # "name version" of each version whose owed notices the sweep delivered
 
 
 class Sweep:
@@ -41,11 +45,14 @@ class Sweep:
         registry: VersionStore,
         executions: Executions,
         ended: ExecutionEnded,
+        deliver: Callable[[ModelVersion], None],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``deliver`` announces what a version's outbox owes (LifecycleTracker.deliver)."""
         self._registry = registry
         self._executions = executions
         self._ended = ended
+        self._deliver = deliver
         self._now = now
 
     def run(self) -> SweepReport:
@@ -55,6 +62,9 @@ class Sweep:
             page = self._registry.list_models(after=after)
             for model in page.models:
                 for record in self._registry.versions(model.name):
+                    if record.outbox and self._quiet_for(record) >= OWED_AFTER_S:
+                        self._deliver(record)
+                        report.announced.append(f"{record.name} {record.version}")
                     if record.status in EXECUTION_OWNED:
                         report.checked += 1
                         self._check(record, report)

@@ -248,6 +248,22 @@ class VersionStore:
                 continue
         raise ConcurrentUpdate(f"{name} {version}: {WRITE_ATTEMPTS} concurrent writes in a row")
 
+    @translate_errors
+    def clear_outbox(self, record: ModelVersion, announced: int) -> bool:
+        """Drop ``record``'s notices up to revision ``announced`` (they were announced), on condition
+        that the version is still at ``record.revision``; False if it moved on meanwhile (whoever
+        moved it delivers what is still owed). No history entry: nothing about the version changed."""
+        kept = record.model_copy(update={"outbox": [n for n in record.outbox if n.revision > announced]})
+        try:
+            self._replace_record(kept)
+        except ConditionFailed:
+            return False
+        return True
+
+    def _replace_record(self, record: ModelVersion) -> None:
+        seen = {":seen": {"N": str(record.revision)}}
+        self._transact([self._put(self._version_item(record), "revision = :seen", seen)])
+
     def _write(
         self, current: ModelVersion, to: Status, actor: str, reason: str, update: dict[str, Any]
     ) -> ModelVersion:
@@ -275,6 +291,19 @@ class VersionStore:
     def _version_items(
         self, record: ModelVersion, entry: HistoryEntry, condition: str, values: dict[str, Any]
     ) -> list[dict[str, Any]]:
+        history_item = {
+            "pk": {"S": f"MODEL#{record.name}"},
+            "sk": {"S": f"VERSION#{record.version}#H#{entry.revision:08d}"},
+            "kind": {"S": "history"},
+            "entry": {"S": entry.model_dump_json()},
+        }
+        # the history is append-only
+        return [
+            self._put(self._version_item(record), condition, values),
+            self._put(history_item, "attribute_not_exists(sk)", {}),
+        ]
+
+    def _version_item(self, record: ModelVersion) -> dict[str, Any]:
         item: dict[str, Any] = {
             **_version_key(record.name, record.version),
             "kind": {"S": "version"},
@@ -288,14 +317,7 @@ class VersionStore:
         }
         if record.sha256:
             item["sha256"] = {"S": record.sha256}
-        history_item = {
-            "pk": {"S": f"MODEL#{record.name}"},
-            "sk": {"S": f"VERSION#{record.version}#H#{entry.revision:08d}"},
-            "kind": {"S": "history"},
-            "entry": {"S": entry.model_dump_json()},
-        }
-        # the history is append-only
-        return [self._put(item, condition, values), self._put(history_item, "attribute_not_exists(sk)", {})]
+        return item
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> dict[str, Any]:
         """A conditional Put for a transaction."""

@@ -52,6 +52,17 @@ class PromotionRun(BaseModel):
     started_at: str
 
 
+class Notice(BaseModel):
+    """What a status change still owes its watchers: its lifecycle event and, for an ending, the
+    Slack notice. Written with the change (the version's outbox) and dropped once announced, so a
+    crash between the write and the announcement loses nothing: the retried step or the sweep
+    announces it (consumers de-duplicate events on name, version, status and revision)."""
+
+    revision: int  # the change's: its history entry holds status, reason, actor and time
+    previous: Status | None = None
+    slack: bool = False  # an ending's Slack notice is owed too
+
+
 class ModelVersion(BaseModel):
     """A version's current record (its history is kept beside it, see ``history``)."""
 
@@ -77,6 +88,7 @@ class ModelVersion(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     rejected_uploads: list[RejectedUpload] = []
     promotion: PromotionRun | None = None
+    outbox: list[Notice] = []  # announcements owed (see Notice); internal, not in document()
     history: list[HistoryEntry] = Field(default=[], exclude=True)  # read beside the record
 
     @property
@@ -87,7 +99,10 @@ class ModelVersion(BaseModel):
         """The version's one JSON shape: what ``GET /models/NAME/versions/VERSION`` answers and
         ``mmedeploy status NAME VERSION --json`` prints (every field of the record, and its history
         with each entry's revision)."""
-        return {**self.model_dump(mode="json"), "history": [entry.model_dump(mode="json") for entry in self.history]}
+        return {
+            **self.model_dump(mode="json", exclude={"outbox"}),
+            "history": [entry.model_dump(mode="json") for entry in self.history],
+        }
 
 
 PRODUCTION_ALIAS = "production"

@@ -13,7 +13,7 @@ from chalicelib.adapters.approval_store import ApprovalStore
 from chalicelib.adapters.lifecycle_events import UPLOAD_REFUSED, LifecycleEvent, LifecyclePublisher
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.lifecycle import AFTER_DECISION, ROLLED_BACK, TERMINAL, Status
-from chalicelib.domain.records import Flip, ModelVersion, RejectedUpload, Transition
+from chalicelib.domain.records import Flip, ModelVersion, Notice, RejectedUpload, Transition
 
 if TYPE_CHECKING:  # built by composition, which imports slack_sdk only when a Lambda needs it
     from chalicelib.adapters.slack_notifier import SlackNotifier
@@ -48,9 +48,42 @@ class LifecycleTracker:
         reason: str = "",
         changes: Callable[[ModelVersion], dict[str, Any]] | None = None,
     ) -> Transition:
-        moved = self.registry.transition(name, version, target, actor, reason, changes)
-        self._announce(moved.record, actor, moved.previous, moved.changed)
+        def with_notice(current: ModelVersion) -> dict[str, Any]:
+            # what this move owes its watchers, written with it (the outbox)
+            owed = Notice(revision=current.revision + 1, previous=current.status, slack=target in TERMINAL)
+            return {**(changes(current) if changes else {}), "outbox": [*current.outbox, owed]}
+
+        moved = self.registry.transition(name, version, target, actor, reason, with_notice)
+        if moved.record.outbox:
+            self.deliver(moved.record, actor)
+        else:  # a repeated step whose notices went out: announced again (consumers de-duplicate)
+            self._publisher.publish(LifecycleEvent.of(moved.record, actor, None))
+        logger.info(
+            "version status",
+            extra={"model": name, "version": version, "status": moved.record.status, "changed": moved.changed},
+        )
         return moved
+
+    def deliver(self, record: ModelVersion, actor: str | None = None) -> None:
+        """Announce what ``record``'s outbox owes, oldest first, then drop it from the outbox. A
+        failure leaves the rest owed, for the retried step or the sweep. ``actor``: who made the
+        record's current revision, when the caller knows (else its history says)."""
+        known = actor is not None and all(n.revision == record.revision for n in record.outbox)
+        history = {} if known else {h.revision: h for h in self.registry.history(record.name, record.version)}
+        for notice in record.outbox:
+            entry = history.get(notice.revision)
+            event = LifecycleEvent.of(record, entry.actor if entry else (actor or "mmedeploy"), notice.previous)
+            if entry is not None and notice.revision != record.revision:  # an older change: as it was
+                event = event.model_copy(
+                    update={"status": entry.status, "reason": entry.reason, "at": entry.at, "revision": entry.revision}
+                )
+            self._publisher.publish(event)
+            status = entry.status if entry else record.status
+            if notice.slack and status in TERMINAL:
+                self._notifier.announce_outcome(record)
+            if status in AFTER_DECISION:
+                self._update_approval_message(record)
+        self.registry.clear_outbox(record, record.outbox[-1].revision)
 
     def flip(self, name: str, version: str, seen_revision: int, actor: str, reason: str, rollback: bool) -> Flip:
         """Make ``version`` the production version (see VersionStore.flip_production): announced

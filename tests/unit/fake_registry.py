@@ -148,6 +148,10 @@ class FakeRegistry(ModelRegistry):
             at=written.updated_at, status=to, actor=actor, reason=reason, revision=written.revision
         )
 
+    def _replace_record(self, record: ModelVersion) -> None:
+        self._check_revision(record)
+        self._records[record.name, record.version] = record.model_dump_json()
+
     def _check_revision(self, seen: ModelVersion) -> None:
         """The condition of every version write: the record is still at the revision read."""
         stored = self._records.get((seen.name, seen.version))

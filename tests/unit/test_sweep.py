@@ -41,7 +41,13 @@ class SweepWorld(World):
         super().__init__()
         self.executions = FakeExecutions()
         self.clock = datetime(2030, 1, 1, tzinfo=UTC)
-        self.sweep = Sweep(self.registry, self.executions, self.ended, now=lambda: self.clock)  # type: ignore[arg-type]
+        self.sweep = Sweep(
+            self.registry,  # type: ignore[arg-type]
+            self.executions,  # type: ignore[arg-type]
+            self.ended,
+            self.tracker.deliver,
+            now=lambda: self.clock,
+        )
 
 
 @pytest.fixture
