@@ -1,7 +1,8 @@
 """A local stand-in for the Slack Web API and response_url endpoints that records every call.
 
 Point ``slack_sdk.WebClient(base_url=f"{slack_url}/api/")`` at it. ``GET /_messages`` lists the
-recorded calls as JSON (newest last), ``DELETE /_messages`` clears them.
+recorded calls as JSON (newest last), ``DELETE /_messages`` clears them; ``POST /_outage``
+``{"down": true}`` makes every Web API call answer 503 until ``{"down": false}`` (the fault tests).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class SlackSink:
     def __init__(self, host: str, port: int) -> None:
         self.messages: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.down = False  # a Slack outage, switched by POST /_outage (the fault tests)
         self._host = host
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="slack-sink")
@@ -69,6 +71,13 @@ class SlackSink:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8", "replace")
+                if self.path.rstrip("/") == "/_outage":  # tests: Slack down ({"down": true}) or back
+                    sink.down = bool(json.loads(raw or "{}").get("down"))
+                    self._reply(200, {"ok": True, "down": sink.down})
+                    return
+                if sink.down and self.path.startswith("/api/"):
+                    self._reply(503, {"ok": False, "error": "service_unavailable"})
+                    return
                 content_type = self.headers.get("Content-Type", "")
                 if "json" in content_type:
                     payload: Any = json.loads(raw or "{}")

@@ -166,3 +166,54 @@ def test_a_tarball_deleted_before_validation_ends_failed_with_a_reason(
     ended = wait_for(lambda: _in(registry, "vanished", SETTLED), 60, "vanished 1 to settle")
     assert ended.status in (Status.FAILED, Status.REJECTED), ended.reason
     assert "vanished_1.tar.gz" in ended.reason, ended.reason
+
+
+def test_a_slack_outage_loses_no_notice(local_stack: StackInfo, aws: Callable[[str], Any]) -> None:
+    import json
+    import time
+    import urllib.request
+
+    def outage(down: bool) -> None:
+        body = json.dumps({"down": down}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{local_stack.slack_url}/_outage", data=body), timeout=5)
+
+    registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
+    # GIVEN Slack is down when a version ends (a tarball the validator rejects)
+    outage(True)
+    try:
+        aws("s3").put_object(Bucket=local_stack.staging_bucket, Key="outage_1.tar.gz", Body=b"not a tarball")
+        ended = wait_for(lambda: _in(registry, "outage", SETTLED), 60, "outage 1 to settle")
+        assert ended.status is Status.REJECTED and ended.execution_arn
+        sfn = aws("stepfunctions")
+        # (Slack stays down until its deployment is over: its notice was tried, and failed)
+        wait_for(
+            lambda: sfn.describe_execution(executionArn=ended.execution_arn)["status"] != "RUNNING",
+            30,
+            "the deployment to end",
+        )
+    finally:
+        outage(False)
+    # THEN the ending is recorded, and its Slack notice is owed, not lost
+    owed = registry.get("outage", "1")
+    assert owed.status is Status.REJECTED and owed.outbox and owed.outbox[-1].slack
+    # WHEN Slack is back and the sweep runs (the schedule's event, sent straight to the function)
+    time.sleep(max(0.0, 31 - (time.time() - _epoch(owed.updated_at))))
+    name = next(
+        f["FunctionName"]
+        for f in aws("lambda").list_functions()["Functions"]
+        if f["FunctionName"].endswith("-reconcile")
+    )
+    event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    swept = json.loads(aws("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())["Payload"].read())
+    # THEN the notice goes out, once, and nothing is owed any more
+    assert "outage 1" in swept["announced"], swept
+    messages = json.loads(urllib.request.urlopen(f"{local_stack.slack_url}/_messages", timeout=5).read())
+    posted = [m for m in messages if m["method"] == "chat.postMessage" and "outage" in json.dumps(m["payload"])]
+    assert len(posted) == 1
+    assert registry.get("outage", "1").outbox == []
+
+
+def _epoch(at: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
