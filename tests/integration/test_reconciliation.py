@@ -4,6 +4,11 @@ the reconciling function, from the artifact, under its own role."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +19,9 @@ from chalicelib.adapters.registry import ModelRegistry
 from chalicelib.domain.lifecycle import SETTLED, Status
 from chalicelib.domain.records import ModelVersion
 from mmedeploy.local.stack import StackInfo
+from testkit.mme import triton_pids
 from testkit.stack_process import aws_client, free_port_base, mmedeploy, start_stack, stop_stack
-from testkit.tarballs import echo_repo, pack
+from testkit.tarballs import ECHO_MODEL, echo_repo, pack
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -169,10 +175,6 @@ def test_a_tarball_deleted_before_validation_ends_failed_with_a_reason(
 
 
 def test_a_slack_outage_loses_no_notice(local_stack: StackInfo, aws: Callable[[str], Any]) -> None:
-    import json
-    import time
-    import urllib.request
-
     def outage(down: bool) -> None:
         body = json.dumps({"down": down}).encode()
         urllib.request.urlopen(urllib.request.Request(f"{local_stack.slack_url}/_outage", data=body), timeout=5)
@@ -217,3 +219,29 @@ def _epoch(at: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+SLOW_TO_LOAD = ECHO_MODEL.replace(
+    b"class TritonPythonModel:\n",
+    b"class TritonPythonModel:\n    def initialize(self, args):\n        import time\n\n        time.sleep(6)\n\n",
+)
+
+
+def test_a_model_server_killed_while_warming_fails_the_version_and_a_redeploy_retries_it(
+    local_stack: StackInfo, local_stack_dir: Path, aws: Callable[[str], Any]
+) -> None:
+    registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
+    body = pack(echo_repo("loading", "1", model=SLOW_TO_LOAD))
+    aws("s3").put_object(Bucket=local_stack.staging_bucket, Key="loading_1.tar.gz", Body=body)
+    # GIVEN the version WARMING: the staging MME's Triton is loading it (6 s)
+    wait_for(lambda: _in(registry, "loading", frozenset({Status.WARMING})), 60, "loading 1 to warm")
+    time.sleep(1.0)
+    # WHEN the model server dies mid-load
+    os.kill(triton_pids(local_stack)[local_stack.staging_endpoint], signal.SIGKILL)
+    # THEN the version ends FAILED, saying the server restarted (not the model's fault)
+    ended = wait_for(lambda: _in(registry, "loading", SETTLED), 120, "loading 1 to settle")
+    assert ended.status is Status.FAILED and "restarted" in ended.reason, ended.reason
+    # AND a redeploy takes it through again, to approval
+    redeployed = mmedeploy("redeploy", "loading", "1", "--watch", "--state-dir", str(local_stack_dir), timeout=240)
+    assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr
+    assert registry.get("loading", "1").status is Status.AWAITING_APPROVAL
