@@ -4,6 +4,7 @@ the reconciling function, from the artifact, under its own role."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -245,3 +246,27 @@ def test_a_model_server_killed_while_warming_fails_the_version_and_a_redeploy_re
     redeployed = mmedeploy("redeploy", "loading", "1", "--watch", "--state-dir", str(local_stack_dir), timeout=240)
     assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr
     assert registry.get("loading", "1").status is Status.AWAITING_APPROVAL
+
+
+def test_concurrent_approve_and_decline_clicks_decide_once(
+    local_stack: StackInfo, local_stack_dir: Path, aws: Callable[[str], Any]
+) -> None:
+    registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
+    aws("s3").put_object(Bucket=local_stack.staging_bucket, Key="torn_1.tar.gz", Body=pack(echo_repo("torn", "1")))
+    awaiting = wait_for(lambda: _in(registry, "torn", SETTLED), 90, "torn 1 to settle")
+    assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
+    # WHEN two approvers click at the same moment, one Approve and one Decline
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        clicks = list(
+            pool.map(
+                lambda verb: mmedeploy(verb, "torn", "1", "--state-dir", str(local_stack_dir)), ["approve", "decline"]
+            )
+        )
+    # THEN exactly one decides, the other is told it was already decided, and the version follows the one
+    decided = [c for c in clicks if c.returncode == 0]
+    assert len(decided) == 1, [(c.returncode, c.stdout, c.stderr) for c in clicks]
+    (other,) = [c for c in clicks if c.returncode != 0]
+    assert other.returncode == 1 and "already" in other.stderr, other.stderr
+    wanted = frozenset({Status.PRODUCTION}) if decided[0] is clicks[0] else frozenset({Status.DECLINED})
+    ended = wait_for(lambda: _in(registry, "torn", wanted), 90, f"torn 1 to be {sorted(wanted)}")
+    assert ended.status in wanted
