@@ -33,17 +33,12 @@ def test_a_deployment_stopped_while_awaiting_approval_ends_failed_saying_where_a
 ) -> None:
     registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
     # GIVEN a version waiting for approval
-    aws("s3").put_object(
-        Bucket=local_stack.staging_bucket, Key="stopped_1.tar.gz", Body=pack(echo_repo("stopped", "1"))
-    )
+    awaiting = _awaiting_approval(local_stack, aws, registry, "stopped")
+    assert awaiting.execution_arn
 
     def status(wanted: frozenset[Status]) -> ModelVersion | None:
-        record = registry.find("stopped", "1")
-        return record if record and record.status in wanted else None
+        return _in(registry, "stopped", wanted)
 
-    awaiting = wait_for(lambda: status(SETTLED), 90, "stopped 1 to settle")
-    assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
-    assert awaiting.execution_arn
     # WHEN an operator stops its DeployModel execution (the console's "Stop execution")
     aws("stepfunctions").stop_execution(executionArn=awaiting.execution_arn, cause="stopped by an operator")
     # THEN the version ends FAILED with a reason naming the stop, the state and the cause
@@ -103,6 +98,14 @@ def _registry(info: StackInfo) -> ModelRegistry:
     return ModelRegistry(info.registry_table, aws_client(info, "dynamodb"))
 
 
+def _awaiting_approval(info: StackInfo, aws: Callable[[str], Any], registry: ModelRegistry, name: str) -> ModelVersion:
+    """``name`` 1 (the echo model) pushed to the staging bucket and followed to AWAITING_APPROVAL."""
+    aws("s3").put_object(Bucket=info.staging_bucket, Key=f"{name}_1.tar.gz", Body=pack(echo_repo(name, "1")))
+    awaiting = wait_for(lambda: _in(registry, name, SETTLED), 90, f"{name} 1 to settle")
+    assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
+    return awaiting
+
+
 def _in(registry: ModelRegistry, name: str, wanted: frozenset[Status], version: str = "1") -> ModelVersion | None:
     record = registry.find(name, version)
     return record if record and record.status in wanted else None
@@ -112,9 +115,7 @@ def test_a_promotion_stopped_midway_ends_failed_and_leaves_production_as_it_was(
     local_stack: StackInfo, local_stack_dir: Path, aws: Callable[[str], Any]
 ) -> None:
     registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
-    aws("s3").put_object(Bucket=local_stack.staging_bucket, Key="halted_1.tar.gz", Body=pack(echo_repo("halted", "1")))
-    awaiting = wait_for(lambda: _in(registry, "halted", SETTLED), 90, "halted 1 to settle")
-    assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
+    _awaiting_approval(local_stack, aws, registry, "halted")
     # GIVEN its promotion under way (approved as a Slack click would)
     approved = mmedeploy("approve", "halted", "1", "--state-dir", str(local_stack_dir))
     assert approved.returncode == 0, approved.stderr
@@ -252,9 +253,7 @@ def test_concurrent_approve_and_decline_clicks_decide_once(
     local_stack: StackInfo, local_stack_dir: Path, aws: Callable[[str], Any]
 ) -> None:
     registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
-    aws("s3").put_object(Bucket=local_stack.staging_bucket, Key="torn_1.tar.gz", Body=pack(echo_repo("torn", "1")))
-    awaiting = wait_for(lambda: _in(registry, "torn", SETTLED), 90, "torn 1 to settle")
-    assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
+    _awaiting_approval(local_stack, aws, registry, "torn")
     # WHEN two approvers click at the same moment, one Approve and one Decline
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         clicks = list(
