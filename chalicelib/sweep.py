@@ -37,6 +37,7 @@ class SweepReport(BaseModel):
     checked: int = 0  # versions in progress
     ended: list[str] = []  # "name version: status" of each version the sweep moved
     announced: list[str] = []  # "name version" of each version whose owed notices the sweep delivered
+    failed: list[str] = []  # "name version" of each version the sweep could not settle (tried again next time)
 
 
 class Sweep:
@@ -62,15 +63,25 @@ class Sweep:
             page = self._registry.list_models(after=after)
             for model in page.models:
                 for record in self._registry.versions(model.name):
-                    if record.outbox and self._quiet_for(record) >= OWED_AFTER_S:
-                        self._deliver(record)
-                        report.announced.append(f"{record.name} {record.version}")
-                    if record.status in EXECUTION_OWNED:
-                        report.checked += 1
-                        self._check(record, report)
+                    try:
+                        self._sweep(record, report)
+                    except Exception:  # one version's trouble (Slack still down) must not stop the sweep
+                        logger.exception(
+                            "sweeping a version failed; the next sweep tries again",
+                            extra={"model": record.name, "version": record.version},
+                        )
+                        report.failed.append(f"{record.name} {record.version}")
             if page.next is None:
                 return report
             after = page.next
+
+    def _sweep(self, record: ModelVersion, report: SweepReport) -> None:
+        if record.outbox and self._quiet_for(record) >= OWED_AFTER_S:
+            self._deliver(record)
+            report.announced.append(f"{record.name} {record.version}")
+        if record.status in EXECUTION_OWNED:
+            report.checked += 1
+            self._check(record, report)
 
     def check(self, record: ModelVersion) -> ModelVersion:
         """``record`` reconciled with its execution now (the gate does it when a decision finds the

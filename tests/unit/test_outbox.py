@@ -10,7 +10,9 @@ import pytest
 
 from chalicelib.adapters.lifecycle_events import EventPublishFailed
 from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.records import Notice
 from chalicelib.sweep import OWED_AFTER_S
+from tests.unit.builders import a_version
 from tests.unit.test_sweep import SweepWorld
 
 ENDING = "ExecutionAborted: stopped"
@@ -101,8 +103,6 @@ def test_older_owed_changes_are_announced_as_they_were(world: SweepWorld) -> Non
 
 
 def test_the_outbox_is_not_part_of_the_versions_json() -> None:
-    from tests.unit.builders import a_version
-
     assert "outbox" not in a_version().document()
 
 
@@ -111,7 +111,6 @@ def test_the_registry_on_dynamodb_keeps_and_clears_the_outbox(dynamodb: object) 
     # DynamoDB and are dropped by a conditional write that adds no history
     from chalicelib.adapters.registry import ModelRegistry
     from chalicelib.stages.tracker import LifecycleTracker
-    from tests.unit.builders import a_version
     from tests.unit.fakes import FakeNotifier, FakePublisher
     from tests.unit.registry_table import TABLE
 
@@ -127,3 +126,23 @@ def test_the_registry_on_dynamodb_keeps_and_clears_the_outbox(dynamodb: object) 
     cleared = registry.get("fraud", "1", with_history=True)
     assert (cleared.outbox, cleared.revision, len(cleared.history)) == ([], 2, 2)
     assert publisher.kinds[-1] == "ValidationStarted"
+
+
+def test_one_version_the_sweep_cannot_settle_does_not_stop_it_for_the_others(world: SweepWorld) -> None:
+    # GIVEN two versions owing a Slack notice, and Slack fails the first delivery
+    for version in ("1", "2"):
+        world.tracker.register(a_version(version=version, status=Status.FAILED), "pipeline/test")
+    before = len(world.notifier.outcomes)  # (registering them announced them once)
+    notifier = CrashingNotifierOnce(world.notifier)
+    world.tracker._notifier = notifier  # type: ignore[assignment]
+    for version in ("1", "2"):
+        record = world.registry.get("fraud", version)
+        world.registry._replace_record(  # type: ignore[attr-defined]
+            record.model_copy(update={"outbox": [Notice(revision=record.revision, slack=True)]})
+        )
+    world.clock = datetime.fromisoformat(record.updated_at.replace("Z", "+00:00")) + timedelta(seconds=60)
+    # WHEN the sweep runs THEN the first fails, the second is announced, and the next sweep gets the first
+    report = world.sweep.run()
+    assert (report.failed, report.announced) == (["fraud 1"], ["fraud 2"])
+    assert world.sweep.run().announced == ["fraud 1"]
+    assert [r.version for r in world.notifier.outcomes[before:]] == ["2", "1"]
