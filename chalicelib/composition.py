@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 from chalicelib.adapters.approval_store import ApprovalStore
+from chalicelib.adapters.artifact_store import ArtifactStore
 from chalicelib.adapters.lifecycle_events import LifecyclePublisher
 from chalicelib.adapters.model_runtime import ModelRuntime
 from chalicelib.adapters.registry_store import VersionStore
@@ -214,8 +215,16 @@ def slack_interactions() -> SlackInteractions:
 
 
 @lru_cache(maxsize=1)
+def artifact_store() -> ArtifactStore:
+    return ArtifactStore(client("s3"))
+
+
+@lru_cache(maxsize=1)
 def redeploy() -> Redeploy:
-    return Redeploy(tracker(), DeploymentStarter(client("stepfunctions"), settings().deploy_state_machine_arn))
+    # the pinned object version is checked to be there before the version moves
+    return Redeploy(
+        tracker(), DeploymentStarter(client("stepfunctions"), settings().deploy_state_machine_arn), artifact_store()
+    )
 
 
 @lru_cache(maxsize=1)

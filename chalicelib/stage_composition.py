@@ -1,5 +1,5 @@
 """Builds the stage Lambdas' services (DeployModel and PromoteModel), once per Lambda container,
-from the pieces :mod:`chalicelib.composition` makes (settings, clients, registry, tracker).
+from the pieces :mod:`chalicelib.composition` makes (settings, clients, registry, tracker, artifact store).
 
 Apart from :mod:`chalicelib.composition` so that the Chalice app never imports the validator, the
 warm-up or their dependencies: only ``functions/`` imports this module. Each builder imports its own
@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 
 from botocore.config import Config
 
-from chalicelib.adapters.artifact_store import ArtifactStore
 from chalicelib.adapters.endpoint_invoker import EndpointInvoker
-from chalicelib.composition import client, notifier, settings, tracker
+from chalicelib.composition import artifact_store, client, notifier, settings, tracker
 
 if TYPE_CHECKING:
     from chalicelib.deploy_model.record_approval import RecordApproval
@@ -37,11 +36,6 @@ def endpoint_invoker(endpoint: str) -> EndpointInvoker:
     return EndpointInvoker(
         client("sagemaker-runtime", RUNTIME_CONFIG), endpoint, load_timeout_s=settings().warm_load_timeout_s
     )
-
-
-@lru_cache(maxsize=1)
-def artifact_store() -> ArtifactStore:
-    return ArtifactStore(client("s3"))
 
 
 # -- DeployModel ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Model artifacts in S3: read an exact object version as a stream, hash one, restore one, promote
-one to another bucket without ever overwriting what is there."""
+"""Model artifacts in S3: read an exact object version as a stream, hash one, check one is still
+there, restore one, promote one to another bucket without ever overwriting what is there."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from chalicelib.domain.errors import ServiceError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -90,6 +92,25 @@ class ArtifactStore:
         while chunk := stream.read(READ_CHUNK):
             digest.update(chunk)
         return digest.hexdigest()
+
+    def exists(self, bucket: str, key: str, version_id: str) -> bool:
+        """Whether that version of the object is still there. A GET of its first byte rather than a
+        HeadObject: with a VersionId, GetObject needs s3:GetObjectVersion alone (HeadObject is
+        documented as needing s3:GetObject too), and its errors carry their code where HeadObject's
+        are a bare status. Any other answer (access refused, S3 failing) is a ServiceError."""
+        try:
+            self._s3.get_object(Bucket=bucket, Key=key, VersionId=version_id, Range="bytes=0-0")["Body"].close()
+        except self._s3.exceptions.NoSuchKey:
+            return False
+        except self._s3.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in ("NoSuchVersion", "404", "InvalidArgument"):  # InvalidArgument: a malformed version id
+                return False
+            if code == "InvalidRange":  # an empty object has no first byte, but it is there
+                return True
+            raise ServiceError("S3", code, str(error.get("Message", ""))) from exc
+        return True
 
     def current_version(self, bucket: str, key: str) -> str | None:
         try:

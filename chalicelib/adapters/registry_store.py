@@ -24,7 +24,7 @@ fail; the move is re-checked against the fresh record, so a status can never mov
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.adapters.dynamodb import ConditionFailed, transact, translate_errors
 from chalicelib.domain.errors import AliasMoved, ConcurrentUpdate, TransitionRefused, VersionExists, VersionNotFound
@@ -52,6 +52,19 @@ if TYPE_CHECKING:
 
 WRITE_ATTEMPTS = 8
 MODELS_PK = "MODELS"
+
+# What a flip sets on each version it writes, besides the move: called with the version as read,
+# its new status (PRODUCTION, or RETIRED for the one replaced) and the version replaced, if any.
+type FlipChanges = Callable[[ModelVersion, Status, str | None], dict[str, Any]]
+
+
+class FlipMove(NamedTuple):
+    """One version a flip writes: as read, its new status, why, and the fields set with it."""
+
+    current: ModelVersion
+    to: Status
+    reason: str
+    update: dict[str, Any]
 
 
 def _version_key(name: str, version: str) -> dict[str, Any]:
@@ -345,10 +358,13 @@ class VersionStore:
         return Alias.model_validate_json(item["alias"]["S"]) if item else None
 
     @translate_errors
-    def flip_production(self, name: str, version: str, seen_revision: int, actor: str, reason: str) -> Flip:
+    def flip_production(
+        self, name: str, version: str, seen_revision: int, actor: str, reason: str, changes: FlipChanges | None = None
+    ) -> Flip:
         """Point the production alias at ``version`` (PROMOTING -> PRODUCTION) and retire the one
         it pointed at, in one transaction, on condition that the alias is still at
-        ``seen_revision`` (0: none yet). AliasMoved when another promotion got there first."""
+        ``seen_revision`` (0: none yet). AliasMoved when another promotion got there first.
+        ``changes`` (see FlipChanges): fields to set on each version written, in that transaction."""
         for _ in range(WRITE_ATTEMPTS):
             routes = self.routes(name)  # the alias and the canary the flip may end, in one read
             alias = routes.production
@@ -359,15 +375,14 @@ class VersionStore:
                 raise AliasMoved(name, alias, seen_revision)
             if not may_move(current.status, Status.PRODUCTION):
                 raise TransitionRefused(current, Status.PRODUCTION)
-            promoted, items = self._version_change(current, Status.PRODUCTION, actor, reason, {})
+            (promoted, items), *replaced = [
+                self._version_change(m.current, m.to, actor, m.reason, m.update)
+                for m in self._flip_moves(current, alias, reason, changes)
+            ]
             retired = None
-            if alias and alias.version != version:
-                serving = self.get(name, alias.version)
-                if may_move(serving.status, Status.RETIRED):
-                    retired, more = self._version_change(
-                        serving, Status.RETIRED, actor, f"replaced in production by {version}", {}
-                    )
-                    items += more
+            if replaced:  # the version it replaces
+                retired, more = replaced[0]
+                items += more
             previous = alias.version if alias and alias.version != version else (alias.previous if alias else None)
             flipped = Alias(
                 name=name,
@@ -402,6 +417,21 @@ class VersionStore:
                 continue  # the alias or a version changed meanwhile: re-read and re-check
             return Flip(alias=flipped, promoted=promoted, retired=retired)
         raise ConcurrentUpdate(f"{name} {version}: {WRITE_ATTEMPTS} concurrent writes in a row")
+
+    def _flip_moves(
+        self, current: ModelVersion, alias: Alias | None, reason: str, changes: FlipChanges | None
+    ) -> list[FlipMove]:
+        """The versions a flip to ``current`` writes, in this order: ``current`` to PRODUCTION,
+        then the one the alias points at to RETIRED (if it may retire), each with its ``changes``."""
+        moves: list[tuple[ModelVersion, Status, str]] = [(current, Status.PRODUCTION, reason)]
+        if alias and alias.version != current.version:
+            serving = self.get(current.name, alias.version)
+            if may_move(serving.status, Status.RETIRED):
+                moves.append((serving, Status.RETIRED, f"replaced in production by {current.version}"))
+        replaced = moves[1][0].version if len(moves) > 1 else None
+        return [
+            FlipMove(seen, to, why, dict(changes(seen, to, replaced)) if changes else {}) for seen, to, why in moves
+        ]
 
     # -- the canary ------------------------------------------------------------------------
     @translate_errors

@@ -6,7 +6,7 @@ from typing import Any
 
 from chalicelib.domain.approvals import Decision, PendingApproval
 from chalicelib.domain.lifecycle import Status
-from chalicelib.domain.records import Flip, ModelVersion
+from chalicelib.domain.records import ModelVersion
 from chalicelib.domain.validation.findings import Severity
 
 ICON = {
@@ -133,13 +133,12 @@ def outcome(record: ModelVersion, channel: str) -> dict[str, Any]:
     }
 
 
-def promoted(flip: Flip, rolled_back: bool, channel: str) -> dict[str, Any]:
-    record = flip.promoted
+def promoted(record: ModelVersion, replaced: str | None, rolled_back: bool, channel: str) -> dict[str, Any]:
     what = "rolled back to" if rolled_back else "promoted:"
     serves = "which serves in production again" if rolled_back else "serves in production"
     text = f"{ICON[Status.PRODUCTION]} *{record.name}* {what} version *{record.version}* {serves}"
-    if flip.retired:
-        text += f" (replacing {flip.retired.version}, now RETIRED and kept for rollback)"
+    if replaced:
+        text += f" (replacing {replaced}, now RETIRED and kept for rollback)"
     text += (
         f"\nproduction cold load {_ms(record, 'production_cold_load_ms', 1000, 's', 2)}, "
         f"warm p50 {_ms(record, 'production_warm_p50_ms')}"

@@ -10,7 +10,7 @@ from slack_sdk.webhook import WebhookClient
 
 from chalicelib.adapters import slack_messages
 from chalicelib.domain.approvals import PendingApproval
-from chalicelib.domain.records import Flip, ModelVersion
+from chalicelib.domain.records import ModelVersion
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -45,12 +45,10 @@ class SlackNotifier:
     def announce_outcome(self, record: ModelVersion) -> None:
         self._slack.chat_postMessage(**slack_messages.outcome(record, self._channel))
 
-    def announce_promoted(self, flip: Flip, rolled_back: bool) -> None:
-        """Best effort: the alias has already flipped; a Slack outage must not fail the promotion."""
-        try:
-            self._slack.chat_postMessage(**slack_messages.promoted(flip, rolled_back, self._channel))
-        except SlackClientError as exc:
-            logger.warning("could not announce the promotion", extra={"error": str(exc)})
+    def announce_promoted(self, record: ModelVersion, replaced: str | None, rolled_back: bool) -> None:
+        """``record`` serves in production, in place of version ``replaced``. A failure is raised:
+        the notice stays owed (the tracker keeps a flip from failing for it)."""
+        self._slack.chat_postMessage(**slack_messages.promoted(record, replaced, rolled_back, self._channel))
 
     def announce_refused_upload(self, record: ModelVersion, reason: str) -> None:
         self._slack.chat_postMessage(**slack_messages.upload_refused(record, reason, self._channel))

@@ -4,14 +4,16 @@ time), on the same immutable artifact — the object version the registry pinned
 version back at RECEIVED, owned by the new execution, and every step in its history again.
 
 Refused, with the reason, where a redeploy cannot change the ending: REJECTED (the validator's
-findings), DECLINED (an approver's decision), and a model that failed on its own account
-(Triton would not load it, or it failed its smoke tests): those need a new version.
+findings), DECLINED (an approver's decision), a model that failed on its own account (Triton
+would not load it, or it failed its smoke tests), and an artifact whose pinned object version is
+gone: those need a new version.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
+from chalicelib.adapters.artifact_store import ArtifactStore
 from chalicelib.adapters.step_functions import DeploymentStarter
 from chalicelib.deploy_model.stage_io import EXECUTION_NAME_LIMIT, DeploymentInput, UploadedObject
 from chalicelib.domain.errors import Conflict, NotFound
@@ -30,9 +32,10 @@ class RedeployStarted(BaseModel):
 
 
 class Redeploy:
-    def __init__(self, tracker: LifecycleTracker, starter: DeploymentStarter) -> None:
+    def __init__(self, tracker: LifecycleTracker, starter: DeploymentStarter, artifacts: ArtifactStore) -> None:
         self._tracker = tracker
         self._starter = starter
+        self._artifacts = artifacts
 
     def redeploy(self, name: str, version: str, actor: str) -> RedeployStarted:
         record = self._tracker.registry.find(name, version)
@@ -47,6 +50,13 @@ class Redeploy:
             raise Conflict(
                 f"{name} {version} failed on its own account ({record.reason[:300]}); a redeploy would fail the "
                 "same way: fix the model and upload it as a new version"
+            )
+        # Checked before the version moves: a new execution on bytes that are gone could only fail.
+        # (Nothing pinned, a bucket without versions: Validate compares the bytes with the sha256.)
+        if record.object_version and not self._artifacts.exists(record.bucket, record.key, record.object_version):
+            raise Conflict(
+                f"{name} {version} cannot be redeployed: its artifact s3://{record.bucket}/{record.key} "
+                f"(object version {record.object_version}) no longer exists; upload it again as a new version"
             )
         upload = UploadedObject(
             bucket=record.bucket,

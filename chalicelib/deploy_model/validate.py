@@ -3,6 +3,8 @@
 An upload whose ETag is not the registered one is a later upload under a registered name and
 version: identical bytes are a no-op; other bytes are refused (artifacts are immutable) and the
 registered bytes are made current again, so the endpoint can never load the refused ones.
+A version validated before (a redeploy) must hash to the sha256 it recorded, or it ends FAILED
+with ArtifactChanged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.adapters.artifact_store import ArtifactMissing, ArtifactStore
 from chalicelib.deploy_model.stage_io import DeploymentInput, UploadedObject, ValidationResult, ValidationVerdict
+from chalicelib.domain.errors import ArtifactChanged
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 from chalicelib.domain.validation.findings import Code
@@ -54,6 +57,14 @@ class Validate:
             self._store.open(upload.bucket, upload.key, upload.version_id), upload.key, self._limits
         )
         report = report_of(inspection)
+        # A redeploy reads the artifact again: it must be the bytes this version was validated with
+        # (no sha256: the stream was not read to its end, and the report's findings say why).
+        if record.sha256 and report.sha256 and report.sha256 != record.sha256:
+            raise ArtifactChanged(
+                f"s3://{upload.bucket}/{upload.key} (object version {upload.version_id}) has sha256 "
+                f"{report.sha256[:12]}, but {name} {version} was validated with sha256 {record.sha256[:12]}; "
+                "upload it again as a new version"
+            )
         elapsed_ms = round((self._timer() - started) * 1000, 1)
 
         def evidence(current: ModelVersion) -> dict[str, object]:

@@ -65,6 +65,10 @@ class ServiceError(DomainError):
         self.code = code
 
 
+class ArtifactChanged(Conflict):
+    """An artifact's bytes are not the ones its version was validated (or approved) with."""
+
+
 # -- the registry ---------------------------------------------------------------------------
 class RegistryError(DomainError):
     """Base of the registry's errors."""

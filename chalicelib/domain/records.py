@@ -53,14 +53,17 @@ class PromotionRun(BaseModel):
 
 
 class Notice(BaseModel):
-    """What a status change still owes its watchers: its lifecycle event and, for an ending, the
-    Slack notice. Written with the change (the version's outbox) and dropped once announced, so a
-    crash between the write and the announcement loses nothing: the retried step or the sweep
-    announces it (consumers de-duplicate events on name, version, status and revision)."""
+    """What a write still owes the version's watchers: its lifecycle event and, for an ending, a
+    promotion or a refused upload, the Slack notice. Written with the change (the version's outbox)
+    and dropped once announced, so a crash between the write and the announcement loses nothing:
+    the retried step or the sweep announces it (consumers de-duplicate events on name, version,
+    status and revision). Records stored before a field was added read with its default."""
 
     revision: int  # the change's: its history entry holds status, reason, actor and time
     previous: Status | None = None
-    slack: bool = False  # an ending's Slack notice is owed too
+    slack: bool = False  # its Slack notice is owed too
+    detail_type: str | None = None  # the event's, where not the status's (ModelRolledBack, UploadRefused)
+    replaced: str | None = None  # a promotion's: the version it retired (its Slack notice names it)
 
 
 class ModelVersion(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from chalicelib.adapters.artifact_store import ArtifactStore
 from chalicelib.adapters.endpoint_invoker import EndpointInvoker
+from chalicelib.domain.errors import ArtifactChanged
 from chalicelib.domain.records import ModelVersion
 from chalicelib.domain.validation.limits import ArchiveLimits
 from chalicelib.domain.validation.validator import inspect_tarball, report_of
@@ -15,10 +16,6 @@ from chalicelib.stages.smoke_test import WarmResult, describe_cases, warm_and_ch
 from chalicelib.stages.tracker import LifecycleTracker
 
 ACTOR = "pipeline/warm-production"
-
-
-class ArtifactChanged(Exception):
-    """The production copy is not the approved bytes."""
 
 
 class WarmProduction:

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from chalicelib.adapters.approval_store import ApprovalStore
-from chalicelib.adapters.lifecycle_events import UPLOAD_REFUSED, LifecycleEvent, LifecyclePublisher
+from chalicelib.adapters.lifecycle_events import (
+    UPLOAD_REFUSED,
+    EventPublishFailed,
+    LifecycleEvent,
+    LifecyclePublisher,
+)
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.lifecycle import AFTER_DECISION, ROLLED_BACK, TERMINAL, Status
 from chalicelib.domain.records import Flip, ModelVersion, Notice, RejectedUpload, Transition
@@ -35,8 +40,15 @@ class LifecycleTracker:
         self._notifier = notifier
 
     def register(self, record: ModelVersion, actor: str, reason: str = "") -> ModelVersion:
-        created = self.registry.register(record, actor, reason)
-        self._announce(created, actor, previous=None, changed=True)
+        """Create the version (RECEIVED, or REJECTED for an unusable upload) owing its event (and,
+        REJECTED, its Slack notice) in the same write, then announce it. VersionExists if it is there."""
+        owed = Notice(revision=1, slack=record.status in TERMINAL)
+        created = self.registry.register(record.model_copy(update={"outbox": [owed]}), actor, reason)
+        self.deliver(created, actor)
+        logger.info(
+            "version status",
+            extra={"model": created.name, "version": created.version, "status": created.status, "changed": True},
+        )
         return created
 
     def move(
@@ -68,67 +80,98 @@ class LifecycleTracker:
         """Announce what ``record``'s outbox owes, oldest first, then drop it from the outbox. A
         failure leaves the rest owed, for the retried step or the sweep. ``actor``: who made the
         record's current revision, when the caller knows (else its history says)."""
-        known = actor is not None and all(n.revision == record.revision for n in record.outbox)
+        known = actor is not None and all(
+            n.revision == record.revision and n.detail_type != UPLOAD_REFUSED for n in record.outbox
+        )
         history = {} if known else {h.revision: h for h in self.registry.history(record.name, record.version)}
         for notice in record.outbox:
             entry = history.get(notice.revision)
             event = LifecycleEvent.of(record, entry.actor if entry else (actor or "mmedeploy"), notice.previous)
-            if entry is not None and notice.revision != record.revision:  # an older change: as it was
+            # an older change as it was; a refused upload with its own reason, not the status's
+            if entry is not None and (notice.revision != record.revision or notice.detail_type == UPLOAD_REFUSED):
                 event = event.model_copy(
                     update={"status": entry.status, "reason": entry.reason, "at": entry.at, "revision": entry.revision}
                 )
-            self._publisher.publish(event)
-            status = entry.status if entry else record.status
-            if notice.slack and status in TERMINAL:
-                self._notifier.announce_outcome(record)
-            if status in AFTER_DECISION:
+            self._publisher.publish(event, detail_type=notice.detail_type)
+            if notice.slack:
+                self._post(record, notice, event)
+            if event.status in AFTER_DECISION and notice.detail_type != UPLOAD_REFUSED:
                 self._update_approval_message(record)
         self.registry.clear_outbox(record, record.outbox[-1].revision)
 
+    def _post(self, record: ModelVersion, notice: Notice, event: LifecycleEvent) -> None:
+        """The Slack notice ``notice`` owes (``event``: its announcement, as the change was)."""
+        if notice.detail_type == UPLOAD_REFUSED:
+            self._notifier.announce_refused_upload(record, event.reason)
+        elif event.status is Status.PRODUCTION:
+            self._notifier.announce_promoted(record, notice.replaced, rolled_back=notice.detail_type == ROLLED_BACK)
+        elif event.status in TERMINAL:
+            self._notifier.announce_outcome(record)
+
     def flip(self, name: str, version: str, seen_revision: int, actor: str, reason: str, rollback: bool) -> Flip:
         """Make ``version`` the production version (see VersionStore.flip_production): announced
-        as ModelPromoted, or ModelRolledBack, and the replaced version as ModelRetired."""
-        flip = self.registry.flip_production(name, version, seen_revision, actor, reason)
-        self._publisher.publish(
-            LifecycleEvent.of(flip.promoted, actor, Status.PROMOTING if flip.changed else None),
-            detail_type=ROLLED_BACK if rollback else None,
-        )
-        if flip.retired:
-            self._publisher.publish(LifecycleEvent.of(flip.retired, actor, Status.PRODUCTION))
+        as ModelPromoted, or ModelRolledBack, and in Slack; the replaced version as ModelRetired.
+        Both versions owe theirs in the flip's transaction (the outbox)."""
+
+        def with_notice(current: ModelVersion, target: Status, replaced: str | None) -> dict[str, Any]:
+            promoted = target is Status.PRODUCTION
+            owed = Notice(
+                revision=current.revision + 1,
+                previous=current.status,
+                slack=promoted,  # the replaced version is named in the promotion's notice
+                detail_type=ROLLED_BACK if promoted and rollback else None,
+                replaced=replaced if promoted else None,
+            )
+            return {"outbox": [*current.outbox, owed]}
+
+        flip = self.registry.flip_production(name, version, seen_revision, actor, reason, with_notice)
         if flip.changed:
-            self._notifier.announce_promoted(flip, rollback)
-            self._update_approval_message(flip.promoted)
+            settled = [flip.promoted, *([flip.retired] if flip.retired else [])]
+        else:  # a retried flip: what the first try left owed, on both versions
+            replaced = self.registry.find(name, flip.alias.previous) if flip.alias.previous else None
+            settled = [flip.promoted, *([replaced] if replaced and replaced.status is Status.RETIRED else [])]
+            if not flip.promoted.outbox:  # its notices went out: the event again (consumers de-duplicate)
+                self._publisher.publish(
+                    LifecycleEvent.of(flip.promoted, actor), detail_type=ROLLED_BACK if rollback else None
+                )
+        for record in settled:
+            if record.outbox:
+                self._deliver_after_flip(record, actor)
         return flip
+
+    def _deliver_after_flip(self, record: ModelVersion, actor: str) -> None:
+        # The alias has flipped: a Slack outage must not fail the step (the execution would end
+        # as if the promotion had failed). What was not announced stays owed, for the sweep.
+        try:
+            self.deliver(record, actor)
+        except EventPublishFailed:
+            raise  # the step is retried, and a retried flip delivers what is owed
+        except Exception:
+            logger.exception(
+                "a flip's notice failed; it stays owed for the sweep",
+                extra={"model": record.name, "version": record.version},
+            )
 
     def refuse_upload(self, record: ModelVersion, etag: str, sha256: str, reason: str, actor: str) -> ModelVersion:
         """A later upload under a registered name+version was refused: noted on the version (its
-        status is untouched), announced as UploadRefused and in Slack."""
+        status is untouched) owing UploadRefused and a Slack notice in the same write, then
+        announced. The same refusal again is noted once; its event is published again."""
 
         def note(current: ModelVersion) -> dict[str, Any]:
             if any(r.etag == etag for r in current.rejected_uploads):
                 return {}
             refused = RejectedUpload(at=self.registry.now(), etag=etag, sha256=sha256, reason=reason)
-            return {"rejected_uploads": [*current.rejected_uploads, refused]}
+            owed = Notice(revision=current.revision + 1, slack=True, detail_type=UPLOAD_REFUSED)
+            return {"rejected_uploads": [*current.rejected_uploads, refused], "outbox": [*current.outbox, owed]}
 
         noted = self.registry.annotate(record.name, record.version, actor, reason, note)
-        event = LifecycleEvent.of(noted, actor)
-        event.reason = reason  # the refusal's, not the version's status reason
-        self._publisher.publish(event, detail_type=UPLOAD_REFUSED)
-        self._notifier.announce_refused_upload(noted, reason)
+        if noted.outbox:
+            self.deliver(noted, actor)
+        else:  # a repeated refusal whose notices went out: the event again (consumers de-duplicate)
+            event = LifecycleEvent.of(noted, actor)
+            event.reason = reason  # the refusal's, not the version's status reason
+            self._publisher.publish(event, detail_type=UPLOAD_REFUSED)
         return noted
-
-    def _announce(self, record: ModelVersion, actor: str, previous: Status | None, changed: bool) -> None:
-        # Re-published on a repeated step too: a crash between the write and the event must not
-        # lose the event (consumers de-duplicate on name, version, status and revision).
-        self._publisher.publish(LifecycleEvent.of(record, actor, previous))
-        logger.info(
-            "version status",
-            extra={"model": record.name, "version": record.version, "status": record.status, "changed": changed},
-        )
-        if changed and record.status in TERMINAL:
-            self._notifier.announce_outcome(record)
-        if changed and record.status in AFTER_DECISION:
-            self._update_approval_message(record)
 
     def _update_approval_message(self, record: ModelVersion) -> None:
         approval = self.approvals.find_approval(record.approval_id) if record.approval_id else None

@@ -8,10 +8,10 @@ does, and ends in the same domain errors (``VersionExists``,
 ``TransitionRefused``, ``AliasMoved``, ``AlreadyDecided``, ``ApprovalNotFound``, ``RegistryError``
 for an approval update whose condition fails); history entries are append-only; the clock is read
 as often, and in the same order, as the adapter reads it. What is not storage it inherits from the
-adapter rather than restating it: ``get``, the optimistic loops of ``transition`` and ``annotate``
-and the new record of a move (``_version_change``); every method that reads or writes the table is
-overridden. ``test_registry_contract.py`` runs the same scenarios against this fake and the
-moto-backed adapter, so the two cannot drift."""
+adapter rather than restating it: ``get``, the optimistic loops of ``transition`` and ``annotate``,
+the new record of a move (``_version_change``) and the versions a flip writes (``_flip_moves``);
+every method that reads or writes the table is overridden. ``test_registry_contract.py`` runs the
+same scenarios against this fake and the moto-backed adapter, so the two cannot drift."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 from chalicelib.adapters.approval_store import new_approval_id
 from chalicelib.adapters.dynamodb import ConditionFailed
 from chalicelib.adapters.registry import ModelRegistry
-from chalicelib.adapters.registry_store import WRITE_ATTEMPTS
+from chalicelib.adapters.registry_store import WRITE_ATTEMPTS, FlipChanges
 from chalicelib.domain.approvals import EXPIRED_DECISION, PendingApproval
 from chalicelib.domain.errors import (
     AliasMoved,
@@ -171,7 +171,9 @@ class FakeRegistry(ModelRegistry):
         stored = self._aliases.get(name)
         return Alias.model_validate_json(stored) if stored else None
 
-    def flip_production(self, name: str, version: str, seen_revision: int, actor: str, reason: str) -> Flip:
+    def flip_production(
+        self, name: str, version: str, seen_revision: int, actor: str, reason: str, changes: FlipChanges | None = None
+    ) -> Flip:
         for _ in range(WRITE_ATTEMPTS):
             routes = self.routes(name)
             alias = routes.production
@@ -182,16 +184,11 @@ class FakeRegistry(ModelRegistry):
                 raise AliasMoved(name, alias, seen_revision)
             if not may_move(current.status, Status.PRODUCTION):
                 raise TransitionRefused(current, Status.PRODUCTION)
-            promoted, promoted_entry = self._changed(current, Status.PRODUCTION, actor, reason, {})
-            writes = [(current, promoted, promoted_entry)]
-            retired = None
-            if alias and alias.version != version:
-                serving = self.get(name, alias.version)
-                if may_move(serving.status, Status.RETIRED):
-                    retired, retired_entry = self._changed(
-                        serving, Status.RETIRED, actor, f"replaced in production by {version}", {}
-                    )
-                    writes.append((serving, retired, retired_entry))
+            writes = [
+                (m.current, *self._changed(m.current, m.to, actor, m.reason, m.update))
+                for m in self._flip_moves(current, alias, reason, changes)
+            ]
+            promoted, retired = writes[0][1], (writes[1][1] if len(writes) > 1 else None)
             previous = alias.version if alias and alias.version != version else (alias.previous if alias else None)
             flipped = Alias(
                 name=name,

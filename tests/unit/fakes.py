@@ -18,7 +18,7 @@ from chalicelib.deploy_model.request_approval import RequestApproval
 from chalicelib.deploy_model.stage_io import ApprovalRequest, UploadedObject
 from chalicelib.domain.approvals import ApprovalDecision, Decision, PendingApproval
 from chalicelib.domain.lifecycle import Status
-from chalicelib.domain.records import Flip, ModelVersion
+from chalicelib.domain.records import ModelVersion
 from chalicelib.stages.tracker import LifecycleTracker
 from testkit.tarballs import pack, single_python_repo
 from tests.unit.builders import a_version
@@ -62,7 +62,7 @@ class FakeNotifier:
         self.refused: list[tuple[ModelVersion, str]] = []
         self.requested: list[tuple[ModelVersion, str]] = []
         self.updates: list[tuple[ModelVersion, PendingApproval]] = []
-        self.promoted: list[tuple[Flip, bool]] = []
+        self.promoted: list[tuple[ModelVersion, str | None, bool]] = []  # (version, replaced, rolled back)
 
     def announce_outcome(self, record: ModelVersion) -> None:
         self.outcomes.append(record)
@@ -77,8 +77,8 @@ class FakeNotifier:
     def update_approval(self, record: ModelVersion, approval: PendingApproval) -> None:
         self.updates.append((record, approval))
 
-    def announce_promoted(self, flip: Flip, rolled_back: bool) -> None:
-        self.promoted.append((flip, rolled_back))
+    def announce_promoted(self, record: ModelVersion, replaced: str | None, rolled_back: bool) -> None:
+        self.promoted.append((record, replaced, rolled_back))
 
 
 class StoreError(Exception):
@@ -94,6 +94,7 @@ class FakeArtifactStore:
         self.objects: dict[tuple[str, str, str], bytes] = {}
         self.current: dict[tuple[str, str], str] = {}
         self.restored: list[tuple[str, str, str]] = []
+        self.checked: list[tuple[str, str, str]] = []  # what exists() was asked
         self.copies: list[CopyResult] = []
         self.fail_restore = False
 
@@ -114,6 +115,10 @@ class FakeArtifactStore:
 
     def sha256(self, bucket: str, key: str, version_id: str | None = None) -> str:
         return hashlib.sha256(self._bytes(bucket, key, version_id)).hexdigest()
+
+    def exists(self, bucket: str, key: str, version_id: str) -> bool:
+        self.checked.append((bucket, key, version_id))
+        return (bucket, key, version_id) in self.objects
 
     def current_version(self, bucket: str, key: str) -> str | None:
         return self.current.get((bucket, key))

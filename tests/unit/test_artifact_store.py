@@ -1,4 +1,5 @@
-"""ArtifactStore.copy_immutable: promoting an artifact from staging to production on in-process moto."""
+"""ArtifactStore.copy_immutable (promoting an artifact from staging to production) and
+ArtifactStore.exists (is a pinned object version still there), on in-process moto."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.adapters.artifact_store import MAX_PARTS, ArtifactConflict, ArtifactMissing, ArtifactStore, CopyResult
+from chalicelib.domain.errors import ServiceError
 
 STAGING = "staging-artifacts"
 PROD = "prod-artifacts"
@@ -149,6 +151,30 @@ def test_missing_source_or_version(s3: Any) -> None:
     with pytest.raises(ArtifactMissing):
         store.copy_immutable(STAGING, KEY, "not-a-version-id", PROD, sha(b"model"))
     assert "Contents" not in s3.list_objects_v2(Bucket=PROD)
+
+
+def test_exists_asks_for_the_pinned_version_and_translates_other_errors(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a key with two versions, and an empty object
+    pinned = s3.put_object(Bucket=STAGING, Key=KEY, Body=b"the registered bytes")["VersionId"]
+    later = s3.put_object(Bucket=STAGING, Key=KEY, Body=b"a later upload")["VersionId"]
+    empty = s3.put_object(Bucket=STAGING, Key="empty.tar.gz", Body=b"")["VersionId"]
+    store = ArtifactStore(s3)
+    assert store.exists(STAGING, KEY, pinned) and store.exists(STAGING, "empty.tar.gz", empty)
+    # WHEN the pinned version is deleted THEN it is gone, though the key still holds the later one
+    s3.delete_object(Bucket=STAGING, Key=KEY, VersionId=pinned)
+    assert not store.exists(STAGING, KEY, pinned) and store.exists(STAGING, KEY, later)
+    assert not store.exists(STAGING, "no/such/key.tar.gz", pinned)
+    assert not store.exists(STAGING, KEY, "not-a-version-id")
+
+    # AND any other answer is the domain's ServiceError, not "gone"
+    def refused(**_: Any) -> None:
+        raise botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "Denied"}}, "GetObject")
+
+    monkeypatch.setattr(s3, "get_object", refused)
+    with pytest.raises(ServiceError, match="S3 answered AccessDenied: Denied"):
+        store.exists(STAGING, KEY, later)
 
 
 def test_a_failed_part_aborts_the_upload(s3: Any) -> None:

@@ -270,7 +270,9 @@ def test_the_flip_makes_the_owned_version_production_and_announces_it(world: Pro
     assert flipped == FlipResult(version="1", replaced=None, alias_revision=1)
     assert world.registry.get("fraud", "1").status is S.PRODUCTION
     assert world.publisher.kinds[-1] == "ModelPromoted"
-    assert [(f.promoted.version, rolled_back) for f, rolled_back in world.notifier.promoted] == [("1", False)]
+    assert [(r.version, replaced, rolled_back) for r, replaced, rolled_back in world.notifier.promoted] == [
+        ("1", None, False)
+    ]
     updated, _ = world.notifier.updates[-1]
     assert updated.status is S.PRODUCTION  # the approval message follows the version
 
@@ -299,7 +301,7 @@ def test_a_rollback_flip_retires_the_current_version_and_is_announced_as_rolled_
     alias = world.alias()
     assert (alias.version, alias.previous, alias.revision) == ("1", "2", 3)
     assert ROLLED_BACK in world.publisher.kinds
-    assert world.notifier.promoted[-1][1] is True
+    assert world.notifier.promoted[-1][1:] == ("2", True)  # names the version it replaced
 
 
 def test_of_two_racing_promotions_the_second_flip_fails_and_ends_failed(world: Promotion) -> None:

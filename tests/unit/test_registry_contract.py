@@ -24,7 +24,7 @@ from chalicelib.domain.errors import (
     VersionNotFound,
 )
 from chalicelib.domain.lifecycle import Status
-from chalicelib.domain.records import iso
+from chalicelib.domain.records import ModelVersion, Notice, iso
 from tests.unit.builders import a_version
 from tests.unit.fake_registry import FakeRegistry
 from tests.unit.fakes import TickingClock
@@ -194,6 +194,25 @@ def test_flips_create_then_move_the_alias_and_retire_the_version_it_replaces(reg
     )
     [entry] = registry.list_models().models
     assert (entry.latest_version, entry.production_version, entry.updated_at) == ("2", "2", second.alias.updated_at)
+
+
+def test_a_flip_writes_what_its_changes_give_on_both_versions_in_its_transaction(registry: Any) -> None:
+    promoting(registry, "1")
+    registry.flip_production("fraud", "1", 0, "pipeline/promote", "promoted")
+    promoting(registry, "2")
+    asked: list[tuple[str, Status, Status, str | None]] = []
+
+    def owed(record: ModelVersion, to: Status, replaced: str | None) -> dict[str, Any]:
+        asked.append((record.version, record.status, to, replaced))
+        return {"outbox": [*record.outbox, Notice(revision=record.revision + 1, replaced=replaced)]}
+
+    flip = registry.flip_production("fraud", "2", 1, "pipeline/promote", "promoted", owed)
+    # the promoted version, then the one it retires, each as read, told which version is replaced
+    assert asked == [("2", S.PROMOTING, S.PRODUCTION, "1"), ("1", S.PRODUCTION, S.RETIRED, "1")]
+    assert flip.retired is not None
+    for written in (flip.promoted, flip.retired):
+        stored = registry.get("fraud", written.version)
+        assert stored == written and stored.outbox == [Notice(revision=stored.revision, replaced="1")]
 
 
 @pytest.mark.parametrize("serving", [0, 1])

@@ -11,7 +11,7 @@ from rich.console import Console
 from chalicelib.adapters import slack_messages
 from chalicelib.domain.approvals import PendingApproval
 from chalicelib.domain.lifecycle import Status
-from chalicelib.domain.records import Alias, Flip, ModelVersion
+from chalicelib.domain.records import ModelVersion
 from chalicelib.domain.validation.findings import Code, Finding
 from mmedeploy.slack_view import message_panel, mrkdwn, render_blocks
 from tests.unit.builders import a_version
@@ -112,13 +112,7 @@ def test_a_rejection_outcome_names_the_finding_codes() -> None:
 
 def test_the_promotion_and_refused_upload_notices() -> None:
     promoted = record(Status.PRODUCTION, metrics={"production_cold_load_ms": 1550.0, "production_warm_p50_ms": 2.5})
-    retired = record(Status.RETIRED, version="2")
-    flip = Flip(
-        alias=Alias(name="idcheck", version="3", previous="2", revision=2, updated_at="t", actor="a"),
-        promoted=promoted,
-        retired=retired,
-    )
-    text = shown(slack_messages.promoted(flip, rolled_back=False, channel="#mmedeploy")["blocks"])
+    text = shown(slack_messages.promoted(promoted, "2", rolled_back=False, channel="#mmedeploy")["blocks"])
     assert "idcheck promoted: version 3 serves in production (replacing 2" in text
     assert "production cold load 1.55 s, warm p50 2.5 ms" in text
     refused = shown(slack_messages.upload_refused(record(), "the artifact is immutable", "#mmedeploy")["blocks"])
