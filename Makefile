@@ -10,17 +10,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= staging
 
-.PHONY: demo test test-unit lint typecheck docs protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
+.PHONY: demo test test-unit lock lint typecheck docs protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
 
-$(STAMP): requirements.txt functions/requirements.txt requirements-dev.txt pyproject.toml
+# The venv is the lock: requirements/lock.txt pins every package of every extra (make lock).
+$(STAMP): requirements/lock.txt pyproject.toml setup.py
 	@test -n "$(PYTHON)" || { echo "mmedeploy needs Python 3.12 (the Lambda runtime) and found none. Install it:" \
 	  "'pyenv install 3.12' (or 'uv python install 3.12', or your OS's python3.12 package)," \
 	  "or point make at it: make PYTHON=/path/to/python3.12 ..." >&2; exit 1; }
 	@test ! -x $(BIN)/python || $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
 	  || { echo "$(VENV) is not Python 3.12: recreating it" >&2; rm -rf $(VENV); }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip < 26.3
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet "$$(grep '^pip==' requirements/lock.txt)"  # the lock's pip first (chalice's < 26.3)
+	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -39,6 +40,11 @@ test: $(STAMP) lint typecheck docs
 ## test-unit: the unit tests alone (tests/unit, none marked slow: no stack, no Triton), on two workers; about a minute
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow" tests/unit
+
+## lock: re-resolve requirements/lock.txt from pyproject.toml and requirements/*.in, keeping its versions
+## where they still fit (UPGRADE=1: the newest), and write the Lambdas' requirement files from it
+lock: $(STAMP)
+	$(BIN)/python -m mmedeploy.deploy.lock$(if $(filter 1,$(UPGRADE)), --upgrade)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

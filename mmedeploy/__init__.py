@@ -1,3 +1,5 @@
 """mmedeploy: what runs on a person's machine (the CLI and the embedded local stack). Never deployed."""
 
-__version__ = "0.1.0"
+from mmedeploy.project_files import version
+
+__version__ = version()  # pyproject.toml's (mmedeploy.project_files.version)

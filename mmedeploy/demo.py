@@ -44,13 +44,12 @@ from chalicelib.domain.validation.findings import Severity
 from mmedeploy.local import DEFAULT_STATE_DIR
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import InvalidPackage, package, write_tarball
+from mmedeploy.project_files import project
 from mmedeploy.report_view import render_report
 from mmedeploy.slack_view import message_panel
 from mmedeploy.status_view import history_line, version_view
 from mmedeploy.target import DeploymentTarget, local_stack_target
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "models" / "idcheck"
 MODEL = "idcheck"
 BROKEN_MODEL = "idcheck_broken"
 # The typical mistake: an ensemble step maps an output its member does not have (LOGITS).
@@ -130,6 +129,7 @@ class Demo:
         self._target: DeploymentTarget | None = None
         self._registry: ModelRegistry | None = None
         self.version = ""  # of idcheck, chosen in step 2
+        self.example = project().examples / MODEL  # its generated parts are made in step 2 if missing
         self.tarball: Path | None = None
         self.approval_post: dict[str, Any] | None = None
 
@@ -284,18 +284,23 @@ class Demo:
 
     # -- step 2 --------------------------------------------------------------------------------------
     def package_example(self) -> None:
-        if not (EXAMPLE / "idcheck_inferencer" / "1" / "model.onnx").is_file():
-            raise StepFailed("the example's generated parts (model.onnx) are missing: run 'make examples' first")
+        try:
+            self.example = project().built_examples() / MODEL
+        except ImportError as exc:
+            raise StepFailed(
+                f"the example's model cannot be generated without {exc.name}: install mmedeploy[local]"
+            ) from None
         earlier = [r.version for r in self.registry.versions(MODEL)]
         self.version = next_version(self.registry, MODEL)
         if earlier:
             self.say(f"the registry already holds {MODEL} {', '.join(earlier)}: this is version {self.version}")
+        example = project().shown(self.example)
         self.command(
-            f"mmedeploy package {EXAMPLE.relative_to(ROOT)} --name {MODEL} --version {self.version} -o {self.workdir}",
+            f"mmedeploy package {example} --name {MODEL} --version {self.version} -o {self.workdir}",
             "validates, then writes",
         )
         try:
-            result = package(EXAMPLE, MODEL, self.version, self.workdir)
+            result = package(self.example, MODEL, self.version, self.workdir)
         except InvalidPackage as exc:
             render_report(exc.report, f"{MODEL}_{self.version}.tar.gz", self.console)
             raise StepFailed(f"the example ensemble did not validate: {exc}") from None
@@ -491,7 +496,7 @@ class Demo:
             for kind in ("inputs", "outputs"):
                 for tensor in metadata.get(kind, []):
                     self.say(f"  {kind[:-1]:6} {tensor['name']:14} {tensor['datatype']:5} {tensor['shape']}")
-            for case_file in sorted((EXAMPLE / "tests").glob("*.json")):
+            for case_file in sorted((self.example / "tests").glob("*.json")):
                 case = json.loads(case_file.read_text())
                 inputs = []
                 for spec in case["inputs"]:
@@ -543,7 +548,7 @@ class Demo:
     def push_broken(self) -> None:
         version = next_version(self.registry, BROKEN_MODEL)
         source = self.workdir / "broken" / MODEL
-        break_ensemble(EXAMPLE, source)
+        break_ensemble(self.example, source)
         self.say(f"a copy of the example with a typical mistake in {MISTAKE_FILE} (step idcheck_inferencer):")
         self.say(f"  - {GOOD_MAPPING}", "green")
         self.say(f"  + {BROKEN_MAPPING}   # the member's output is LOGITS", "red")
@@ -637,7 +642,7 @@ class Demo:
         for line in (
             f"mmedeploy status {MODEL}{self.option}",
             f"mmedeploy status {MODEL} {self.version}{self.option}",
-            f"mmedeploy invoke {MODEL} --data {(EXAMPLE / 'tests' / 'approved.json').relative_to(ROOT)}{self.option}",
+            f"mmedeploy invoke {MODEL} --data {project().shown(self.example / 'tests' / 'approved.json')}{self.option}",
             f"curl -s -H 'Authorization: Bearer {target.api_token}' {target.api_url}/v2/models/{MODEL}",
             f"curl -s {target.slack_url}/_messages",
             f"mmedeploy down{self.option}",

@@ -141,7 +141,8 @@ def _install(requirements: Path, target: LambdaPlatform, cache_dir: Path, site: 
     partial = cache_dir / f"{site.name}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"]
-    command += ["--no-compile", "--only-binary=:all:", "--implementation", "cp"]
+    # --no-deps: the file pins every package, transitive ones too (make lock); nothing else comes in
+    command += ["--no-deps", "--no-compile", "--only-binary=:all:", "--implementation", "cp"]
     command += ["--python-version", target.python_version]
     for platform in target.pip_platforms():
         command += ["--platform", platform]

@@ -58,8 +58,8 @@ from mmedeploy.deploy.template import (
     resources,
     resources_of_type,
 )
+from mmedeploy.project_files import distribution_metadata, project, version
 
-ROOT = Path(__file__).resolve().parents[2]
 MERGE_TEMPLATE = Path("infra/template.yaml")
 TEMPLATE_NAME = "sam.yaml"
 CHALICE_ZIP = "deployment.zip"
@@ -75,7 +75,7 @@ class ArtifactSpec:
     """One zip: the functions whose ``CodeUri`` names it share its dependencies and code."""
 
     name: str  # the zip's file name next to sam.yaml
-    requirements: Path  # relative to the repository root
+    requirements: Path  # relative to the project's root (generated from requirements/lock.txt: make lock)
     packages: tuple[str, ...]  # the project's packages its handlers import from (followed)
     role: str  # what it serves, for the summary
     chalice_runtime: bool = False  # Chalice's own runtime module (chalice/app.py), as chalice package adds
@@ -134,16 +134,23 @@ class BuildResult:
         return next(artifact for artifact in self.artifacts if artifact.name == name)
 
 
-def stages(root: Path = ROOT) -> list[str]:
-    config = root / ".chalice" / "config.json"
+def _root(root: Path | None) -> Path:
+    """The tree a build is made from: the one given (tests), else the project's
+    (:func:`mmedeploy.project_files.project`: the clone, or the installed files)."""
+    return root if root is not None else project().root
+
+
+def stages(root: Path | None = None) -> list[str]:
+    config = _root(root) / ".chalice" / "config.json"
     try:
         return sorted(json.loads(config.read_text())["stages"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PackageError(f"cannot read the stages from {config}: {exc}") from exc
 
 
-def run_chalice_package(stage: str, out: Path, root: Path = ROOT) -> None:
+def run_chalice_package(stage: str, out: Path, root: Path | None = None) -> None:
     """``chalice package --stage STAGE --merge-template infra/template.yaml OUT`` in this venv."""
+    root = _root(root)
     env = dict(os.environ)
     if not env.get("AWS_DEFAULT_REGION") and not env.get("AWS_REGION"):
         env["AWS_DEFAULT_REGION"] = DEFAULT_REGION
@@ -179,10 +186,12 @@ def _digest(root: Path, names: Sequence[str], *extra: str) -> str:
     return digest.hexdigest()
 
 
-def input_digests(stage: str, root: Path = ROOT) -> dict[str, str]:
+def input_digests(stage: str, root: Path | None = None) -> dict[str, str]:
     """``{part: digest of what it is made from}`` for ``sam.yaml`` and each zip. A zip's digest
-    includes the template's (its functions, runtime and architecture come from it)."""
-    tools = f"python {sys.version_info.major}.{sys.version_info.minor}"
+    includes the template's (its functions, runtime and architecture come from it) and the
+    version the zips carry (:func:`mmedeploy.project_files.distribution_metadata`)."""
+    root = _root(root)
+    tools = f"python {sys.version_info.major}.{sys.version_info.minor}; mmedeploy {version()}"
     definitions = [p.relative_to(root).as_posix() for p in sorted((root / "functions").glob("*.json"))]
     template = _digest(root, [*TEMPLATE_INPUTS, *definitions, PACKAGER.as_posix()], stage, tools, _chalice_version())
     digests = {TEMPLATE_NAME: template}
@@ -239,9 +248,12 @@ def _chalice_runtime_files() -> dict[str, Path]:
     return {"chalice/__init__.py": folder / "__init__.py", "chalice/app.py": folder / "app.py"}
 
 
-def build_artifact(spec: ArtifactSpec, template: Template, out: Path, cache_dir: Path, root: Path = ROOT) -> Artifact:
+def build_artifact(
+    spec: ArtifactSpec, template: Template, out: Path, cache_dir: Path, root: Path | None = None
+) -> Artifact:
     """``out/<spec.name>``: the dependency layer, then the handler modules and what they import,
-    with their bytecode."""
+    with their bytecode, and mmedeploy's ``.dist-info`` (its version, for ``GET /v2``)."""
+    root = _root(root)
     functions = _functions_of(template, spec.name)
     if not functions:
         raise PackageError(f"no function of the template has CodeUri ./{spec.name}")
@@ -252,7 +264,13 @@ def build_artifact(spec: ArtifactSpec, template: Template, out: Path, cache_dir:
     if spec.chalice_runtime:
         code = merge_files(code, _chalice_runtime_files())
     with tempfile.TemporaryDirectory(prefix="bytecode-") as tmp:
-        written = write_zip(merge_files(code, compile_bytecode(code, target, Path(tmp))), out / spec.name, base=layer)
+        metadata = {}
+        for name, data in distribution_metadata().items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / name).write_bytes(data)
+            metadata[name] = Path(tmp) / name
+        bytecode = compile_bytecode(code, target, Path(tmp))
+        written = write_zip(merge_files(code, bytecode, metadata), out / spec.name, base=layer)
     return Artifact(written.path, tuple(functions), written.files, written.zipped_bytes, written.unzipped_bytes, True)
 
 
@@ -307,7 +325,7 @@ class _Lock:
 
 
 def ensure_built(
-    stage: str, out: Path, *, cache_dir: Path | None = None, root: Path = ROOT, force: bool = False
+    stage: str, out: Path, *, cache_dir: Path | None = None, root: Path | None = None, force: bool = False
 ) -> BuildResult:
     """``out`` built for ``stage`` from the tree at ``root``: reused as it is when the digests of
     its inputs match those it was built from, otherwise rebuilt part by part (``sam.yaml`` with
@@ -315,11 +333,12 @@ def ensure_built(
     are unchanged. ``force`` rebuilds every part. :class:`PackageError` on any failure, ``out``
     then left as it was."""
     started = time.monotonic()
+    cache = cache_dir or (project().build if root is None else root / "build") / ".cache"
+    root = _root(root)
     known = stages(root)
     if stage not in known:
         raise PackageError(f"unknown stage {stage!r}: .chalice/config.json has {', '.join(known)}")
     out = out.resolve()
-    cache = cache_dir or root / "build" / ".cache"
     try:
         with _Lock(out):
             return _ensure_built(stage, out, cache, root, force, started)
@@ -369,7 +388,7 @@ def _ensure_built(stage: str, out: Path, cache: Path, root: Path, force: bool, s
     return BuildResult(out, template, moved, definitions, rebuilt, time.monotonic() - started)
 
 
-def build(stage: str, out: Path, *, cache_dir: Path | None = None, root: Path = ROOT) -> BuildResult:
+def build(stage: str, out: Path, *, cache_dir: Path | None = None, root: Path | None = None) -> BuildResult:
     """Build every part of ``out`` afresh (see :func:`ensure_built`)."""
     return ensure_built(stage, out, cache_dir=cache_dir, root=root, force=True)
 
@@ -425,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild every part, even with unchanged inputs")
     args = parser.parse_args(argv)
     try:
-        out = args.out or ROOT / "build" / args.stage
+        out = args.out or project().build / args.stage
         result = ensure_built(args.stage, out, cache_dir=args.cache_dir, force=args.force)
     except PackageError as exc:
         print(f"package: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@
 The ``.proto`` files in ``chalicelib/domain/validation/schemas/`` are the sources; the ``*_pb2.py`` (and
 ``*_pb2.pyi`` for mypy) beside them are protoc's output, committed so that neither a clean clone
 nor a Lambda artifact needs protoc, tritonclient, grpc or onnx: only the ``protobuf`` runtime.
-protoc comes from ``grpcio-tools`` (requirements-dev.txt), whose protoc matches the pinned runtime
+protoc comes from ``grpcio-tools`` (the ``[dev]`` extra), whose protoc matches the pinned runtime
 (generated code refuses an older runtime at import). ``--check`` regenerates into a temporary
 folder and exits 1, naming them, when the committed files differ (tests/unit/test_protos.py).
 """
@@ -17,7 +17,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from mmedeploy.project_files import CLONE
+
+ROOT = CLONE  # a tool of the clone: it rewrites chalicelib's sources
 SCHEMAS = ROOT / "chalicelib" / "domain" / "validation" / "schemas"
 PROTOS = ("model_config.proto", "onnx_interface.proto")
 

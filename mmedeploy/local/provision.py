@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "infra" / "template.yaml"
+from mmedeploy.project_files import project
+
 STACK_NAME = "mmedeploy-dev"
 # The package the local stack runs: `make package STAGE=dev` (mmedeploy up builds it when stale).
 PACKAGE_STAGE = "dev"
@@ -72,8 +72,9 @@ class Provisioned:
     template: dict[str, Any] = field(default_factory=dict)  # the packaged template, as provisioned
 
 
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    with open(path) as handle:
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    """The template at ``path``; by default the project's (``infra/template.yaml``)."""
+    with open(path or project().template) as handle:
         template: dict[str, Any] = yaml.safe_load(handle)
     return template
 

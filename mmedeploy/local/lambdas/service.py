@@ -27,9 +27,13 @@ from mmedeploy.local.lambdas.sandbox import UNHANDLED, Launch, Sandbox
 log = logging.getLogger("mmedeploy.local.lambda")
 
 # What Lambda's managed Python runtime holds in /var/runtime: AWS's runtime interface client, and
-# the AWS SDK (Lambda's boto3 is AWS's choice of version; ours is pinned as requirements.txt's).
+# the AWS SDK (Lambda's boto3 is AWS's choice of version; ours is the lock's, as requirements.txt's),
+# each with what it needs, pinned: generated from requirements/lock.txt by make lock.
 # A function's own packages come first on its path, as on AWS.
-RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.44.5")
+RUNTIME_REQUIREMENTS = Path(__file__).with_name("runtime-requirements.txt")
+RUNTIME_PACKAGES = tuple(
+    line.strip() for line in RUNTIME_REQUIREMENTS.read_text().splitlines() if line.strip() and not line.startswith("#")
+)
 DEFAULT_MAX_ENVIRONMENTS = 4
 LOCAL_RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -48,7 +52,8 @@ def ensure_runtime_client(folder: Path, python: str = sys.executable) -> Path:
     if marker.exists() and marker.read_text().strip() == wanted:
         return folder
     partial = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.partial")
-    command = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(partial)]
+    command = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+    command += ["--target", str(partial)]
     done = subprocess.run([*command, *RUNTIME_PACKAGES], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)

@@ -45,8 +45,8 @@ class TritonInstall:
             import pytriton
         except ImportError:
             raise TritonUnavailable(
-                "the local MME needs Triton from the nvidia-pytriton wheel: run 'make test' or "
-                "'.venv/bin/pip install -r requirements-dev.txt'"
+                "the local MME needs Triton from the nvidia-pytriton wheel: install mmedeploy[local] "
+                "(pipx install 'mmedeploy[local]'), or in a clone run 'make examples'"
             ) from None
         package = Path(pytriton.__file__).parent
         self.binary = package / "tritonserver" / "bin" / "tritonserver"
