@@ -45,8 +45,8 @@ from mmedeploy.local.lambdas.function import FunctionConfig, Invocation
 from mmedeploy.local.lambdas.logs import FunctionLogs
 from mmedeploy.local.lambdas.sandbox import Launch
 from mmedeploy.local.lambdas.service import LOCAL_RUNTIME, LambdaService, ensure_runtime_client
+from mmedeploy.project_files import project
 
-ROOT = Path(__file__).resolve().parents[2]
 SLACK_APPROVERS = ["U0LOCALAPPROVER"]
 log = logging.getLogger("mmedeploy.local")
 
@@ -207,7 +207,7 @@ class LocalStack:
         if config.fresh and config.snapshot_dir.exists():
             _remove_tree(config.snapshot_dir)
         package = self._package()
-        runtime_dir = ensure_runtime_client(ROOT / "build" / ".runtime" / LOCAL_RUNTIME)
+        runtime_dir = ensure_runtime_client(project().build / ".runtime" / LOCAL_RUNTIME)
         # The host's own calls (the MME's S3 reads, moto's Step Functions) go to the emulator.
         os.environ.update({**local_endpoints(config), "AWS_DEFAULT_REGION": config.region, "AWS_REGION": config.region})
         administrator = self._start_moto()
@@ -291,7 +291,7 @@ class LocalStack:
             if not (given / TEMPLATE_NAME).is_file():
                 raise FileNotFoundError(f"--package-dir {given} has no {TEMPLATE_NAME}: build it with make package")
             return given
-        result = ensure_built(PACKAGE_STAGE, ROOT / "build" / PACKAGE_STAGE)
+        result = ensure_built(PACKAGE_STAGE, project().build / PACKAGE_STAGE)
         if result.rebuilt:
             self.say(f"packaged {', '.join(result.rebuilt)} in {result.seconds:.1f} s ({result.out})")
         return result.out
@@ -320,7 +320,7 @@ class LocalStack:
 
         # unzipped packages are kept by their SHA-256 beside the build, shared by every stack
         service = LambdaService(
-            ROOT / "build" / ".lambda-tasks", launch, credentials, logs, max_environments=config.lambda_concurrency
+            project().build / ".lambda-tasks", launch, credentials, logs, max_environments=config.lambda_concurrency
         )
         self.lambda_service = service
         self._stoppers.append(service.stop)
