@@ -94,12 +94,15 @@ class FollowResult:
 
 def ending_of(record: ModelVersion, baseline_revision: int | None) -> PromotionEnding | None:
     """Where the promotion ended, or None while it is in progress. ``baseline_revision`` is the
-    version's revision before the request (None: unknown, then RETIRED never counts as an end)."""
+    version's revision before the request (None: unknown, then RETIRED never counts as an end; a
+    FAILED read at that revision is the failure before the request, not yet an end)."""
     if record.status is Status.PRODUCTION:
         return PromotionEnding.PRODUCTION
+    moved = baseline_revision is not None and record.revision > baseline_revision
     if record.status is Status.RETIRED:
-        moved = baseline_revision is not None and record.revision > baseline_revision
         return PromotionEnding.RETIRED if moved else None
+    if record.status is Status.FAILED and baseline_revision is not None and not moved:
+        return None  # a failed promotion asked for again: the failure is the old one, not started yet
     if record.status in TERMINAL:  # FAILED, or an end that can never be promoted
         return PromotionEnding.FAILED
     return None

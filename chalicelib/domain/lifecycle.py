@@ -42,8 +42,10 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.APPROVED: frozenset({S.AWAITING_APPROVAL}),
     S.DECLINED: frozenset({S.AWAITING_APPROVAL}),
     S.EXPIRED: frozenset({S.AWAITING_APPROVAL}),
-    # RETIRED -> PROMOTING is a rollback: the earlier version is copied (a no-op) and warmed again
-    S.PROMOTING: frozenset({S.APPROVED, S.RETIRED}),
+    # RETIRED -> PROMOTING is a rollback: the earlier version is copied (a no-op) and warmed again;
+    # FAILED -> PROMOTING, an approved version whose promotion failed (the alias never moved to it)
+    # asked for again (chalicelib/promote_model/ownership.py says which FAILED ones)
+    S.PROMOTING: frozenset({S.APPROVED, S.RETIRED, S.FAILED}),
     S.PRODUCTION: frozenset({S.PROMOTING}),  # only through the alias flip, after warming
     # PROMOTING -> RETIRED: a rollback that could not warm leaves the version as it was
     S.RETIRED: frozenset({S.PRODUCTION, S.PROMOTING}),
@@ -77,7 +79,8 @@ SERVING = ON_STAGING | ON_PRODUCTION
 # A canary candidate: staged and warm, not yet promoted.
 CANARY_CANDIDATES = frozenset({S.STAGED, S.AWAITING_APPROVAL, S.APPROVED})
 # What PromoteModel may start from: APPROVED (a promotion) or RETIRED (a rollback, or a promotion
-# requested again through the admin API).
+# requested again through the admin API); and a FAILED version whose promotion failed, requested
+# again (chalicelib/promote_model/ownership.py may_claim).
 PROMOTABLE = frozenset({S.APPROVED, S.RETIRED})
 # Once decided, the approval message shows where the version stands instead of its buttons.
 AFTER_DECISION = frozenset({S.APPROVED, S.DECLINED, S.EXPIRED, S.PROMOTING, S.PRODUCTION, S.FAILED})

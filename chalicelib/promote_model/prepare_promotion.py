@@ -1,14 +1,15 @@
-"""PreparePromotion: claim the version for this execution (APPROVED or RETIRED -> PROMOTING, with
-the production alias's revision read now) and copy its artifact to the production bucket."""
+"""PreparePromotion: claim the version for this execution (APPROVED, RETIRED or a failed promotion
+-> PROMOTING, with the production alias's revision read now) and copy its artifact to the
+production bucket."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.adapters.artifact_store import ArtifactStore
-from chalicelib.domain.lifecycle import PROMOTABLE, Status
+from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import PromotionRun
-from chalicelib.promote_model.ownership import owned_by
+from chalicelib.promote_model.ownership import may_claim, owned_by
 from chalicelib.promote_model.stage_io import PrepareInput, PrepareResult
 from chalicelib.stages.tracker import LifecycleTracker
 
@@ -30,7 +31,7 @@ class PreparePromotion:
         registry = self._tracker.registry
         record = registry.get(step.name, step.version)
         if not (record.status is Status.PROMOTING and owned_by(record, step.execution)):  # else a retried step
-            if record.status not in PROMOTABLE:
+            if not may_claim(record):
                 return self._nothing(step, f"{step.name} {step.version} is {record.status.value}: nothing to promote")
             alias = registry.find_alias(step.name)
             run = PromotionRun(

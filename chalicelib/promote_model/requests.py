@@ -1,6 +1,7 @@
 """An admin's promotion or rollback through the API. Nothing is promoted here: an awaiting version
 is approved through the gate (as a Slack click would), anything else is asked for with a
-PromotionRequested event, and PromoteModel does the work (copy, warm, flip) as for an approval."""
+PromotionRequested event, and PromoteModel does the work (copy, warm, flip) as for an approval.
+A version whose promotion failed (approved; the alias never moved to it) may be asked for again."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from chalicelib.adapters.lifecycle_events import LifecycleEvent, LifecyclePublis
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.approvals import Decision
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.lifecycle import PROMOTABLE, PROMOTION_REQUESTED, Status
+from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, REDEPLOYABLE, Status
 from chalicelib.domain.records import ModelVersion
+from chalicelib.promote_model.ownership import may_claim
 
 
 class Decided(Protocol):
@@ -53,13 +55,19 @@ class PromotionRequests:
             if not answer.ok:
                 raise Conflict(answer.text)
             return PromotionAccepted(name=name, version=version, status=record.status, action="approved")
-        if record.status in PROMOTABLE:
-            return self._request(record, actor, "promotion requested")
+        if may_claim(record):
+            again = " again" if record.status is Status.FAILED else ""
+            return self._request(record, actor, f"promotion requested{again}")
         if record.status is Status.PRODUCTION:
             raise Conflict(f"{name} {version} already serves in production")
+        redeploy = (
+            f" (its deployment ended: {record.reason[:300]}); a redeploy may start it again"
+            if record.status in REDEPLOYABLE
+            else ""
+        )
         raise Conflict(
-            f"{name} {version} is {record.status.value}; only AWAITING_APPROVAL, APPROVED or RETIRED versions "
-            "can be promoted",
+            f"{name} {version} is {record.status.value}; only AWAITING_APPROVAL, APPROVED or RETIRED versions, or "
+            f"one whose promotion failed, can be promoted{redeploy}",
         )
 
     def rollback(self, name: str, actor: str) -> PromotionAccepted:

@@ -112,6 +112,8 @@ def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     if not args.json:
         accepted = f"({document.get('status') or 'accepted'})"
+        if document.get("status") == "FAILED":  # a promotion that failed, asked for again
+            accepted = f"(it was FAILED: {document.get('action') or 'promotion requested again'})"
         if args.version is not None:
             ctx.print(f"promotion of {name} {version} accepted {accepted}")
         else:

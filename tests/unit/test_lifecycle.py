@@ -65,9 +65,13 @@ def test_received_is_created_or_entered_again_only_by_a_redeploy() -> None:
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL - {S.RETIRED}))
-def test_an_ended_deployment_accepts_no_move_but_a_redeploy(status: Status) -> None:
-    # a rejection or a decline is final; a failure or an expiry may be deployed again
-    assert successors(status) == ({S.RECEIVED} if status in (S.FAILED, S.EXPIRED) else set())
+def test_an_ended_deployment_accepts_no_move_but_a_redeploy_or_a_failed_promotion_asked_for_again(
+    status: Status,
+) -> None:
+    # a rejection or a decline is final; a failure or an expiry may be deployed again, and a
+    # promotion that failed may be asked for again (promote_model/ownership.py: which FAILED ones)
+    again = {S.RECEIVED} if status in (S.FAILED, S.EXPIRED) else set()
+    assert successors(status) == (again | {S.PROMOTING} if status is S.FAILED else again)
 
 
 def test_retired_accepts_only_a_rollback_which_warms_it_again_first() -> None:
