@@ -60,6 +60,17 @@ LIBRARY = "chalicelib"
 SYNCED_WHOLE = ("chalicelib", "functions", "infra")
 
 
+# The modules of the ``[local]`` extra that the local stack imports (pyproject.toml).
+LOCAL_MODULES = ("moto", "chalice", "pytriton", "onnxruntime", "numpy", "tritonclient", "onnx", "aws_lambda_powertools")
+
+
+def missing_local_modules() -> list[str]:
+    """The modules of the ``[local]`` extra this install lacks ([] when it has them all)."""
+    import importlib.util
+
+    return [name for name in LOCAL_MODULES if importlib.util.find_spec(name) is None]
+
+
 class ProjectFilesMissing(RuntimeError):
     """Neither a clone nor an installed package with its files: the install is broken."""
 

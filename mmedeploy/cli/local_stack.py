@@ -116,8 +116,22 @@ def register(commands: Any) -> None:
 
 
 # -- up / down -------------------------------------------------------------------------------------
+def _need_local_extra(ctx: Context) -> None:
+    """End the command, naming the install command, where the ``[local]`` extra is missing."""
+    from mmedeploy.project_files import missing_local_modules
+
+    missing = missing_local_modules()
+    if missing:
+        raise ctx.fail(
+            f"the local stack needs mmedeploy's [local] extra ({', '.join(missing)} missing): "
+            "pipx install --force 'mmedeploy[local]' (or pip install 'mmedeploy[local]')"
+        )
+
+
 def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
     from pydantic import ValidationError
+
+    _need_local_extra(ctx)
 
     from mmedeploy.local import control
     from mmedeploy.local.stack import StackConfig
@@ -155,6 +169,7 @@ def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
 
 # -- demo: the whole mission on the local stack ----------------------------------------------------
 def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
+    _need_local_extra(ctx)
     from mmedeploy.demo import Demo
 
     if not 1 <= args.port_base <= 65535 - 3:

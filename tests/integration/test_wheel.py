@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mmedeploy.cli.errors import EXIT_INVALID
+from mmedeploy.cli.errors import EXIT_INVALID, EXIT_USAGE
 from mmedeploy.project_files import CLONE, EXCLUDED
 
 pytestmark = pytest.mark.slow
@@ -107,9 +107,25 @@ def test_package_and_validate_an_example_from_outside_the_repository(
 
 def test_the_base_install_brings_nothing_of_the_local_stack(installed: tuple[Path, Path]) -> None:
     _, bin_dir = installed
-    for module in ("moto", "chalice", "pytriton", "numpy", "onnxruntime", "yaml"):
+    for module in ("moto", "chalice", "pytriton", "numpy", "onnxruntime"):
         found = subprocess.run([str(bin_dir / "python"), "-c", f"import {module}"], capture_output=True, text=True)
         assert found.returncode != 0, f"{module} came with the base install"
+
+
+def test_the_commands_on_a_stack_run_on_the_base_and_up_names_the_extra_it_needs(
+    installed: tuple[Path, Path], outside: Path
+) -> None:
+    _, bin_dir = installed
+    mmedeploy = str(bin_dir / "mmedeploy")
+    for command in (["status", "idcheck"], ["models"], ["approve", "idcheck", "1"], ["rollback", "idcheck"]):
+        # every import they need is there: they get as far as finding no stack to act on
+        done = subprocess.run([mmedeploy, *command], cwd=outside, capture_output=True, text=True)
+        assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
+        assert "no local stack is running" in done.stderr and "internal error" not in done.stderr
+    for command in ("up", "demo"):
+        done = subprocess.run([mmedeploy, command], cwd=outside, capture_output=True, text=True)
+        assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
+        assert "needs mmedeploy's [local] extra" in done.stderr and "pipx install" in done.stderr
 
 
 def test_the_projects_files_ship_and_are_laid_out_in_the_cache_directory(
