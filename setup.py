@@ -29,16 +29,19 @@ def _project_files():  # type: ignore[no-untyped-def]
 
 class BuildPyWithProjectFiles(build_py):
     def run(self) -> None:
+        if not self.editable_mode:  # nothing left from an earlier build (a module since removed)
+            for package in ("mmedeploy", "chalicelib"):
+                shutil.rmtree(Path(self.build_lib) / package, ignore_errors=True)
         super().run()
         if self.editable_mode:
             return
         files = _project_files()
         shipped = Path(self.build_lib) / "mmedeploy" / "_project"
-        shutil.rmtree(shipped, ignore_errors=True)  # nothing left from an earlier build
         for relative in files.shipped_files(ROOT):
             target = shipped / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / relative, target)
 
 
-setup(cmdclass={"build_py": BuildPyWithProjectFiles})
+# an in-tree build (pip install ., pipx install .) keeps out of the project's build/ outputs
+setup(cmdclass={"build_py": BuildPyWithProjectFiles}, options={"build": {"build_base": "build/wheel"}})
