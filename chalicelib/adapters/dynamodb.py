@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.domain.errors import RegistryError
+from chalicelib.domain.errors import RegistryBusy, RegistryError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -27,14 +27,25 @@ def transact(db: DynamoDBClient, items: list[dict[str, Any]]) -> None:
         reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]  # type: ignore[attr-defined]
         if "ConditionalCheckFailed" in reasons:
             raise ConditionFailed from exc
+        if BUSY_IN_TRANSACTION.intersection(reasons):
+            raise RegistryBusy(f"the registry's table cancelled a transaction: {', '.join(map(str, reasons))}") from exc
         raise registry_error(exc) from exc
     except ClientError as exc:
         raise registry_error(exc) from exc
 
 
+# What DynamoDB answers when it sheds load (the SDK has already retried them, with backoff).
+BUSY = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"}
+)
+BUSY_IN_TRANSACTION = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})  # cancellation reasons
+
+
 def registry_error(exc: ClientError) -> RegistryError:
     error = exc.response.get("Error", {})
-    return RegistryError(f"the registry's table answered {error.get('Code', '')}: {error.get('Message', '')}")
+    code = error.get("Code", "")
+    kind = RegistryBusy if code in BUSY else RegistryError
+    return kind(f"the registry's table answered {code}: {error.get('Message', '')}")
 
 
 def translate_errors[**P, R](method: Callable[P, R]) -> Callable[P, R]:

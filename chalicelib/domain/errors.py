@@ -74,6 +74,11 @@ class RegistryError(DomainError):
     """Base of the registry's errors."""
 
 
+class RegistryBusy(RegistryError):
+    """The registry's table throttled the request beyond the SDK's retries: a moment later it
+    works (the state machines retry it; the API answers 503)."""
+
+
 class VersionNotFound(NotFound, RegistryError):
     def __init__(self, name: str, version: str) -> None:
         super().__init__(f"no version {version} of model {name} in the registry")

@@ -331,10 +331,10 @@ class LocalStack:
 
     def _start_moto(self) -> Credentials:
         """The emulator, IAM enforced from the first call after the administrator exists."""
-        from moto.server import ThreadedMotoServer
+        from mmedeploy.local.faults import moto_server
 
         url = self.config.url("AWS emulator")
-        server = ThreadedMotoServer(ip_address=self.config.host, port=self.config.ports["AWS emulator"], verbose=False)
+        server = moto_server(self.config.host, self.config.ports["AWS emulator"])
         server.start()
         self._stoppers.append(server.stop)
         # Step Functions executes ASL only with this switched on.

@@ -72,6 +72,15 @@ def test_every_task_but_the_outcome_recorder_catches_everything_into_it(name: st
         assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": recorder}]
 
 
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_every_task_retries_a_registry_that_sheds_load_before_it_gives_up(name: str) -> None:
+    # RegistryBusy: DynamoDB throttled past the SDK's own retries (chalicelib/adapters/dynamodb.py)
+    for state_name, state in definition(properties(name))["States"].items():
+        if state["Type"] == "Task":
+            retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
+            assert retried & {"RegistryBusy", "States.ALL"}, state_name
+
+
 def test_the_approval_wait_has_a_timeout_and_its_expiry_is_recognised(deploy: dict[str, Any]) -> None:
     approval = deploy["States"]["RequestApproval"]
     assert approval["Resource"].endswith(".waitForTaskToken")
