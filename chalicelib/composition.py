@@ -28,6 +28,7 @@ from chalicelib.api_tokens import ApiTokens
 from chalicelib.approval.gate import ApprovalGate
 from chalicelib.deploy_model.redeploy import Redeploy
 from chalicelib.deploy_model.stage_io import UploadedObject
+from chalicelib.deploy_model.upload_trigger import ACTOR as UPLOAD_ACTOR
 from chalicelib.deploy_model.upload_trigger import UploadResult, UploadTrigger
 from chalicelib.inference.canary import CanaryRequests
 from chalicelib.inference.catalog import ModelCatalog
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
     from chalicelib.adapters.slack_notifier import SlackNotifier
     from chalicelib.approval.slack_interactions import SlackInteractions
+    from chalicelib.deploy_model.unheard_uploads import UnheardUploads
     from chalicelib.execution_ended import ExecutionEnded
     from chalicelib.sweep import Sweep
 
@@ -133,8 +135,18 @@ def tracker() -> LifecycleTracker:
 
 
 @lru_cache(maxsize=1)
+def upload_trigger() -> UploadTrigger:
+    return UploadTrigger(
+        tracker(),
+        DeploymentStarter(client("stepfunctions"), settings().deploy_state_machine_arn),
+        settings().staging_bucket,
+    )
+
+
+@lru_cache(maxsize=1)
 def upload_handler() -> Callable[..., UploadResult]:
-    """``UploadTrigger.handle`` behind Powertools idempotency, keyed on the uploaded object."""
+    """``UploadTrigger.handle`` behind Powertools idempotency, keyed on the uploaded object (the
+    upload event's handler, and the sweep's for uploads whose event never came)."""
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
@@ -142,11 +154,7 @@ def upload_handler() -> Callable[..., UploadResult]:
     )
     from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
-    trigger = UploadTrigger(
-        tracker(),
-        DeploymentStarter(client("stepfunctions"), settings().deploy_state_machine_arn),
-        settings().staging_bucket,
-    )
+    trigger = upload_trigger()
     config = IdempotencyConfig(
         event_key_jmespath="[bucket, key, etag, version_id]",
         raise_on_no_idempotency_key=True,
@@ -154,8 +162,8 @@ def upload_handler() -> Callable[..., UploadResult]:
     )
     persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client("dynamodb"))
 
-    def handle(upload: UploadedObject) -> UploadResult:
-        return trigger.handle(upload)
+    def handle(upload: UploadedObject, actor: str = UPLOAD_ACTOR) -> UploadResult:
+        return trigger.handle(upload, actor)
 
     wrapped: Callable[..., UploadResult] = idempotent_function(
         data_keyword_argument="upload",
@@ -199,6 +207,19 @@ def sweep() -> Sweep:
     from chalicelib.sweep import Sweep
 
     return Sweep(registry(), Executions(client("stepfunctions")), execution_ended(), tracker().deliver)
+
+
+@lru_cache(maxsize=1)
+def unheard_uploads() -> UnheardUploads:
+    from chalicelib.adapters.staging_uploads import StagingUploads
+    from chalicelib.deploy_model.unheard_uploads import UnheardUploads
+
+    handle = upload_handler()
+    return UnheardUploads(
+        StagingUploads(client("s3"), settings().staging_bucket),
+        upload_trigger(),
+        lambda upload, actor: handle(upload=upload, actor=actor),
+    )
 
 
 @lru_cache(maxsize=1)

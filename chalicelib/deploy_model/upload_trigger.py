@@ -55,19 +55,32 @@ class UploadTrigger:
         self._bucket = staging_bucket
         self._clock = clock
 
-    def handle(self, upload: UploadedObject) -> UploadResult:
+    def knows(self, key: str, etag: str) -> bool:
+        """Whether the registry heard of this upload: its version registered from these bytes, or
+        the bytes refused under it (a key outside the naming contract: its stem recorded)."""
+        try:
+            artifact = ArtifactName.parse(key)
+        except InvalidArtifactName:
+            return self._tracker.registry.find(_stem(key), UNNAMED_VERSION) is not None
+        record = self._tracker.registry.find(artifact.name, artifact.version)
+        if record is None:
+            return False
+        return record.etag == etag or any(refused.etag == etag for refused in record.rejected_uploads)
+
+    def handle(self, upload: UploadedObject, actor: str = ACTOR) -> UploadResult:
+        """``actor``: who registers it (the sweep, for an upload whose event never came)."""
         if upload.bucket != self._bucket:
             logger.warning("upload outside the staging bucket ignored", extra={"bucket": upload.bucket})
             return UploadResult(outcome=TriggerAction.IGNORED)
         try:
             artifact = ArtifactName.parse(upload.key)
         except InvalidArtifactName as exc:
-            return self._reject_name(upload, str(exc))
+            return self._reject_name(upload, str(exc), actor)
         execution_name = upload.execution_name()
         record = self._record(upload, artifact.name, artifact.version, Status.RECEIVED)
         record.execution_arn = self._starter.execution_arn(execution_name)
         try:
-            self._tracker.register(record, ACTOR, f"uploaded to s3://{upload.bucket}/{upload.key}")
+            self._tracker.register(record, actor, f"uploaded to s3://{upload.bucket}/{upload.key}")
         except VersionExists as exists:
             existing = exists.existing
             logger.info("version already registered", extra={"status": existing.status, "etag": upload.etag})
@@ -89,14 +102,13 @@ class UploadTrigger:
             execution_name=execution_name,
         )
 
-    def _reject_name(self, upload: UploadedObject, message: str) -> UploadResult:
-        filename = upload.key.rsplit("/", 1)[-1]
-        stem = filename.removesuffix(".tar.gz")[:200] or filename[:200]
+    def _reject_name(self, upload: UploadedObject, message: str, actor: str) -> UploadResult:
+        filename, stem = upload.key.rsplit("/", 1)[-1], _stem(upload.key)
         record = self._record(upload, stem, UNNAMED_VERSION, Status.REJECTED)
         record.findings = [Finding.of(Code.NAME_INVALID, filename, message)]
         record.reason = f"{Code.NAME_INVALID.value}: {message}"
         try:
-            self._tracker.register(record, ACTOR)
+            self._tracker.register(record, actor)
         except VersionExists:
             return UploadResult(outcome=TriggerAction.DUPLICATE, name=stem, version=UNNAMED_VERSION)
         return UploadResult(outcome=TriggerAction.REJECTED, name=stem, version=UNNAMED_VERSION)
@@ -116,6 +128,12 @@ class UploadTrigger:
             uploader=upload.requester,
             updated_at=now,
         )
+
+
+def _stem(key: str) -> str:
+    """The name an upload outside the naming contract is recorded under."""
+    filename = key.rsplit("/", 1)[-1]
+    return filename.removesuffix(".tar.gz")[:200] or filename[:200]
 
 
 def upload_event_pattern(staging_bucket: str) -> dict[str, object]:

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.registry import ModelRegistry
+from chalicelib.deploy_model.unheard_uploads import UNHEARD_AFTER_S
 from chalicelib.domain.lifecycle import SETTLED, Status
 from chalicelib.domain.records import ModelVersion
+from mmedeploy.local.faults import CONTROL_PATH as THROTTLE_PATH
 from mmedeploy.local.stack import StackInfo
 from testkit.mme import triton_pids
 from testkit.stack_process import aws_client, free_port_base, mmedeploy, start_stack, stop_stack
@@ -202,13 +204,7 @@ def test_a_slack_outage_loses_no_notice(local_stack: StackInfo, aws: Callable[[s
     assert owed.status is Status.REJECTED and owed.outbox and owed.outbox[-1].slack
     # WHEN Slack is back and the sweep runs (the schedule's event, sent straight to the function)
     time.sleep(max(0.0, 31 - (time.time() - _epoch(owed.updated_at))))
-    name = next(
-        f["FunctionName"]
-        for f in aws("lambda").list_functions()["Functions"]
-        if f["FunctionName"].endswith("-reconcile")
-    )
-    event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
-    swept = json.loads(aws("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())["Payload"].read())
+    swept = _sweep(aws)
     # THEN the notice goes out, once, and nothing is owed any more
     assert "outage 1" in swept["announced"], swept
     messages = json.loads(urllib.request.urlopen(f"{local_stack.slack_url}/_messages", timeout=5).read())
@@ -269,3 +265,49 @@ def test_concurrent_approve_and_decline_clicks_decide_once(
     wanted = frozenset({Status.PRODUCTION}) if decided[0] is clicks[0] else frozenset({Status.DECLINED})
     ended = wait_for(lambda: _in(registry, "torn", wanted), 90, f"torn 1 to be {sorted(wanted)}")
     assert ended.status in wanted
+
+
+def test_an_upload_whose_registration_the_throttled_registry_refused_is_found_by_the_sweep(
+    local_stack: StackInfo, aws: Callable[[str], Any]
+) -> None:
+    registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
+    # GIVEN the registry's table throttled for longer than the SDK retries (about 25 s)
+    throttle = json.dumps({"table": local_stack.registry_table, "seconds": 35}).encode()
+    control = f"{local_stack.aws_endpoint_url}{THROTTLE_PATH}"
+    urllib.request.urlopen(urllib.request.Request(control, data=throttle), timeout=5).close()
+    # WHEN a tarball is uploaded: its trigger gives up (RegistryBusy), and the event is spent
+    uploaded = time.time()
+    put = aws("s3").put_object(
+        Bucket=local_stack.staging_bucket, Key="throttled_1.tar.gz", Body=pack(echo_repo("throttled", "1"))
+    )
+    time.sleep(36)
+    assert registry.find("throttled", "1") is None  # nothing half-written
+    # THEN the sweep, once the upload is a minute old, registers it as its event would have
+    time.sleep(max(0.0, UNHEARD_AFTER_S + 1 - (time.time() - uploaded)))
+    swept = _sweep(aws)
+    registered = registry.get("throttled", "1", with_history=True)
+    assert registered.history[0].actor == "reconcile/sweep", (swept, registered.history)
+    assert registered.object_version == put["VersionId"]
+    # AND it goes through the pipeline to approval, every step in its history once
+    awaiting = wait_for(lambda: _in(registry, "throttled", SETTLED), 90, "throttled 1 to settle")
+    assert awaiting.status is Status.AWAITING_APPROVAL, awaiting.reason
+    steps = [h.status for h in registry.get("throttled", "1", with_history=True).history]
+    assert steps == [
+        Status(s) for s in ("RECEIVED", "VALIDATING", "VALIDATED", "WARMING", "STAGED", "AWAITING_APPROVAL")
+    ]
+    # AND the next sweep leaves it alone
+    assert not any("throttled" in entry for entry in _sweep(aws)["registered"])
+
+
+def _sweep(aws: Callable[[str], Any]) -> dict[str, Any]:
+    """One run of the reconciler's schedule, its event sent straight to the function."""
+    name = next(
+        f["FunctionName"]
+        for f in aws("lambda").list_functions()["Functions"]
+        if f["FunctionName"].endswith("-reconcile")
+    )
+    event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    answer: dict[str, Any] = json.loads(
+        aws("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())["Payload"].read()
+    )
+    return answer
