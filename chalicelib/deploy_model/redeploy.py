@@ -11,6 +11,8 @@ gone: those need a new version.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel
 
 from chalicelib.adapters.artifact_store import ArtifactStore
@@ -20,8 +22,9 @@ from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import REDEPLOYABLE, Status
 from chalicelib.stages.tracker import LifecycleTracker
 
-# The errors (the first word of a FAILED reason) that are the model's own doing.
-MODEL_FAULTS = ("ModelLoadFailed", "SmokeTestFailed", "NothingToServe")
+# The errors (the first word of a FAILED reason) that a redeploy of the same bytes would meet again:
+# the model's own doing, or bytes that are no longer the ones validated.
+MODEL_FAULTS = frozenset({"ModelLoadFailed", "SmokeTestFailed", "NothingToServe", "ArtifactChanged"})
 
 
 class RedeployStarted(BaseModel):
@@ -46,7 +49,7 @@ class Redeploy:
                 f"{name} {version} is {record.status.value}: a redeploy starts again only a version that ended "
                 f"FAILED or EXPIRED{_why_not(record.status, record.reason)}"
             )
-        if record.reason.startswith(MODEL_FAULTS):
+        if _error_of(record.reason) in MODEL_FAULTS:
             raise Conflict(
                 f"{name} {version} failed on its own account ({record.reason[:300]}); a redeploy would fail the "
                 "same way: fix the model and upload it as a new version"
@@ -81,6 +84,13 @@ class Redeploy:
         )
         self._starter.start(execution_name, DeploymentInput(name=name, version=version, upload=upload))
         return RedeployStarted(name=name, version=version, status=Status.RECEIVED, execution=execution)
+
+
+def _error_of(reason: str) -> str:
+    """The error a FAILED reason names: its first word, or the first after a stage's words
+    ("promotion failed, production unchanged: ModelLoadFailed: ...")."""
+    head, _, rest = reason.partition(": ")
+    return head if re.fullmatch(r"\w+", head) else rest.partition(":")[0]
 
 
 def _why_not(status: Status, reason: str) -> str:

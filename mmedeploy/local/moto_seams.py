@@ -18,7 +18,8 @@ bumping ``MOTO_VERSION``.
    moto's StopExecution drops its error and cause, and leaves an execution that waits for a task
    token waiting (until the token is answered or the task times out, days later); interrupted,
    the interpreter would end it FAILED with States.Timeout. Here a stop keeps its error and
-   cause, interrupts those waits, and the execution ends ABORTED at once, as on AWS.
+   cause, interrupts those waits, and the execution is ABORTED (and announced) at once, as on
+   AWS, even while a task runs (moto's interpreter would wait for the task to return).
 """
 
 from __future__ import annotations
@@ -210,25 +211,37 @@ def _epoch_ms(at: Any) -> int | None:
     return int(at.timestamp() * 1000) if at is not None else None
 
 
+def _announce(client: ClientFactory, execution: Execution) -> None:
+    """Put the execution's status-change event on the default bus, once."""
+    if getattr(execution, _ANNOUNCED, False):
+        return
+    setattr(execution, _ANNOUNCED, True)
+    entry = status_change_entry(execution)
+
+    def put() -> None:
+        try:
+            client("events", execution.region_name).put_events(Entries=[entry])
+        except Exception as exc:  # noqa: BLE001 - as on AWS, a lost event is the sweeper's to catch
+            log.warning("announcing the end of %s failed: %s", execution.exec_arn, exc)
+
+    # not on the execution's worker thread, which the emulator may still hold a lock for
+    threading.Thread(target=put, daemon=True, name="sfn-status-change").start()
+
+
+def _abort(execution: Execution, stopped: _Stop) -> None:
+    execution.exec_status = ExecutionStatus.ABORTED
+    execution.stop_date = stopped.at
+    execution.error, execution.cause = stopped.error, stopped.cause
+
+
 def _announce_ending(client: ClientFactory, original: Callable[..., None]) -> Callable[..., None]:
     def terminated(self: BaseExecutionWorkerCommunication) -> None:
         original(self)
         execution = self.execution
         stopped: _Stop | None = getattr(execution, _STOPPED, None)
         if stopped is not None:  # whatever the interrupted wait made of it: ABORTED, as StopExecution says
-            execution.exec_status = ExecutionStatus.ABORTED
-            execution.stop_date = stopped.at
-            execution.error, execution.cause = stopped.error, stopped.cause
-        entry = status_change_entry(execution)
-
-        def put() -> None:
-            try:
-                client("events", execution.region_name).put_events(Entries=[entry])
-            except Exception as exc:  # noqa: BLE001 - as on AWS, a lost event is the sweeper's to catch
-                log.warning("announcing the end of %s failed: %s", execution.exec_arn, exc)
-
-        # not on the execution's worker thread, which the emulator may still hold a lock for
-        threading.Thread(target=put, daemon=True, name="sfn-status-change").start()
+            _abort(execution, stopped)
+        _announce(client, execution)
 
     return terminated
 
@@ -241,6 +254,7 @@ class _Stop:
 
 
 _STOPPED = "_mmedeploy_stopped"
+_ANNOUNCED = "_mmedeploy_announced"
 _stop_request = threading.local()  # the StopExecution request's error and cause, for its backend call
 
 
@@ -255,16 +269,21 @@ def _stop_keeping_cause(original: Callable[..., Any]) -> Callable[..., Any]:
     return stop_execution
 
 
-def _interrupting_waits(original: Callable[..., None]) -> Callable[..., None]:
+def _interrupting_waits(client: ClientFactory, original: Callable[..., None]) -> Callable[..., None]:
     def stop(self: Execution, stop_date: Any, error: str | None, cause: str | None) -> None:
         error = error or getattr(_stop_request, "error", None) or None
         cause = cause or getattr(_stop_request, "cause", None) or None
-        setattr(self, _STOPPED, _Stop(stop_date, error, cause))
+        stopped = _Stop(stop_date, error, cause)
+        setattr(self, _STOPPED, stopped)
         original(self, stop_date=stop_date, error=error, cause=cause)
         worker = self.exec_worker
         if worker is not None and worker.env is not None:
             for endpoint in list(worker.env.callback_pool_manager._pool.values()):
                 endpoint.interrupt_all()
+        # ABORTED now, as on AWS: moto's interpreter ends only once a running task returns (the
+        # Lambda invocation itself runs on, on AWS too; its late registry write is refused or moot)
+        _abort(self, stopped)
+        _announce(client, self)
 
     return stop
 
@@ -285,7 +304,7 @@ def install(run: RunFunction, client: ClientFactory) -> None:
     BaseExecutionWorkerCommunication.terminated = _announce_ending(  # type: ignore[method-assign]
         client, BaseExecutionWorkerCommunication.terminated
     )
-    Execution.stop = _interrupting_waits(Execution.stop)  # type: ignore[method-assign]
+    Execution.stop = _interrupting_waits(client, Execution.stop)  # type: ignore[method-assign]
     StepFunctionResponse.stop_execution = _stop_keeping_cause(  # type: ignore[method-assign]
         StepFunctionResponse.stop_execution
     )

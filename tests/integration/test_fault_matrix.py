@@ -16,13 +16,10 @@ timeout); Validate, PreparePromotion and FlipAlias for StopExecution (no request
 by). DeployModel stopped at RequestApproval, and PromoteModel stopped at whichever state it has
 reached when PROMOTING is seen, are in test_reconciliation.py.
 
-Locally, StopExecution of an execution whose task is running (a Lambda waiting for the model's
-answer) ends it only once the task returns: moto ends an execution between states, and until
-then DescribeExecution says RUNNING and no status-change event is sent, so neither the rule nor
-the sweep can end the version meanwhile (on AWS the execution is ABORTED at once, and the task's
-late answer is ignored). The StopExecution tests let the held answer go right after the stop, so
-the task returns at once; what the user sees after (the reason, production, the next action) is
-as on AWS. The fix belongs in mmedeploy/local/moto_seams.py (announce the stop when it is made).
+StopExecution of an execution whose task is running (a Lambda waiting for the model's answer)
+ends it ABORTED at once, as on AWS (the stack's Step Functions seam announces the stop when it is
+made; moto alone would wait for the task to return): the StopExecution tests keep the answer held
+until the version has ended.
 """
 
 from __future__ import annotations
@@ -332,9 +329,10 @@ def test_a_deployment_stopped_at_warmstaging_ends_failed_saying_so_and_a_redeplo
     assert warming.execution_arn
     # WHEN an operator stops the execution
     aws("stepfunctions").stop_execution(executionArn=warming.execution_arn, cause="stopped by an operator")
-    holds.release(name)  # (locally a stop takes effect once the running task answers: see the docstring)
-    # THEN the version ends FAILED, naming the stop, the state and the cause; production has none of it
+    # THEN the version ends FAILED while the task still waits, naming the stop, the state and the
+    # cause; production has none of it
     ended = _reach(registry, name, Status.FAILED, timeout=30)
+    holds.release(name)
     execution = warming.execution_arn.rsplit(":", 1)[-1]
     assert ended.reason == (
         f"ExecutionAborted: the DeployModel execution {execution} was stopped at WarmStaging: stopped by an operator"
@@ -372,9 +370,9 @@ def test_a_promotion_stopped_at_warmproduction_ends_failed_saying_so_production_
     # WHEN an operator stops the PromoteModel execution
     arn = promoting.promotion.execution_arn
     aws("stepfunctions").stop_execution(executionArn=arn, cause="stopped by an operator")
-    holds.release(hold)  # (locally a stop takes effect once the running task answers: see the docstring)
-    # THEN version 2 ends FAILED, naming the stop, the state and the cause
+    # THEN version 2 ends FAILED while the task still waits, naming the stop, the state and the cause
     ended = _reach(registry, live, Status.FAILED, "2", timeout=30)
+    holds.release(hold)
     assert ended.reason == (
         "promotion failed, production unchanged: ExecutionAborted: the PromoteModel execution "
         f"{arn.rsplit(':', 1)[-1]} was stopped at WarmProduction: stopped by an operator"

@@ -73,6 +73,12 @@ def test_a_failed_or_expired_version_starts_again_owned_by_a_new_execution(
         (Status.DECLINED, "declined by slack:U0BOB", "an approver declined it"),
         (Status.FAILED, "ModelLoadFailed: Triton refused to load it", "failed on its own account"),
         (Status.FAILED, "SmokeTestFailed: output y has shape [2]", "failed on its own account"),
+        (Status.FAILED, "ArtifactChanged: the bytes' sha256 is b..., not a...", "failed on its own account"),
+        (
+            Status.FAILED,
+            "promotion failed, production unchanged: ModelLoadFailed: out of memory",
+            "failed on its own account",
+        ),
     ],
 )
 def test_what_a_redeploy_cannot_change_is_refused_with_the_reason(
