@@ -267,6 +267,11 @@ def describe_version(name: str, version: str) -> Response:
     return _answer(lambda: composition.model_catalog().version(name, version))
 
 
+@app.route("/models/{name}/versions/{version}/approval", methods=["GET"], authorizer=bearer_token)
+def describe_approval(name: str, version: str) -> Response:
+    return _answer(lambda: composition.model_catalog().approval(name, version))
+
+
 # -- admin ----------------------------------------------------------------------------------
 @app.route(
     "/models/{name}/versions/{version}/promote", methods=["POST"], authorizer=bearer_token, content_types=["*/*"]

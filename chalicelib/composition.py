@@ -276,7 +276,7 @@ def inference_proxy(status_of: Callable[[BaseException], int]) -> InferenceProxy
 
 @lru_cache(maxsize=1)
 def model_catalog() -> ModelCatalog:
-    return ModelCatalog(registry(), router())
+    return ModelCatalog(registry(), router(), approvals())
 
 
 @lru_cache(maxsize=1)

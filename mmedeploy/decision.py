@@ -15,11 +15,11 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.signature import SignatureVerifier
 
-from chalicelib.domain.approvals import Decision, PendingApproval
+from chalicelib.domain.approvals import Decision
 from chalicelib.domain.records import ModelVersion
 from mmedeploy.admin_api import ApiAnswer, ApiNotConfigured, post
 from mmedeploy.target import DeploymentTarget
@@ -31,7 +31,17 @@ BLOCK_ID = "approval"  # chalicelib.adapters.slack_messages.approval_request's a
 DEFAULT_SLACK_URL = "https://hooks.slack.com"  # response_url's host when the target has no Slack sink
 
 
-def message_location(approval: PendingApproval | None, now: float) -> tuple[str, str]:
+class ApprovalMessage(Protocol):
+    """Where an approval request was posted: the registry's pending approval, or the API's
+    ``GET /models/NAME/versions/VERSION/approval``."""
+
+    @property
+    def slack_channel(self) -> str | None: ...
+    @property
+    def slack_ts(self) -> str | None: ...
+
+
+def message_location(approval: ApprovalMessage | None, now: float) -> tuple[str, str]:
     """The approval message's (channel, ts) as the registry keeps them (from chat.postMessage's
     answer), else a local channel and a ts shaped like Slack's."""
     channel = approval.slack_channel if approval is not None and approval.slack_channel else CHANNEL_ID
@@ -98,11 +108,11 @@ def send_decision(
     record: ModelVersion,
     decision: Decision,
     user: str,
-    approval: PendingApproval | None = None,
+    approval: ApprovalMessage | None = None,
     clock: Callable[[], float] = time.time,
 ) -> ApiAnswer:
     """Click ``decision`` on ``record``'s approval request as Slack user ``user``; ``approval``
-    (the registry's pending approval) says where the message is, when known.
+    (the API's view of the approval request) says where the message is, when known.
 
     The webhook answers ``{"ok", "outcome", "text", "status"}``: 200 (ok or not), 400 malformed,
     401 bad signature, 403 a user who may not decide. Raises ApiNotConfigured when the target

@@ -36,7 +36,6 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from chalicelib.adapters.registry import ModelRegistry
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.naming import ArtifactName
 from chalicelib.domain.records import HistoryEntry, ModelVersion
@@ -45,6 +44,7 @@ from mmedeploy.local import DEFAULT_STATE_DIR
 from mmedeploy.local.stack import StackInfo
 from mmedeploy.packaging import InvalidPackage, package, write_tarball
 from mmedeploy.project_files import project
+from mmedeploy.registry_client import VersionSummary, find_approval, find_model, find_version
 from mmedeploy.report_view import render_report
 from mmedeploy.slack_view import message_panel
 from mmedeploy.status_view import history_line, version_view
@@ -83,7 +83,22 @@ def epoch(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
 
-def next_version(registry: ModelRegistry, name: str) -> str:
+class ApiRegistry:
+    """The registry as the demo reads it: through the API's registry routes with the invoke token
+    (:mod:`mmedeploy.registry_client`), as every command does."""
+
+    def __init__(self, target: DeploymentTarget) -> None:
+        self._target = target
+
+    def versions(self, name: str) -> list[VersionSummary]:
+        listing = find_model(self._target, name)
+        return listing.versions if listing is not None else []
+
+    def find(self, name: str, version: str, with_history: bool = True) -> ModelVersion | None:
+        return find_version(self._target, name, version)  # the API answers with the history
+
+
+def next_version(registry: ApiRegistry, name: str) -> str:
     """One more than the highest major version registered for ``name``: ``1`` for a new model."""
     majors = [int(head) for r in registry.versions(name) if (head := r.version.split(".")[0]).isdigit()]
     return str(max(majors, default=0) + 1)
@@ -127,7 +142,7 @@ class Demo:
         self.workdir = Path(tempfile.mkdtemp(prefix="mmedeploy-demo-"))
         self.results: list[StepResult] = []
         self._target: DeploymentTarget | None = None
-        self._registry: ModelRegistry | None = None
+        self._registry: ApiRegistry | None = None
         self.version = ""  # of idcheck, chosen in step 2
         self.example = project().examples / MODEL  # its generated parts are made in step 2 if missing
         self.tarball: Path | None = None
@@ -141,9 +156,9 @@ class Demo:
         return self._target
 
     @property
-    def registry(self) -> ModelRegistry:
+    def registry(self) -> ApiRegistry:
         if self._registry is None:
-            self._registry = self.target.registry()
+            self._registry = ApiRegistry(self.target)
         return self._registry
 
     @property
@@ -414,7 +429,7 @@ class Demo:
         record = self.registry.find(MODEL, self.version)
         if record is None or not record.approval_id:
             raise StepFailed(f"{MODEL} {self.version} has no approval request")
-        approval = self.registry.find_approval(record.approval_id)
+        approval = find_approval(self.target, MODEL, self.version)
         user = default_user(self.target)
         if not user:
             raise StepFailed(f"{self.target.description} names no Slack approver")

@@ -10,10 +10,17 @@ read. ``status --watch`` (:func:`watch_version`), ``promote``/``rollback`` and t
 - a promotion ends in PRODUCTION (done), FAILED (or another end a version cannot be promoted
   from), or RETIRED again with a higher revision than before the request (a rollback that could
   not warm the version leaves it as it was). Otherwise it is still in progress at the timeout.
+
+A read that fails for a while (the API throttles, answers 5xx, or does not answer: the
+exceptions a caller names in ``retry_on``) is asked again with exponential backoff and jitter,
+waiting at least what the API's ``Retry-After`` says, until the timeout; a failure still there
+at the timeout is raised. Ctrl-C (KeyboardInterrupt) goes through to the caller, who says that
+the deployment goes on.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +34,23 @@ from chalicelib.domain.records import HistoryEntry, ModelVersion
 
 Fetch = Callable[[], ModelVersion | None]
 OnUpdate = Callable[[ModelVersion | None, float], None]  # each read, and the seconds elapsed
+
+MAX_BACKOFF_S = 30.0  # the longest wait between two reads after failures
+
+
+def backoff_s(
+    interval: float,
+    failures: int,
+    retry_after: float | None = None,
+    jitter: Callable[[], float] = random.random,
+    cap: float = MAX_BACKOFF_S,
+) -> float:
+    """The wait after ``failures`` failed reads in a row: the interval (at least 1 s) doubled per
+    failure up to ``cap``, jittered to between half and all of it so that many followers do not
+    ask together; never less than the API's ``retry_after``."""
+    ceiling: float = min(cap, max(interval, 1.0) * 2.0 ** (failures - 1))
+    wait = ceiling * (0.5 + jitter() / 2)
+    return max(wait, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -44,13 +68,27 @@ def poll_version(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    retry_on: tuple[type[Exception], ...] = (),
+    jitter: Callable[[], float] = random.random,
 ) -> Poll:
     """Call ``fetch`` every ``interval`` seconds and hand each read (and the seconds elapsed) to
     ``on_update`` until ``done`` says so of a read, or ``timeout`` seconds pass (the last sleep is
-    cut short to end at the timeout, not a full interval after it)."""
+    cut short to end at the timeout, not a full interval after it). A read raising one of
+    ``retry_on`` is tried again after :func:`backoff_s`; past the timeout it is raised."""
     started = clock()
+    failures = 0
     while True:
-        record = fetch()
+        try:
+            record = fetch()
+        except retry_on as exc:
+            failures += 1
+            elapsed = clock() - started
+            if elapsed >= timeout:
+                raise
+            wait = backoff_s(interval, failures, getattr(exc, "retry_after_s", None), jitter)
+            sleep(max(0.0, min(wait, timeout - elapsed)))
+            continue
+        failures = 0
         elapsed = clock() - started
         on_update(record, elapsed)
         if record is not None and done(record):
@@ -68,9 +106,12 @@ def watch_version(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> Poll:
     """Follow a version until it settles or ``timeout`` passes."""
-    return poll_version(fetch, on_update, lambda record: record.status in SETTLED, interval, timeout, clock, sleep)
+    return poll_version(
+        fetch, on_update, lambda record: record.status in SETTLED, interval, timeout, clock, sleep, retry_on
+    )
 
 
 # -- promote / rollback ----------------------------------------------------------------------------
@@ -116,6 +157,7 @@ def follow_promotion(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> FollowResult:
     """Follow a version until :func:`ending_of` names an end or ``timeout`` seconds pass."""
     poll = poll_version(
@@ -126,6 +168,7 @@ def follow_promotion(
         timeout,
         clock,
         sleep,
+        retry_on,
     )
     ended = ending_of(poll.record, baseline_revision) if poll.record is not None and not poll.timed_out else None
     return FollowResult(ended or PromotionEnding.TIMED_OUT, poll.record, poll.elapsed)

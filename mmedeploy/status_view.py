@@ -6,7 +6,8 @@ without a stack. The exit policy of ``status --watch`` lives here too (:func:`wa
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
@@ -25,6 +26,22 @@ _STYLES: dict[Status, str] = {
     Status.PRODUCTION: "bold green",
     Status.RETIRED: "dim",
 }
+
+
+class VersionRow(Protocol):
+    """What a model's listing shows of each version: a registry record, or a line of the API's
+    ``GET /models/NAME`` (:class:`mmedeploy.registry_client.VersionSummary`)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def uploaded_at(self) -> str: ...
+    @property
+    def updated_at(self) -> str: ...
 
 
 def status_style(status: Status) -> str:
@@ -56,7 +73,7 @@ def aliases(routes: ModelRoutes | None) -> dict[str, str]:
     return pointers
 
 
-def model_json(name: str, records: list[ModelVersion], routes: ModelRoutes | None = None) -> dict[str, Any]:
+def model_json(name: str, records: Sequence[VersionRow], routes: ModelRoutes | None = None) -> dict[str, Any]:
     """``status NAME --json``: every version, oldest upload first, and the aliases: ``aliases`` maps
     each one set to its version; ``production`` (with ``previous``, ``revision``, ``updated_at``,
     ``actor``) and ``canary`` (with ``weight``, ``started_at``, ``actor``) give the details, or null."""
@@ -221,7 +238,7 @@ def routes_line(routes: ModelRoutes | None) -> str | None:
     return "; ".join(parts)
 
 
-def versions_view(name: str, records: list[ModelVersion], routes: ModelRoutes | None = None) -> Table:
+def versions_view(name: str, records: Sequence[VersionRow], routes: ModelRoutes | None = None) -> Table:
     """Every version of a model, oldest upload first, with its aliases."""
     table = Table(
         title=f"{name}: {len(records)} version(s)",

@@ -1,5 +1,7 @@
 """Reads of the registry for people and clients: the model list, a model with its versions and
-aliases, one version with its history, and KServe v2 model metadata and readiness."""
+aliases, one version with its history, its approval request, and KServe v2 model metadata and
+readiness. These routes are the only way the CLI reads the registry (``status``, the follow
+loops, ``approve``), so an invoke token is all a reader needs."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from chalicelib.adapters.approval_store import ApprovalStore
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.errors import InvalidRequest, NotFound
 from chalicelib.domain.lifecycle import SERVING
@@ -22,7 +25,9 @@ class VersionLine(BaseModel):
     version: str
     status: str
     reason: str = ""
+    uploaded_at: str
     updated_at: str
+    revision: int = 0  # the record's: a follower compares it with a later read
     sha256: str | None = None
 
 
@@ -62,9 +67,10 @@ def page_limit(value: str | None, default: int = DEFAULT_PAGE) -> int:
 
 
 class ModelCatalog:
-    def __init__(self, registry: VersionStore, router: Router) -> None:
+    def __init__(self, registry: VersionStore, router: Router, approvals: ApprovalStore) -> None:
         self._registry = registry
         self._router = router
+        self._approvals = approvals
 
     def models(self, limit: int, next_token: str | None) -> ModelsView:
         page = self._registry.list_models(limit, decode_token(next_token))
@@ -88,6 +94,18 @@ class ModelCatalog:
         if record is None:
             raise NotFound(f"model {name} has no version {version}")
         return record.document()
+
+    def approval(self, name: str, version: str) -> dict[str, Any]:
+        """The version's approval request without its task token (which never leaves the registry):
+        where the Slack message is, and the decision once taken. NotFound for an unknown version
+        or one that was never asked for approval."""
+        record = self._registry.find(name, version)
+        if record is None:
+            raise NotFound(f"model {name} has no version {version}")
+        approval = self._approvals.find_approval(record.approval_id) if record.approval_id else None
+        if approval is None:
+            raise NotFound(f"no approval was requested for {name} {version}; it is {record.status.value}")
+        return approval.model_dump(mode="json", exclude={"task_token"})
 
     def kserve_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         """KServe v2 model metadata of the version a request would be served by (production, or
@@ -117,6 +135,8 @@ def _line(record: ModelVersion) -> VersionLine:
         version=record.version,
         status=record.status.value,
         reason=record.reason,
+        uploaded_at=record.uploaded_at,
         updated_at=record.updated_at,
+        revision=record.revision,
         sha256=record.sha256,
     )

@@ -12,12 +12,13 @@ from mmedeploy.cli.context import Context, dumps, state_dir_option
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, Exit
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.registry import ModelRegistry
+    from mmedeploy.target import DeploymentTarget
 
 ADMIN_INTRO = """\
-Needs the admin token (the local stack's admin_token). Unless --no-wait, follows the version until
-it is PRODUCTION, FAILED, or RETIRED again (a rollback that could not warm it), or --timeout passes;
-Ctrl-C stops waiting, not the {what}.
+Needs the admin token (the local stack's admin_token). Unless --no-wait, follows the version
+through the API's registry routes until it is PRODUCTION, FAILED, or RETIRED again (a rollback
+that could not warm it), or --timeout passes, backing off while the API throttles or fails;
+Ctrl-C stops waiting (exit 130), not the {what}.
 """
 
 CANARY_INTRO = """\
@@ -74,18 +75,18 @@ def register(commands: Any) -> None:
 def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
     """``promote`` (args.version set) and ``rollback`` (args.version None): request, then follow."""
     from mmedeploy.admin_api import request_promotion, request_rollback
+    from mmedeploy.registry_client import find_model, find_version
 
     name = args.name
     target = ctx.target(args.state_dir)
-    registry = target.registry()
     revisions: dict[str, int] = {}  # before the request: a later RETIRED with a higher one is a failed rollback
     if not args.no_wait:
-        with ctx.reading_registry(target):
-            if args.version is not None:
-                found = registry.find(name, args.version)
-                revisions = {found.version: found.revision} if found else {}
-            else:
-                revisions = {r.version: r.revision for r in registry.versions(name)}
+        if args.version is not None:
+            found = find_version(target, name, args.version)
+            revisions = {found.version: found.revision} if found else {}
+        else:
+            listing = find_model(target, name)
+            revisions = {line.version: line.revision for line in listing.versions} if listing else {}
     if args.version is not None:
         answer = request_promotion(target, name, args.version)
     else:
@@ -125,8 +126,7 @@ def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
     if not version:
         raise ctx.fail(f"the API's answer names no version to follow; see: mmedeploy status {name}", EXIT_INVALID)
     try:
-        with ctx.reading_registry(target, then=f"; follow it: {watch_hint}"):
-            return _follow(args, ctx, registry, version, revisions.get(version), watch_hint, answer.as_json())
+        return _follow(args, ctx, target, version, revisions.get(version), watch_hint, answer.as_json())
     except KeyboardInterrupt:
         what = "promotion" if args.version is not None else "rollback"
         raise ctx.fail(f"stopped waiting; the {what} goes on: {watch_hint}", Exit.INTERRUPTED) from None
@@ -135,7 +135,7 @@ def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
 def _follow(
     args: argparse.Namespace,
     ctx: Context,
-    registry: ModelRegistry,
+    target: DeploymentTarget,
     version: str,
     baseline: int | None,
     watch_hint: str,
@@ -143,6 +143,7 @@ def _follow(
 ) -> int:
     from chalicelib.domain.records import ModelVersion
     from mmedeploy.follow import HistoryFeed, PromotionEnding, follow_promotion
+    from mmedeploy.registry_client import RegistryUnavailable, version_reader
     from mmedeploy.status_view import history_line
 
     name, out = args.name, ctx.out
@@ -152,8 +153,7 @@ def _follow(
     # the first read's latest
     feed = HistoryFeed(out, lambda entry, elapsed: history_line(entry, lead=f"{elapsed:7.1f} s  "), after=baseline)
 
-    def fetch() -> ModelVersion | None:
-        return registry.find(name, version, with_history=True)
+    fetch = version_reader(target, name, version)
 
     def show(record: ModelVersion | None, elapsed: float) -> None:
         if record is None or args.json:
@@ -166,7 +166,14 @@ def _follow(
             )
 
     with spinner if spinner is not None else nullcontext():
-        result = follow_promotion(fetch, show, baseline, interval=args.interval, timeout=args.timeout)
+        result = follow_promotion(
+            fetch,
+            show,
+            baseline,
+            interval=args.interval,
+            timeout=args.timeout,
+            retry_on=(RegistryUnavailable,),
+        )
     record = result.record
     if args.json:
         print(

@@ -1,5 +1,12 @@
 """``approve`` / ``decline``: the Slack buttons on an approval request, without Slack.
 
+Only on the local stack, whose Slack is a sink: on a deployed stack the decision is Slack's (an
+approver clicks the request's buttons; the webhook checks Slack's signature and the approver
+list), so these commands say so and point an admin at ``mmedeploy promote``, which approves a
+version awaiting approval through the API with the admin token. A target is the local stack when
+it carries the Slack signing secret: only the local stack's does (a deployed stack's stays in
+Secrets Manager, out of the CLI's reach).
+
 ``reject`` is the former name of ``decline``: a hidden alias that says so on stderr, kept so that
 scripts do not break."""
 
@@ -16,9 +23,11 @@ if TYPE_CHECKING:
     from chalicelib.domain.approvals import Decision
 
 DECISION_INTRO = """\
-Sends what Slack sends when the button on the approval request is clicked: a block_actions
-interaction, signed with the stack's Slack signing secret, to POST <api_url>/slack/interactions.
-The approval is the version's (see 'mmedeploy status NAME VERSION').
+On the local stack: sends what Slack sends when the button on the approval request is clicked, a
+block_actions interaction signed with the stack's Slack signing secret, to POST
+<api_url>/slack/interactions. The approval is the version's (read through the API: see
+'mmedeploy status NAME VERSION'). On a deployed stack approvers decide in Slack; an admin
+approves with 'mmedeploy promote NAME VERSION' (the admin token).
 """
 
 DEPRECATED = {"reject": "decline"}  # former name -> command: still accepted, hidden from the help
@@ -62,19 +71,23 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_decide(args: argparse.Namespace, ctx: Context) -> int:
     from mmedeploy.decision import decided, default_user, send_decision
+    from mmedeploy.registry_client import find_approval, find_version
 
     command = getattr(args, "deprecated_for", None) or args.command
     if command != args.command:
         ctx.note(f"{ctx.prog}: deprecated, use 'mmedeploy {command}' (it does the same)")
     name, version = args.name, args.version
     target = ctx.target(args.state_dir)
+    if not target.slack_signing_secret:  # a deployed stack: Slack decides
+        raise ctx.fail(
+            f"on {target.description} approvals are made in Slack, with the buttons on the approval "
+            f"request; an admin can approve without Slack: mmedeploy promote {name} {version}",
+            EXIT_INVALID,
+        )
     user = args.user or default_user(target)
     if not user:
         raise ctx.fail(f"{target.description} names no Slack approver; give --user SLACK_USER_ID")
-    registry = target.registry()
-    with ctx.reading_registry(target):
-        record = registry.find(name, version)
-        approval = registry.find_approval(record.approval_id) if record and record.approval_id else None
+    record = find_version(target, name, version)
     if record is None:
         raise ctx.fail(
             f"no version {version} of model {name} in the registry; see: mmedeploy status {name}", EXIT_NOT_FOUND
@@ -84,6 +97,7 @@ def cmd_decide(args: argparse.Namespace, ctx: Context) -> int:
         raise ctx.fail(
             f"no approval was requested for {name} {version}; it is {record.status.value}{because}", EXIT_INVALID
         )
+    approval = find_approval(target, name, version)
     answer = send_decision(target, record, button(command), user, approval)
     ok = decided(answer)
     if args.json:

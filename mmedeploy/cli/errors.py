@@ -41,7 +41,8 @@ _NO_STACK = "no local stack"
 _DECIDED = {
     Exit.OK: "decided: the version is approved / declined",
     Exit.INVALID: "not decided: no approval was requested, already decided, expired, not awaiting approval, "
-    "signature refused (401), the user may not decide (403), malformed (400)",
+    "signature refused (401), the user may not decide (403), malformed (400), or a deployed stack (Slack "
+    "decides there; an admin approves with 'mmedeploy promote')",
     Exit.USAGE: f"usage or connection error ({_NO_STACK}, the API does not answer)",
     Exit.NOT_FOUND: "no such model or version",
 }
@@ -53,6 +54,7 @@ def _admin(done: str) -> dict[Exit, str]:
         Exit.INVALID: "refused by the API (401/403: the admin token was refused), FAILED, RETIRED again, or --timeout",
         Exit.USAGE: f"usage or connection error ({_NO_STACK}, the API does not answer, registry unreadable)",
         Exit.NOT_FOUND: "no such model or version",
+        Exit.INTERRUPTED: "Ctrl-C while following: the request goes on",
     }
 
 
@@ -65,13 +67,16 @@ EXIT_CODES: dict[str, dict[Exit, str]] = {
     },
     "push": {
         Exit.OK: "uploaded",
+        Exit.INVALID: "invalid: the validation report is shown and nothing is uploaded (--no-validate skips it)",
         Exit.USAGE: f"usage or I/O error (missing or misnamed file, {_NO_STACK}, upload failed)",
+        Exit.INTERRUPTED: "Ctrl-C: the upload is aborted",
     },
     "status": {
         Exit.OK: "found (with --watch: settled in AWAITING_APPROVAL, APPROVED, PRODUCTION or RETIRED)",
         Exit.INVALID: "with --watch: settled in REJECTED, FAILED, EXPIRED or DECLINED, or --timeout reached",
-        Exit.USAGE: f"usage or I/O error ({_NO_STACK}, registry unreadable)",
+        Exit.USAGE: f"usage or I/O error ({_NO_STACK}, the API refused or failed the registry read)",
         Exit.NOT_FOUND: "no such model or version (--watch waits for a version not registered yet instead)",
+        Exit.INTERRUPTED: "Ctrl-C with --watch: watching stops, the deployment goes on",
     },
     "redeploy": {
         Exit.OK: "started (with --watch: settled in AWAITING_APPROVAL, APPROVED, PRODUCTION or RETIRED)",
@@ -80,6 +85,7 @@ EXIT_CODES: dict[str, dict[Exit, str]] = {
         "DECLINED, or --timeout reached",
         Exit.USAGE: f"usage or connection error ({_NO_STACK}, the API does not answer)",
         Exit.NOT_FOUND: "no such model or version",
+        Exit.INTERRUPTED: "Ctrl-C with --watch: watching stops, the deployment goes on",
     },
     "approve": _DECIDED,
     "decline": _DECIDED,
@@ -180,6 +186,7 @@ EXCEPTIONS: tuple[Rule, ...] = (
     Rule("mmedeploy.target", "TargetUnavailable", Exit.USAGE, _prefixed),
     Rule("mmedeploy.admin_api", "ApiNotConfigured", Exit.USAGE, _prefixed),
     Rule("mmedeploy.admin_api", "ApiUnreachable", Exit.USAGE, _unreachable),
+    Rule("mmedeploy.registry_client", "RegistryReadFailed", Exit.USAGE, _prefixed),
     Rule("builtins", "KeyboardInterrupt", Exit.INTERRUPTED, _interrupted),
 )
 

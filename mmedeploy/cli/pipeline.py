@@ -12,11 +12,21 @@ from mmedeploy.cli.context import Context, aws_errors, dumps, say, state_dir_opt
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, CommandError, Exit
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.registry import ModelRegistry
+    from chalicelib.domain.records import ModelVersion
+    from mmedeploy.target import DeploymentTarget
 
 PUSH_INTRO = """\
 The object key is the file name, which must follow <model_name>_<model_version>.tar.gz; the
-upload starts the deployment pipeline (validation, staging warm-up, approval).
+upload starts the deployment pipeline (validation, staging warm-up, approval). The tarball is
+validated first, as the pipeline will (--no-validate skips it); large tarballs go up in parts
+(multipart upload, each part retried), so a 5 GB tarball needs no single PUT. Needs
+s3:PutObject on the staging bucket (the stack's PublisherPolicy); Ctrl-C aborts the upload.
+"""
+
+STATUS_INTRO = """\
+Reads the registry through the API (GET /models/NAME, GET /models/NAME/versions/VERSION) with
+the invoke token. --watch re-reads every --interval seconds, backing off while the API throttles
+or fails; Ctrl-C stops watching (exit 130), not the deployment.
 """
 
 REDEPLOY_INTRO = """\
@@ -55,6 +65,11 @@ def register(commands: Any) -> None:
     push.add_argument(
         "--json", action="store_true", help='print {"bucket", "key", "etag", "version_id", "size"}, no progress bar'
     )
+    push.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="upload without validating the tarball first (the pipeline still does)",
+    )
     push.set_defaults(handler=cmd_push)
 
     redeploy = options.add_command(
@@ -74,6 +89,7 @@ def register(commands: Any) -> None:
         commands,
         "status",
         "show a model's versions, or one version's status, evidence and history",
+        STATUS_INTRO,
         parents=(options.state_dir(), options.following(1.0, 600.0, watch=True)),
     )
     status.add_argument("name", metavar="NAME")
@@ -136,12 +152,14 @@ def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
     path: Path = args.tarball
     try:
         artifact = check_tarball(path)
-        target = ctx.target(args.state_dir)
         size = path.stat().st_size
     except PushError as exc:
         raise ctx.fail(str(exc)) from exc
     except OSError as exc:
         raise ctx.fail(f"cannot read {path}: {exc.strerror or exc}") from exc
+    target = ctx.target(args.state_dir)
+    if not args.no_validate:
+        _validate_before_push(args, ctx, path)
     destination = f"s3://{target.staging_bucket}/{artifact.filename}"
     try:
         with upload_progress(ctx.out, path.name, size, show=ctx.out.is_terminal and not args.json) as progress:
@@ -150,13 +168,46 @@ def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
         raise ctx.fail(f"uploading to {destination} on {target.description} failed: {exc}") from exc
     except OSError as exc:
         raise ctx.fail(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except KeyboardInterrupt:
+        raise ctx.fail(
+            f"interrupted: {path.name} was not pushed (the partial upload was aborted)", Exit.INTERRUPTED
+        ) from None
     if args.json:
         print(result.model_dump_json(indent=2))
         return EXIT_OK
     say(f"pushed {path.name} ({result.size:,} B) to {result.uri}")
-    say(f"  etag {result.etag}   version id {result.version_id or '-'}")
+    say(f"  etag {result.etag}   version id {result.version_id or '- (the bucket keeps no versions)'}")
     say(f"follow it: mmedeploy status {artifact.name} {artifact.version} --watch{state_dir_option(args.state_dir)}")
     return EXIT_OK
+
+
+def _validate_before_push(args: argparse.Namespace, ctx: Context, path: Path) -> None:
+    """Refuse (exit 1, the report shown) a tarball the pipeline would reject; nothing is uploaded."""
+    from contextlib import nullcontext
+
+    from chalicelib.domain.validation.findings import Code
+    from chalicelib.domain.validation.validator import validate_tarball
+    from mmedeploy.report_view import render_report
+
+    spinner = ctx.err.status(f"validating {path.name}") if ctx.err.is_terminal and not args.json else nullcontext()
+    try:
+        with spinner, open(path, "rb") as handle:
+            report = validate_tarball(handle, path.name)
+    except OSError as exc:
+        raise ctx.fail(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
+        raise ctx.fail(f"not uploaded: reading {path} failed: {report.errors[0].message}", Exit.INVALID)
+    if report.valid:
+        return
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        render_report(report, path.name, ctx.out)
+    raise ctx.fail(
+        f"not uploaded: {path.name} is invalid ({len(report.errors)} error(s)); the pipeline would reject it "
+        "(--no-validate uploads it anyway)",
+        Exit.INVALID,
+    )
 
 
 # -- redeploy --------------------------------------------------------------------------------------
@@ -182,9 +233,7 @@ def cmd_redeploy(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     if not args.json:
         say(f"redeploy of {args.name} {args.version} accepted; following it")
-    registry = target.registry()
-    with ctx.reading_registry(target):
-        return _watch_version(args, registry, ctx)
+    return _watch_version(args, target, ctx)
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -192,13 +241,11 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     if args.watch and args.version is None:
         raise ctx.fail("--watch follows one version: give NAME VERSION")
     target = ctx.target(args.state_dir)
-    registry = target.registry()
-    with ctx.reading_registry(target):
-        if args.version is None:
-            return _status_of_model(args, registry, ctx)
-        if args.watch:
-            return _watch_version(args, registry, ctx)
-        return _status_of_version(args, registry, ctx)
+    if args.version is None:
+        return _status_of_model(args, target, ctx)
+    if args.watch:
+        return _watch_version(args, target, ctx)
+    return _status_of_version(args, target, ctx)
 
 
 def _not_found(ctx: Context, what: str, name: str, state_dir: Path) -> CommandError:
@@ -214,13 +261,18 @@ def _not_found(ctx: Context, what: str, name: str, state_dir: Path) -> CommandEr
     return ctx.fail(message, EXIT_NOT_FOUND)
 
 
-def _status_of_model(args: argparse.Namespace, registry: ModelRegistry, ctx: Context) -> int:
+def _status_of_model(args: argparse.Namespace, target: DeploymentTarget, ctx: Context) -> int:
+    from mmedeploy.inference_client import PagingLoop
+    from mmedeploy.registry_client import find_model
     from mmedeploy.status_view import model_json, versions_view
 
-    records = registry.versions(args.name)
-    if not records:
+    try:
+        listing = find_model(target, args.name)
+    except PagingLoop as exc:
+        raise ctx.fail(str(exc), EXIT_INVALID) from exc
+    if listing is None or not listing.versions:
         raise _not_found(ctx, f"no versions of model {args.name} in the registry", args.name, args.state_dir)
-    routes = registry.routes(args.name)
+    records, routes = listing.versions, listing.routes
     if args.json:
         print(dumps(model_json(args.name, records, routes)))
     else:
@@ -228,10 +280,11 @@ def _status_of_model(args: argparse.Namespace, registry: ModelRegistry, ctx: Con
     return EXIT_OK
 
 
-def _status_of_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Context) -> int:
+def _status_of_version(args: argparse.Namespace, target: DeploymentTarget, ctx: Context) -> int:
+    from mmedeploy.registry_client import find_version
     from mmedeploy.status_view import version_view
 
-    record = registry.find(args.name, args.version, with_history=True)
+    record = find_version(target, args.name, args.version)
     if record is None:
         raise _not_found(
             ctx, f"no version {args.version} of model {args.name} in the registry", args.name, args.state_dir
@@ -243,18 +296,30 @@ def _status_of_version(args: argparse.Namespace, registry: ModelRegistry, ctx: C
     return EXIT_OK
 
 
-def _watch_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Context) -> int:
+def _watch_version(args: argparse.Namespace, target: DeploymentTarget, ctx: Context) -> int:
+    """Follow one version until it settles; Ctrl-C stops watching (exit 130), not the deployment."""
+    name, version = args.name, args.version
+    try:
+        return _watch(args, target, ctx)
+    except KeyboardInterrupt:
+        raise ctx.fail(
+            f"stopped watching; the deployment goes on: mmedeploy status {name} {version} --watch"
+            f"{state_dir_option(args.state_dir)}",
+            Exit.INTERRUPTED,
+        ) from None
+
+
+def _watch(args: argparse.Namespace, target: DeploymentTarget, ctx: Context) -> int:
     from rich.live import Live
     from rich.text import Text
 
-    from chalicelib.domain.records import ModelVersion
     from mmedeploy.follow import HistoryFeed, watch_version
+    from mmedeploy.registry_client import RegistryUnavailable, version_reader
     from mmedeploy.status_view import history_line, version_view, waiting_view, watch_exit_code
 
     name, version, out = args.name, args.version, ctx.out
-
-    def fetch() -> ModelVersion | None:
-        return registry.find(name, version, with_history=True)
+    retry_on = (RegistryUnavailable,)
+    fetch = version_reader(target, name, version)
 
     def footer(elapsed: float) -> Text:
         return Text(
@@ -264,7 +329,7 @@ def _watch_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Conte
         )
 
     if args.json:
-        result = watch_version(fetch, lambda record, elapsed: None, args.interval, args.timeout)
+        result = watch_version(fetch, lambda record, elapsed: None, args.interval, args.timeout, retry_on=retry_on)
     elif out.is_terminal:
         with Live(console=out, auto_refresh=False, transient=False) as live:
 
@@ -272,12 +337,12 @@ def _watch_version(args: argparse.Namespace, registry: ModelRegistry, ctx: Conte
                 view = version_view(record, footer(elapsed)) if record else waiting_view(name, version, footer(elapsed))
                 live.update(view, refresh=True)
 
-            result = watch_version(fetch, show, args.interval, args.timeout)
+            result = watch_version(fetch, show, args.interval, args.timeout, retry_on=retry_on)
             if result.record is not None:
                 live.update(version_view(result.record), refresh=True)
     else:  # a log, not a screen: one line per history entry as it happens, then the summary
         feed = HistoryFeed(out, lambda entry, elapsed: history_line(entry))
-        result = watch_version(fetch, feed, args.interval, args.timeout)
+        result = watch_version(fetch, feed, args.interval, args.timeout, retry_on=retry_on)
         if result.record is not None:
             out.print(version_view(result.record))
 

@@ -1,12 +1,16 @@
 """A stand-in for the API in the CLI's unit tests: a real HTTP server in-process that records each
 request and answers canned JSON per method and path (404 otherwise), so the CLI's own HTTP
-client is exercised, not a mock of it."""
+client is exercised, not a mock of it. Given a registry (``FakeApi.registry``), it also answers the
+registry routes (``GET /models/{name}``, ``.../versions/{version}``, ``.../approval``) the way the
+app does: the app's own :class:`~chalicelib.inference.catalog.ModelCatalog` over that registry,
+its errors by the app's HTTP_STATUS."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    registry_read: bool = False  # answered from FakeApi.registry
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -36,13 +41,40 @@ class FakeApi:
     requests: list[Recorded] = field(default_factory=list)
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)
     hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    registry: Any = None  # a ModelRegistry: the registry routes are answered from it
+
+    def registry_answer(self, method: str, path: str) -> Answer | None:
+        """The app's answer to a registry read, when ``registry`` is set and ``path`` is one."""
+        if self.registry is None or method != "GET":
+            return None
+        from chalicelib.domain.errors import DomainError
+        from chalicelib.inference.catalog import ModelCatalog, page_limit
+        from tests.unit.http_answers import http_status
+
+        parsed = urllib.parse.urlsplit(path)
+        query = {key: values[0] for key, values in urllib.parse.parse_qs(parsed.query).items()}
+        parts = [urllib.parse.unquote(part) for part in parsed.path.strip("/").split("/")]
+        catalog = ModelCatalog(self.registry, None, self.registry)  # type: ignore[arg-type]
+        try:
+            if len(parts) == 2 and parts[0] == "models":
+                model = catalog.model(parts[1], page_limit(query.get("limit")), query.get("next"))
+                return 200, model.model_dump(mode="json"), {}
+            if len(parts) == 4 and parts[0] == "models" and parts[2] == "versions":
+                return 200, catalog.version(parts[1], parts[3]), {}
+            if len(parts) == 5 and parts[0] == "models" and parts[2:5:2] == ["versions", "approval"]:
+                return 200, catalog.approval(parts[1], parts[3]), {}
+        except DomainError as error:
+            return http_status(error), {"error": error.message}, {}
+        return None
 
     def answer(self, method: str, path: str, status: int, document: dict[str, Any], **headers: str) -> None:
         self.answers[(method, path)] = (status, document, {k.replace("_", "-"): v for k, v in headers.items()})
 
     def only(self) -> Recorded:
-        assert len(self.requests) == 1, self.requests
-        return self.requests[0]
+        """The one request sent, registry reads aside."""
+        sent = [recorded for recorded in self.requests if not recorded.registry_read]
+        assert len(sent) == 1, sent
+        return sent[0]
 
 
 @contextmanager
@@ -56,12 +88,15 @@ def serve_fake_api() -> Iterator[FakeApi]:
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            fake.requests.append(Recorded(self.command, self.path, headers, body))
+            recorded = Recorded(self.command, self.path, headers, body)
+            fake.requests.append(recorded)
             if self.path in fake.hooks:
                 fake.hooks[self.path]()
-            status, document, extra = fake.answers.get(
-                (self.command, self.path), (404, {"error": f"no route {self.command} {self.path}"}, {})
-            )
+            canned = fake.answers.get((self.command, self.path))
+            if canned is None:
+                canned = fake.registry_answer(self.command, self.path)
+                recorded.registry_read = canned is not None
+            status, document, extra = canned or (404, {"error": f"no route {self.command} {self.path}"}, {})
             data = json.dumps(document).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

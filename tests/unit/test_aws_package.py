@@ -248,6 +248,25 @@ def test_chalices_functions_run_under_the_hand_written_roles(packaged_template: 
     assert {"UNAUTHORIZED", "ACCESS_DENIED"} <= responses
 
 
+def test_people_attach_a_publisher_and_an_operator_policy(packaged_template: Packaged) -> None:
+    template = packaged_template.template
+    for logical in ("PublisherPolicy", "OperatorPolicy"):
+        assert template["Resources"][logical]["Type"] == "AWS::IAM::ManagedPolicy"
+        assert template["Outputs"][logical]["Value"] == {"Ref": logical}
+    # the publisher puts tarballs into the staging bucket and nothing else (its reads are the API's)
+    publisher = policy_statements(template, "PublisherPolicy")
+    assert granted_actions(template, "PublisherPolicy") == {
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "cloudformation:DescribeStacks",
+    }
+    [push] = [statement for statement in publisher if "s3:PutObject" in statement["Action"]]
+    assert push["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${StagingBucket}/*"}
+    # promote, rollback, canary, redeploy: the admin token; the operator only resolves the target
+    assert granted_actions(template, "OperatorPolicy") == {"cloudformation:DescribeStacks"}
+    assert not any("execute-api" in action for action in granted_actions(template, "PublisherPolicy"))
+
+
 # -- the template rewrite -----------------------------------------------------------------------
 
 

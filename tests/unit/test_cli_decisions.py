@@ -1,6 +1,7 @@
 """`mmedeploy approve|decline|promote|rollback` without a local stack: a tiny HTTP server stands in
-for the API (it records each request and answers canned JSON) and the registry is on in-process
-moto, driven through ModelRegistry the way the pipeline would drive it."""
+for the API (it records each request and answers canned JSON, and the registry routes from the
+registry) and the registry is on in-process moto, driven through ModelRegistry the way the
+pipeline would drive it. The CLI reads it only through the API."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def api() -> Iterator[FakeApi]:
 
 @pytest.fixture
 def stack(api: FakeApi, moto_session: boto3.session.Session) -> DeploymentTarget:
-    """A DeploymentTarget on moto (registry table, emptied for each test) whose API is the stand-in."""
+    """A DeploymentTarget on moto (registry table, emptied for each test) whose API is the stand-in,
+    answering the registry routes from that table."""
+    api.registry = ModelRegistry(TABLE, moto_session.client("dynamodb"))
     return DeploymentTarget(
         "the test stack",
         "us-east-1",
@@ -255,7 +258,10 @@ def test_approve_without_a_version_or_an_approval(
     assert cli.main(["reject", "fraud", "2"], target=stack) == 1
     err = capsys.readouterr().err
     assert "no approval was requested for fraud 2" in err and "WARMING" in err
-    assert api.requests == []
+    assert {(sent.method, sent.path) for sent in api.requests} == {
+        ("GET", "/models/fraud/versions/9"),
+        ("GET", "/models/fraud/versions/2"),
+    }  # read through the API, nothing posted
 
 
 def test_approve_when_the_api_does_not_answer_exits_2_and_says_how_to_start_the_stack(

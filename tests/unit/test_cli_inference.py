@@ -1,6 +1,6 @@
 """`mmedeploy invoke|canary|models` without a local stack: a real HTTP server in-process stands in
 for the API (it records each request and answers canned JSON per method and path), and
-`status NAME` shows the aliases read from the registry on in-process moto."""
+`status NAME` shows the aliases read through the stand-in API from the registry on in-process moto."""
 
 from __future__ import annotations
 
@@ -411,9 +411,14 @@ TO_PROMOTING = [
 
 
 @pytest.fixture
-def moto_target(moto_session: boto3.session.Session) -> DeploymentTarget:
-    """A DeploymentTarget on moto (registry table, emptied for each test)."""
-    return DeploymentTarget("moto", "us-east-1", "unit-staging", TABLE, moto_session)
+def moto_target(moto_session: boto3.session.Session) -> Iterator[DeploymentTarget]:
+    """A DeploymentTarget whose stand-in API answers the registry routes from the registry table on
+    moto (emptied for each test): the CLI reads it only through the API."""
+    with serve_fake_api() as api:
+        api.registry = ModelRegistry(TABLE, moto_session.client("dynamodb"))
+        yield DeploymentTarget(
+            "moto", "us-east-1", "unit-staging", TABLE, moto_session, api_url=api.url, api_token="invoke-token"
+        )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """`mmedeploy push` and `status` without a local stack: argument errors, JSON shapes, rendering,
-the watch loop and its exit codes (AWS in-process with moto where a bucket or table is needed)."""
+the watch loop and its exit codes (AWS in-process with moto where a bucket or table is needed;
+status reads the registry through the stand-in API only, with the invoke token)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from mmedeploy.status_view import model_json, version_view, versions_view, watch
 from mmedeploy.target import DeploymentTarget
 from testkit.tarballs import pack, single_python_repo
 from tests.unit.builders import a_version
+from tests.unit.fake_api import FakeApi, serve_fake_api
+from tests.unit.registry_table import create_registry_table
 
 BUCKET, TABLE = "unit-staging", "unit-registry"
 SHA = "ab" * 32
@@ -80,7 +83,7 @@ def test_version_json_is_the_api_s_version_shape_with_the_contract_fields() -> N
     held = record()
     document = held.document()  # what status NAME VERSION --json prints
     # one version, one JSON shape: what GET /models/NAME/versions/VERSION answers
-    assert document == ModelCatalog(cast(Any, OneRecord(held)), cast(Any, None)).version("fraud", "1")
+    assert document == ModelCatalog(cast(Any, OneRecord(held)), cast(Any, None), cast(Any, None)).version("fraud", "1")
     assert {
         "name", "version", "status", "reason", "sha256", "size", "findings", "history", "metrics",
         "rejected_uploads", "uploaded_at", "updated_at",
@@ -229,18 +232,25 @@ def test_status_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]
 
 
 # -- against AWS in-process (moto) ------------------------------------------------------------------
+INVOKE_TOKEN = "invoke-token-123"
+
+
 @pytest.fixture
-def fake_aws() -> Iterator[DeploymentTarget]:
+def api() -> Iterator[FakeApi]:
+    with serve_fake_api() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_aws(api: FakeApi) -> Iterator[DeploymentTarget]:
+    """The staging bucket and the registry table on moto; the registry read only through the
+    stand-in API (which answers its routes from the table) with the invoke token."""
     with mock_aws():
         session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
         session.client("s3").create_bucket(Bucket=BUCKET)
-        session.client("dynamodb").create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        )
-        yield DeploymentTarget("moto", "us-east-1", BUCKET, TABLE, session)
+        create_registry_table(session.client("dynamodb"), TABLE)
+        api.registry = ModelRegistry(TABLE, session.client("dynamodb"))
+        yield DeploymentTarget("moto", "us-east-1", BUCKET, TABLE, session, api_url=api.url, api_token=INVOKE_TOKEN)
 
 
 def register(fake: DeploymentTarget, status: Status, version: str = "1") -> None:

@@ -4,6 +4,7 @@ model's versions, KServe metadata and readiness)."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -388,7 +389,7 @@ def test_a_canary_weight_is_a_share_strictly_between_nothing_and_all(weight: flo
 # -- ModelCatalog --------------------------------------------------------------------------------
 @pytest.fixture
 def catalog(registry: ModelRegistry) -> ModelCatalog:
-    return ModelCatalog(registry, Router(registry, "staging", "production", ttl_s=0))
+    return ModelCatalog(registry, Router(registry, "staging", "production", ttl_s=0), registry)
 
 
 @pytest.mark.parametrize("value", ["fraud", "a_b-c", "x" * 63, "1.2.10", "ünïcode"])
@@ -491,6 +492,43 @@ def test_a_version_is_read_with_its_history(catalog: ModelCatalog, registry: Mod
         catalog.version("fraud", "2")
 
 
+def test_a_models_version_lines_carry_upload_time_and_revision(catalog: ModelCatalog, registry: ModelRegistry) -> None:
+    # what `mmedeploy status NAME` shows (oldest upload first) and promote's baseline revision
+    register(registry, "1", [S.VALIDATING, S.VALIDATED])
+    [line] = catalog.model("fraud", 10, None).versions
+    record = registry.get("fraud", "1")
+    assert (line.uploaded_at, line.revision) == (record.uploaded_at, record.revision) and line.revision == 3
+
+
+def test_a_versions_approval_is_read_without_its_task_token(catalog: ModelCatalog, registry: ModelRegistry) -> None:
+    # GIVEN a version awaiting approval, whose request was posted in Slack
+    register(registry, "1", [])
+    approval = registry.put_approval("fraud", "1", "the-task-token")
+    registry.set_approval_message(approval.approval_id, "C0APPROVALS", "1700000000.000100")
+    registry.transition("fraud", "1", S.VALIDATING, "t")
+    registry.transition("fraud", "1", S.VALIDATED, "t")
+    registry.transition("fraud", "1", S.WARMING, "t")
+    registry.transition("fraud", "1", S.STAGED, "t")
+    registry.transition(
+        "fraud", "1", S.AWAITING_APPROVAL, "t", "asked", lambda _: {"approval_id": approval.approval_id}
+    )
+    # WHEN its approval is read / THEN where the message is, and never the task token
+    view = catalog.approval("fraud", "1")
+    assert (view["approval_id"], view["slack_channel"], view["slack_ts"]) == (
+        approval.approval_id,
+        "C0APPROVALS",
+        "1700000000.000100",
+    )
+    assert "task_token" not in view and "the-task-token" not in json.dumps(view) and view["decision"] is None
+    # AND a version never asked, or unknown, is not found
+    register(registry, "2", [])
+    with pytest.raises(NotFound, match="no approval was requested for fraud 2; it is RECEIVED") as raised:
+        catalog.approval("fraud", "2")
+    assert http_status(raised.value) == 404
+    with pytest.raises(NotFound, match="no version 3"):
+        catalog.approval("fraud", "3")
+
+
 def test_kserve_metadata_of_the_production_version(catalog: ModelCatalog, registry: ModelRegistry) -> None:
     # GIVEN production 1, a staged 2 and a rejected 3
     register(registry, "1", [])
@@ -542,7 +580,7 @@ def test_kserve_metadata_of_a_model_with_a_canary_is_productions(registry: Model
     promote(registry, "1")
     register(registry, "2", MAIN_PATH[1:], models=[served("2", "TYPE_INT8")])
     registry.put_canary("fraud", "2", 0.5, "admin")
-    catalog = ModelCatalog(registry, Router(registry, "staging", "production", ttl_s=0, chance=lambda: 0.0))
+    catalog = ModelCatalog(registry, Router(registry, "staging", "production", ttl_s=0, chance=lambda: 0.0), registry)
     # WHEN the model's metadata and readiness are read / THEN they describe production, not the canary
     assert catalog.kserve_metadata("fraud")["inputs"][0]["datatype"] == "FP32"
     assert catalog.ready("fraud")["version"] == "1"
