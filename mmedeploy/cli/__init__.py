@@ -7,9 +7,12 @@ share declared once (:mod:`.options`), and the exit codes in one table (:mod:`.e
 - :mod:`.admin`: ``promote``, ``rollback``, ``canary``
 - :mod:`.serving`: ``invoke``, ``models``
 - :mod:`.local_stack`: ``up``, ``down``, ``demo``, ``logs``
+- :mod:`.targets`: ``target add|list|show|use|remove|login``
 
-Commands act on a :class:`~mmedeploy.target.DeploymentTarget`: the one ``--state-dir`` names,
-or the one given to :func:`main` (tests, other programs).
+Commands act on a :class:`~mmedeploy.target.DeploymentTarget`: the one ``--target`` (before or
+after the command), ``--state-dir``, ``MMEDEPLOY_TARGET`` or ``target use`` names, else the running
+local stack (:func:`mmedeploy.target.resolve_target`), or the one given to :func:`main` (tests,
+other programs).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from mmedeploy import __version__
-from mmedeploy.cli import admin, decisions, local_stack, pipeline, serving
+from mmedeploy.cli import admin, decisions, local_stack, options, pipeline, serving, targets
 from mmedeploy.cli.context import Context, plain
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Exit, exit_for, internal_error
 from mmedeploy.cli.options import Parser
@@ -32,12 +35,13 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_INVALID", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "Exit", "build_parser", "main"]
 
-GROUPS = (pipeline, local_stack, decisions, admin, serving)
+GROUPS = (pipeline, local_stack, decisions, admin, serving, targets)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mmedeploy", description="Deploy Triton models to SageMaker multi-model endpoints.")
     parser.add_argument("--version", action="version", version=f"mmedeploy {__version__}")
+    parser.add_argument("--target", metavar="NAME", help=options.TARGET_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in GROUPS:
         group.register(commands)
@@ -63,7 +67,7 @@ def main(
     try:
         args = build_parser().parse_args(argv)
         prog = f"mmedeploy {args.command}"
-        return int(args.handler(args, Context(out, err, prog, target)))
+        return int(args.handler(args, Context(out, err, prog, target, getattr(args, "target", None))))
     except SystemExit as exc:  # argparse: --help, --version, a usage error (already printed)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     except BaseException as exc:

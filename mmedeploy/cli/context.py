@@ -1,5 +1,6 @@
 """What a command runs with: its consoles, its name for messages, and the target it acts on
-(injected by the caller of :func:`mmedeploy.cli.main`, else resolved from ``--state-dir``)."""
+(injected by the caller of :func:`mmedeploy.cli.main`, else resolved from ``--target``,
+``--state-dir`` and the environment by :func:`mmedeploy.target.resolve_target`)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,9 @@ def say(line: str) -> None:
 
 
 def plain(console: Console, line: str) -> None:
-    """A line as it is: no markup (messages quote options like [--state-dir DIR]), no inserted
-    line breaks."""
-    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    """A line as it is: no markup (messages quote options like [--state-dir DIR]), no emoji codes
+    (an ARN's ``:secret:``), no inserted line breaks."""
+    console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 @dataclass
@@ -47,14 +48,16 @@ class Context:
     err: Console
     prog: str  # "mmedeploy status": what messages start with
     injected: DeploymentTarget | None = None
+    target_name: str | None = None  # --target NAME
 
     def target(self, state_dir: Path) -> DeploymentTarget:
-        """The injected target, else the one ``--state-dir`` names (TargetUnavailable if none)."""
+        """The injected target, else the one ``--target``, ``--state-dir``, ``MMEDEPLOY_TARGET``
+        or ``target use`` names, else the running local stack (TargetUnavailable if none)."""
         if self.injected is not None:
             return self.injected
         from mmedeploy.target import resolve_target
 
-        return resolve_target(state_dir)
+        return resolve_target(state_dir, self.target_name)
 
     def print(self, line: str) -> None:
         plain(self.out, line)

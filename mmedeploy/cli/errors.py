@@ -114,6 +114,11 @@ EXIT_CODES: dict[str, dict[Exit, str]] = {
         Exit.USAGE: "usage error",
         Exit.INTERRUPTED: "interrupted",
     },
+    "target": {
+        Exit.OK: "done",
+        Exit.USAGE: "usage error: an unknown or invalid target name, or the stack's outputs could not be read "
+        "(no such stack, no credentials or region, an output missing), or no token was given to login",
+    },
     "logs": {
         Exit.OK: "printed (also when there are no events yet)",
         Exit.INVALID: "no such function, or several match (their names are printed), or reading the logs failed",

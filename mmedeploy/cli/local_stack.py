@@ -37,7 +37,7 @@ also keeps each function's output in <state dir>/logs/<function name>.log.
 
 
 def register(commands: Any) -> None:
-    state_dir = options.state_dir()
+    state_dir = options.state_dir(targeted=False)
     up = commands.add_parser("up", help="start the local stack (AWS emulator, API, Slack sink)", parents=[state_dir])
     up.add_argument("--detach", action="store_true", help="run in the background and return when ready")
     up.add_argument("--fresh", action="store_true", help="wipe the state kept from earlier runs")
@@ -99,7 +99,7 @@ def register(commands: Any) -> None:
         "logs",
         "print a Lambda function's log events from CloudWatch Logs, like sam logs",
         LOGS_INTRO,
-        parents=(state_dir,),
+        parents=(options.state_dir(),),
     )
     logs.add_argument(
         "function", metavar="FUNCTION", help="the function's name, or a short form (validate, APIHandler, warm-staging)"
@@ -160,9 +160,17 @@ def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_down(args: argparse.Namespace, ctx: Context) -> int:
     from mmedeploy.local import control
+    from mmedeploy.target import SeveralLocalStacks, TargetUnavailable, find_local_stack
 
+    state_dir = args.state_dir
     try:
-        return control.down(args.state_dir, say)
+        state_dir = find_local_stack(state_dir)  # the one running stack, from any folder
+    except SeveralLocalStacks as exc:
+        raise ctx.fail(str(exc)) from exc
+    except TargetUnavailable:
+        pass  # none runs: down says so
+    try:
+        return control.down(state_dir, say)
     except control.StackError as exc:
         raise CommandError(f"mmedeploy: {exc}", Exit.INVALID) from exc
 

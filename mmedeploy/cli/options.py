@@ -35,15 +35,26 @@ def add_command(
 
 
 # -- the shared options: parent parsers -------------------------------------------------------------
-def state_dir() -> argparse.ArgumentParser:
-    """``--state-dir DIR``: which local stack (every command that talks to one)."""
+TARGET_HELP = (
+    "the target to act on (mmedeploy target list); default: $MMEDEPLOY_TARGET, else the one "
+    "'mmedeploy target use' chose, else the running local stack"
+)
+
+
+def state_dir(targeted: bool = True) -> argparse.ArgumentParser:
+    """``--state-dir DIR``: which local stack (every command that talks to one); with ``targeted``,
+    ``--target NAME`` too: which target (also accepted before the command, ``mmedeploy --target NAME``)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "--state-dir",
         type=Path,
         default=DEFAULT_STATE_DIR,
-        help=f"the local stack's state directory: stack.json, state, logs ({DEFAULT_STATE_DIR})",
+        help=f"the local stack's state directory: stack.json, state, logs ({DEFAULT_STATE_DIR}, "
+        "else the one running stack, found from any folder)",
     )
+    if targeted:
+        # SUPPRESS: unset here must not hide `mmedeploy --target NAME` given before the command
+        parent.add_argument("--target", metavar="NAME", default=argparse.SUPPRESS, help=TARGET_HELP)
     return parent
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 # Where `mmedeploy up` keeps stack.json, the stack's state and logs; every command's --state-dir.
 DEFAULT_STATE_DIR = Path(".mmedeploy")
+# The CloudFormation stack the local stack provisions in its emulator: its outputs are where a
+# command finds the buckets, table and API (as on AWS).
+STACK_NAME = "mmedeploy-dev"
 
 # The stack uses 4 consecutive ports from here: AWS emulator, API, Slack sink, MME.
 DEFAULT_PORT_BASE = 4750

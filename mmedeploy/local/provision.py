@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
+from mmedeploy.local import STACK_NAME
 from mmedeploy.project_files import project
 
-STACK_NAME = "mmedeploy-dev"
 # The package the local stack runs: `make package STAGE=dev` (mmedeploy up builds it when stale).
 PACKAGE_STAGE = "dev"
 # moto's SageMaker knows no ml.g5.* instance types; the local MME ignores the type anyway.
@@ -430,3 +430,20 @@ def _create_state_machine(
         name=resolve(properties["Name"]), definition=definition, roleArn=role_arn
     )
     return str(created["stateMachineArn"])
+
+
+def publish_outputs(region: str, outputs: dict[str, str]) -> None:
+    """Make the emulator's ``DescribeStacks`` of the local stack answer every output of the
+    template, resolved as the stack runs (its API's local URL included): moto's CloudFormation
+    created only part of the stack, so it knows only the outputs of what it created. A command
+    resolves the local stack from these outputs as it resolves a stack on AWS."""
+    from moto.cloudformation.models import cloudformation_backends
+    from moto.cloudformation.parsing import Output
+
+    backend = cloudformation_backends[PSEUDO_PARAMETERS["AWS::AccountId"]][region]
+    stack = next(s for s in backend.stacks.values() if s.name == STACK_NAME and s.status == "CREATE_COMPLETE")
+    output_map = stack.output_map
+    # moto parses an output's Value on demand (Fn:: functions over what it created); these values
+    # are resolved already: plain strings, parsed up front
+    output_map._output_json_map = {key: {"Value": value} for key, value in outputs.items()}
+    output_map._parsed_outputs = {key: Output(key, value, "") for key, value in outputs.items()}

@@ -5,7 +5,10 @@ the packaged template (``build/dev/sam.yaml``, built or reused by ``up``). ``mme
 in the foreground, or in a detached child with ``--detach``; ``mmedeploy down`` stops it.
 
 The stack is found through ``<state dir>/stack.json`` (default ``.mmedeploy/``), its contract
-(docs/local-stack.md): every shell, test and tool reads its endpoints, names and tokens from there.
+(docs/local-stack.md): every shell, test and tool reads its endpoints, names and tokens from there;
+the user's state directory records where each running stack's is (:mod:`.running`), so commands
+find it from any folder. The emulator's CloudFormation answers the template's outputs for the
+stack (:func:`~mmedeploy.local.provision.publish_outputs`): the CLI resolves it as a deployed stack.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from mmedeploy.local import (
     DEFAULT_MME_LOAD_WAIT_S,
     DEFAULT_MME_MEMORY_MB,
     DEFAULT_PORT_BASE,
+    STACK_NAME,
+    running,
 )
 from mmedeploy.local.iam import Credentials, assume, create_administrator, enforce_iam
 from mmedeploy.local.kept_state import MotoEmulator, restore_bucket, save_bucket
@@ -75,6 +80,8 @@ class StackInfo(BaseModel):
     deploy_state_machine: str = ""
     promote_state_machine: str = ""
     lifecycle_bus: str = "mmedeploy-lifecycle"
+    # the CloudFormation stack in the emulator whose outputs name the buckets, table and API
+    stack_name: str = STACK_NAME
     pid: int
     started_at: float
     ready_seconds: float
@@ -229,7 +236,11 @@ class LocalStack:
                 "SlackApproverIds": ",".join(SLACK_APPROVERS),
             },
         )
-        outputs = provisioned.outputs
+        # the API's output is its local URL: commands resolve the stack from these outputs
+        outputs = provisioned.outputs = {**provisioned.outputs, "EndpointURL": config.url("API")}
+        from mmedeploy.local.provision import publish_outputs
+
+        publish_outputs(config.region, outputs)
         self._buckets = [outputs["StagingBucket"], outputs["ProductionBucket"]]
         self._tables = [outputs["RegistryTable"], outputs["IdempotencyTable"]]
         tokens = self._restore_or_create_tokens(provisioned.secrets)
@@ -265,6 +276,7 @@ class LocalStack:
             created_another_way=provisioned.adapted,
         )
         _write_atomically(config.stack_file, self.info.model_dump_json(indent=2), mode=0o600)
+        running.record(config.state_dir, self.info.pid)
         if restored:
             self.say(f"restored {restored} object(s) and item(s) from {config.snapshot_dir} (use --fresh to wipe)")
         return self.info
@@ -526,6 +538,7 @@ class LocalStack:
                 log.warning("stopping a part failed: %s", exc)
         self._stoppers.clear()
         self.config.stack_file.unlink(missing_ok=True)
+        running.forget(self.config.state_dir)
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

@@ -117,9 +117,11 @@ def test_the_commands_on_a_stack_run_on_the_base_and_up_names_the_extra_it_needs
 ) -> None:
     _, bin_dir = installed
     mmedeploy = str(bin_dir / "mmedeploy")
+    # no running stack is recorded here (the session's stack, if one runs, would be found from any folder)
+    env = {**os.environ, "MMEDEPLOY_USER_STATE_DIR": str(outside / "no-stacks-recorded")}
     for command in (["status", "idcheck"], ["models"], ["approve", "idcheck", "1"], ["rollback", "idcheck"]):
         # every import they need is there: they get as far as finding no stack to act on
-        done = subprocess.run([mmedeploy, *command], cwd=outside, capture_output=True, text=True)
+        done = subprocess.run([mmedeploy, *command], cwd=outside, capture_output=True, text=True, env=env)
         assert done.returncode == EXIT_USAGE, done.stdout + done.stderr
         assert "no local stack is running" in done.stderr and "internal error" not in done.stderr
     for command in ("up", "demo"):

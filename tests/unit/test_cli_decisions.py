@@ -6,7 +6,6 @@ pipeline would drive it. The CLI reads it only through the API."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.parse
@@ -26,8 +25,7 @@ from chalicelib.domain.records import ModelVersion
 from mmedeploy import cli
 from mmedeploy.decision import interaction_payload, signed_form
 from mmedeploy.follow import PromotionEnding, ending_of, follow_promotion
-from mmedeploy.local.stack import StackInfo
-from mmedeploy.target import DeploymentTarget, local_stack_target
+from mmedeploy.target import DeploymentTarget
 from tests.unit.builders import a_version
 from tests.unit.fake_api import FakeApi, Recorded, closed_port_url, serve_fake_api
 from tests.unit.registry_table import TABLE
@@ -466,35 +464,3 @@ def test_follow_times_out_at_the_timeout() -> None:
         sleep=lambda s: now.__setitem__(0, now[0] + s),
     )
     assert result.outcome is PromotionEnding.TIMED_OUT and result.exit_code == 1 and now[0] == 2.0
-
-
-def test_local_stack_target_carries_the_api_and_slack_details(tmp_path: Path) -> None:
-    info = StackInfo(
-        api_url="http://127.0.0.1:4001",
-        aws_endpoint_url="http://127.0.0.1:4000",
-        mme_url="http://127.0.0.1:4003",
-        slack_url="http://127.0.0.1:4002",
-        region="us-east-1",
-        staging_bucket="s",
-        production_bucket="p",
-        staging_endpoint="se",
-        production_endpoint="pe",
-        slack_signing_secret=SECRET,
-        slack_approver_ids=[APPROVER],
-        api_token="api",
-        admin_token=ADMIN_TOKEN,
-        registry_table="r",
-        idempotency_table="i",
-        aws_access_key_id="AKIALOCALADMIN",
-        aws_secret_access_key="local-admin-secret",
-        pid=os.getpid(),
-        started_at=0.0,
-        ready_seconds=0.0,
-    )
-    (tmp_path / "stack.json").write_text(info.model_dump_json())
-    found = local_stack_target(tmp_path)
-    # the emulator enforces IAM: the target signs as the stack's local administrator
-    assert found.session.get_credentials().access_key == "AKIALOCALADMIN"
-    assert (found.api_url, found.slack_url, found.slack_signing_secret) == (info.api_url, info.slack_url, SECRET)
-    assert found.slack_approver_ids == (APPROVER,) and found.admin_token == ADMIN_TOKEN
-    assert SECRET not in repr(found) and ADMIN_TOKEN not in repr(found)
