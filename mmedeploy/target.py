@@ -166,13 +166,17 @@ def deployed_target(entry: TargetEntry, environ: Mapping[str, str] | None = None
         )
     outputs = stack_outputs(session, entry.stack)
     tokens = TokenStore(environ=dict(os.environ if environ is None else environ))
+    try:
+        api_token, admin_token = (tokens.get(entry.name, kind).value for kind in ("api", "admin"))
+    except OSError as exc:  # an unreadable token file, a keyring that refuses
+        raise TargetUnavailable(f"target {entry.name}: {exc}") from None
     return target_from_outputs(
         entry.name,
         f"target {entry.name} (stack {entry.stack} in {session.region_name})",
         session,
         outputs,
-        api_token=tokens.get(entry.name, "api").value,
-        admin_token=tokens.get(entry.name, "admin").value,
+        api_token=api_token,
+        admin_token=admin_token,
     )
 
 

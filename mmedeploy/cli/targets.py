@@ -186,7 +186,10 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
         target = resolve_target(args.state_dir, name)
     except TargetUnavailable as exc:
         raise ctx.fail(f"{name}: {exc}") from exc
-    tokens = _token_lines(target)
+    try:
+        tokens = _token_lines(target)
+    except OSError as exc:
+        raise ctx.fail(f"{name}: {exc}") from exc
     document: dict[str, Any] = {
         "name": name,
         "in_use": name == _in_use(ctx),
@@ -234,7 +237,10 @@ def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
     entry = _entry(ctx, config, args.name)
     config.remove(args.name)
     config.save()
-    TokenStore().forget(args.name)
+    try:
+        TokenStore().forget(args.name)
+    except OSError as exc:
+        raise ctx.fail(f"removed target {entry.name}, but not its stored tokens: {exc}") from exc
     ctx.print(f"removed target {entry.name} ({entry.where()}) and its stored tokens")
     return int(Exit.OK)
 

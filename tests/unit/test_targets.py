@@ -363,6 +363,18 @@ def test_without_a_keyring_tokens_go_to_a_file_only_the_user_can_read(config: Pa
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_an_unreadable_token_file_says_so_without_its_content(config: Path, no_keyring: Any, aws_profile: str) -> None:
+    config.mkdir(parents=True)
+    (config / "tokens.json").write_text(f"{API_TOKEN} not json")
+    with pytest.raises(OSError, match="cannot read the stored tokens") as raised:
+        TokenStore().get("staging", "api")
+    assert API_TOKEN not in str(raised.value)
+    with mock_aws():
+        create_stack("mmedeploy-staging", OUTPUTS)
+        with pytest.raises(TargetUnavailable, match="target staging: cannot read the stored tokens"):
+            deployed_target(TargetEntry("staging", "mmedeploy-staging", profile=aws_profile), {})
+
+
 def test_environment_tokens_come_first_and_are_never_in_a_repr(config: Path, no_keyring: Any) -> None:
     TokenStore().store("staging", {"api": "stored"})
     store = TokenStore(environ={"MMEDEPLOY_API_TOKEN": API_TOKEN})
