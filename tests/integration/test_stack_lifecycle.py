@@ -53,13 +53,15 @@ def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
     state_dir = tmp_path / ".mmedeploy"
     base = free_port_base()
     # GIVEN a running stack with an object in the staging bucket: two versions (the first with
-    # metadata, as the production copy carries its sha256), and a deleted key (a delete marker)
+    # metadata, as the production copy carries its sha256), and a deleted key (a delete marker);
+    # not tarballs, so the pipeline leaves them alone (it restores the first bytes of a version
+    # that other bytes were pushed over, racing this test's restart)
     info = start_stack(state_dir, base)
     s3 = s3_client(info)
-    s3.put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=b"first", Metadata={"sha256": "abc"})
-    s3.put_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", Body=b"kept", ContentType="application/gzip")
-    s3.put_object(Bucket=info.staging_bucket, Key="gone_1.tar.gz", Body=b"gone")
-    s3.delete_object(Bucket=info.staging_bucket, Key="gone_1.tar.gz")
+    s3.put_object(Bucket=info.staging_bucket, Key="kept.bin", Body=b"first", Metadata={"sha256": "abc"})
+    s3.put_object(Bucket=info.staging_bucket, Key="kept.bin", Body=b"kept", ContentType="application/gzip")
+    s3.put_object(Bucket=info.staging_bucket, Key="gone.bin", Body=b"gone")
+    s3.delete_object(Bucket=info.staging_bucket, Key="gone.bin")
     versions_before = s3.list_object_versions(Bucket=info.staging_bucket)
     try:
         # WHEN it is started again: refused, non-zero, saying so
@@ -84,20 +86,20 @@ def test_up_refusals_down_and_kept_state(tmp_path: Path) -> None:
     info = start_stack(state_dir, base, fresh=False)
     s3 = s3_client(info)
     try:
-        assert s3.get_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz")["Body"].read() == b"kept"
+        assert s3.get_object(Bucket=info.staging_bucket, Key="kept.bin")["Body"].read() == b"kept"
         # every version kept with its id (the registry pins them), order, metadata and delete markers
         versions_after = s3.list_object_versions(Bucket=info.staging_bucket)
         for kind in ("Versions", "DeleteMarkers"):
             assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions_after[kind]] == [
                 (v["Key"], v["VersionId"], v["IsLatest"]) for v in versions_before[kind]
             ]
-        first = next(v for v in versions_before["Versions"] if v["Key"] == "kept_1.tar.gz" and not v["IsLatest"])
-        old = s3.get_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz", VersionId=first["VersionId"])
+        first = next(v for v in versions_before["Versions"] if v["Key"] == "kept.bin" and not v["IsLatest"])
+        old = s3.get_object(Bucket=info.staging_bucket, Key="kept.bin", VersionId=first["VersionId"])
         assert (old["Body"].read(), old["Metadata"]) == (b"first", {"sha256": "abc"})
-        latest = s3.head_object(Bucket=info.staging_bucket, Key="kept_1.tar.gz")
+        latest = s3.head_object(Bucket=info.staging_bucket, Key="kept.bin")
         assert latest["ContentType"] == "application/gzip"
         with pytest.raises(s3.exceptions.ClientError):
-            s3.head_object(Bucket=info.staging_bucket, Key="gone_1.tar.gz")
+            s3.head_object(Bucket=info.staging_bucket, Key="gone.bin")
         assert_uploads_reach_eventbridge(info, s3)
     finally:
         stop_stack(state_dir)
