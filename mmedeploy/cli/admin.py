@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from mmedeploy.cli import options
-from mmedeploy.cli.context import Context, dumps, state_dir_option
+from mmedeploy.cli.context import Context, dumps, target_option
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, Exit
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def cmd_promote(args: argparse.Namespace, ctx: Context) -> int:
 
     document = answer.document
     version = str(document.get("version") or args.version or "")
-    watch_hint = f"mmedeploy status {name} {version} --watch{state_dir_option(args.state_dir)}"
+    watch_hint = f"mmedeploy status {name} {version} --watch{target_option(args)}"
     if args.json and args.no_wait:
         print(dumps(answer.as_json()))
         return EXIT_OK
@@ -242,5 +242,5 @@ def cmd_canary(args: argparse.Namespace, ctx: Context) -> int:
         ctx.print(f"{name}: canary {version} ended (it had {share} of traffic); production {production} takes all")
     else:
         ctx.print(f"{name}: {share} of traffic -> {version} (production {production})")
-        ctx.print(f"end it: mmedeploy canary {name} --stop{state_dir_option(args.state_dir)}")
+        ctx.print(f"end it: mmedeploy canary {name} --stop{target_option(args)}")
     return EXIT_OK

@@ -5,15 +5,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from mmedeploy.cli.errors import CommandError, Exit, state_dir_option
+from mmedeploy.cli.errors import CommandError, Exit, state_dir_option, target_option
 
 if TYPE_CHECKING:
     from mmedeploy.admin_api import ApiAnswer
@@ -70,14 +68,6 @@ class Context:
         """``raise ctx.fail(...)``: end the command with ``exit``, printing ``<prog>: message``."""
         return CommandError(f"{self.prog}: {message}", exit)
 
-    @contextmanager
-    def reading_registry(self, target: DeploymentTarget, then: str = "") -> Iterator[None]:
-        """AWS errors while reading the registry end the command with 2, naming the target."""
-        try:
-            yield
-        except aws_errors() as exc:
-            raise self.fail(f"reading the registry on {target.description} failed: {exc}{then}") from exc
-
     def refused(self, answer: ApiAnswer, target: DeploymentTarget, token: str) -> CommandError:
         """An API refusal: ``error 404: unknown model fraud``, with a hint where one helps; exit 1."""
         code = answer.http_status
@@ -90,4 +80,4 @@ class Context:
         return self.fail(message, Exit.INVALID)
 
 
-__all__ = ["Context", "aws_errors", "dumps", "plain", "say", "state_dir_option"]
+__all__ = ["Context", "aws_errors", "dumps", "plain", "say", "state_dir_option", "target_option"]

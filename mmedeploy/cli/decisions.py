@@ -16,7 +16,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from mmedeploy.cli import options
-from mmedeploy.cli.context import Context, dumps, state_dir_option
+from mmedeploy.cli.context import Context, dumps, target_option
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def cmd_decide(args: argparse.Namespace, ctx: Context) -> int:
         ctx.print(answer.error)  # the webhook's text, as Slack would show it
         # the status read when the click was taken: the pipeline moves the version on from there
         ctx.print(f"  decided as Slack user {user} while {name} {version} was {status or 'awaiting approval'}")
-        ctx.print(f"follow it: mmedeploy status {name} {version} --watch{state_dir_option(args.state_dir)}")
+        ctx.print(f"follow it: mmedeploy status {name} {version} --watch{target_option(args)}")
         return EXIT_OK
     code = answer.http_status
     if code == 200:

@@ -152,6 +152,13 @@ def state_dir_option(state_dir: Path | None) -> str:
     return "" if state_dir is None or state_dir == DEFAULT_STATE_DIR else f" --state-dir {state_dir}"
 
 
+def target_option(args: argparse.Namespace) -> str:
+    """How a command shown to the user names the target this one acted on: ``--target NAME`` when
+    one was given, else ``--state-dir DIR`` where DIR is not the default."""
+    target = getattr(args, "target", None)
+    return f" --target {target}" if target else state_dir_option(getattr(args, "state_dir", None))
+
+
 Message = Callable[[BaseException, str, argparse.Namespace], str]  # (exception, prog, args) -> the line
 
 
@@ -167,7 +174,7 @@ def _unreachable(exc: BaseException, prog: str, args: argparse.Namespace) -> str
     return (
         f"{prog}: {exc}; the local stack may not be running or may have stopped: check with "
         f"'mmedeploy status', or (re)start it with: mmedeploy up --detach"
-        f"{state_dir_option(getattr(args, 'state_dir', None))}"
+        f"{target_option(args)}"
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmedeploy.cli import options
-from mmedeploy.cli.context import Context, aws_errors, dumps, say, state_dir_option
+from mmedeploy.cli.context import Context, aws_errors, dumps, say, state_dir_option, target_option
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, CommandError, Exit
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     say(f"pushed {path.name} ({result.size:,} B) to {result.uri}")
     say(f"  etag {result.etag}   version id {result.version_id or '- (the bucket keeps no versions)'}")
-    say(f"follow it: mmedeploy status {artifact.name} {artifact.version} --watch{state_dir_option(args.state_dir)}")
+    say(f"follow it: mmedeploy status {artifact.name} {artifact.version} --watch{target_option(args)}")
     return EXIT_OK
 
 
@@ -229,7 +229,7 @@ def cmd_redeploy(args: argparse.Namespace, ctx: Context) -> int:
             print(dumps(answer.as_json()))
             return EXIT_OK
         say(f"redeploy of {args.name} {args.version} accepted: it is RECEIVED again, deployed by a new execution")
-        say(f"follow it: mmedeploy status {args.name} {args.version} --watch{state_dir_option(args.state_dir)}")
+        say(f"follow it: mmedeploy status {args.name} {args.version} --watch{target_option(args)}")
         return EXIT_OK
     if not args.json:
         say(f"redeploy of {args.name} {args.version} accepted; following it")
@@ -303,8 +303,7 @@ def _watch_version(args: argparse.Namespace, target: DeploymentTarget, ctx: Cont
         return _watch(args, target, ctx)
     except KeyboardInterrupt:
         raise ctx.fail(
-            f"stopped watching; the deployment goes on: mmedeploy status {name} {version} --watch"
-            f"{state_dir_option(args.state_dir)}",
+            f"stopped watching; the deployment goes on: mmedeploy status {name} {version} --watch{target_option(args)}",
             Exit.INTERRUPTED,
         ) from None
 
@@ -359,6 +358,6 @@ def _watch(args: argparse.Namespace, target: DeploymentTarget, ctx: Context) -> 
         )
     raise ctx.fail(
         f"{name} {version} is still {record.status.value} after {args.timeout:g} s; "
-        f"keep watching with: mmedeploy status {name} {version} --watch{state_dir_option(args.state_dir)}",
+        f"keep watching with: mmedeploy status {name} {version} --watch{target_option(args)}",
         EXIT_INVALID,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.inference.api_contract import MAX_PAGE
 from mmedeploy.cli import options
-from mmedeploy.cli.context import Context, dumps, state_dir_option
+from mmedeploy.cli.context import Context, dumps, target_option
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_OK
 
 INVOKE_INTRO = """\
@@ -121,7 +121,5 @@ def cmd_models(args: argparse.Namespace, ctx: Context) -> int:
         for line in models_lines(listing.models):
             ctx.print(line)
     if listing.next:
-        ctx.print(
-            f"more: mmedeploy models --limit {args.limit} --next {listing.next}{state_dir_option(args.state_dir)}"
-        )
+        ctx.print(f"more: mmedeploy models --limit {args.limit} --next {listing.next}{target_option(args)}")
     return EXIT_OK

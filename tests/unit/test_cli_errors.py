@@ -11,7 +11,7 @@ from rich.console import Console
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import HistoryEntry, ModelVersion
 from mmedeploy import cli
-from mmedeploy.cli.errors import EXIT_CODES, CommandError, Exit, exit_for
+from mmedeploy.cli.errors import EXIT_CODES, CommandError, Exit, exit_for, target_option
 from mmedeploy.follow import HistoryFeed
 from mmedeploy.status_view import history_line
 from tests.unit.test_cli_decisions import version_at
@@ -103,3 +103,16 @@ def test_history_line_options_for_the_demo() -> None:
     console = Console(record=True, width=200, color_system=None)
     console.print(history_line(at(1).history[0], lead="    +0.25 s  ", at=False, status_width=17))
     assert console.export_text().rstrip("\n") == "    +0.25 s  RECEIVED           a  r1"
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["--target", "prod", "status", "fraud"], " --target prod"),
+        (["status", "fraud", "--target", "prod"], " --target prod"),
+        (["status", "fraud", "--state-dir", "/tmp/other"], " --state-dir /tmp/other"),
+        (["status", "fraud"], ""),
+    ],
+)
+def test_a_hint_names_the_target_the_command_acted_on(argv: list[str], shown: str) -> None:
+    assert target_option(cli.build_parser().parse_args(argv)) == shown
