@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmedeploy.target import DeploymentTarget
+
+log = logging.getLogger(__name__)  # --debug shows each request: method, URL, status (never headers)
 
 TIMEOUT_S = 10.0
 USER_AGENT = "mmedeploy-cli"
@@ -77,6 +80,7 @@ def request(
         method=method,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
     )
+    log.debug("%s %s", method, url)
     try:
         with urllib.request.urlopen(sent, timeout=timeout) as response:
             return _answer(response.status, response.headers.items(), response.read())
@@ -90,6 +94,7 @@ def request(
 
 
 def _answer(status: int, headers: list[tuple[str, str]], raw: bytes) -> ApiAnswer:
+    log.debug("API answered %s (%d bytes)", status, len(raw))
     return ApiAnswer(status, _document(raw), {name.lower(): value for name, value in headers}, raw)
 
 

@@ -8,6 +8,7 @@ share declared once (:mod:`.options`), and the exit codes in one table (:mod:`.e
 - :mod:`.serving`: ``invoke``, ``models``
 - :mod:`.local_stack`: ``up``, ``down``, ``demo``, ``logs``
 - :mod:`.targets`: ``target add|list|show|use|remove|login``
+- :mod:`.completion`: ``completion bash|zsh|tcsh``
 
 Commands act on a :class:`~mmedeploy.target.DeploymentTarget`: the one ``--target`` (before or
 after the command), ``--state-dir``, ``MMEDEPLOY_TARGET`` or ``target use`` names, else the running
@@ -18,6 +19,7 @@ other programs).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from mmedeploy import __version__
-from mmedeploy.cli import admin, decisions, local_stack, options, pipeline, serving, targets
+from mmedeploy.cli import admin, completion, decisions, local_stack, options, pipeline, serving, targets
 from mmedeploy.cli.context import Context, plain
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Exit, exit_for, internal_error
 from mmedeploy.cli.options import Parser
@@ -35,13 +37,19 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_INVALID", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "Exit", "build_parser", "main"]
 
-GROUPS = (pipeline, local_stack, decisions, admin, serving, targets)
+GROUPS = (pipeline, local_stack, decisions, admin, serving, targets, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mmedeploy", description="Deploy Triton models to SageMaker multi-model endpoints.")
     parser.add_argument("--version", action="version", version=f"mmedeploy {__version__}")
     parser.add_argument("--target", metavar="NAME", help=options.TARGET_HELP)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="log each HTTP request (method, URL, status; never headers or tokens) to stderr, and show "
+        "the traceback of an unexpected error (also MMEDEPLOY_DEBUG=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in GROUPS:
         group.register(commands)
@@ -67,6 +75,8 @@ def main(
     try:
         args = build_parser().parse_args(argv)
         prog = f"mmedeploy {args.command}"
+        if args.debug or os.environ.get("MMEDEPLOY_DEBUG"):
+            _log_requests()
         return int(args.handler(args, Context(out, err, prog, target, getattr(args, "target", None))))
     except SystemExit as exc:  # argparse: --help, --version, a usage error (already printed)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
@@ -76,10 +86,22 @@ def main(
             code, message = known
             plain(err, message)
             return int(code)
-        if os.environ.get("MMEDEPLOY_DEBUG") or not isinstance(exc, Exception):
+        if getattr(args, "debug", False) or os.environ.get("MMEDEPLOY_DEBUG") or not isinstance(exc, Exception):
             raise
         plain(err, internal_error(exc))
         return EXIT_USAGE
+
+
+def _log_requests() -> None:
+    """--debug: urllib3's request lines (boto3's and the API client's: method, URL, status) and
+    mmedeploy's own debug logs. Not botocore's: its debug logs carry signed headers and session
+    tokens."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    for name in ("urllib3.connectionpool", "mmedeploy"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
 
 
 if __name__ == "__main__":

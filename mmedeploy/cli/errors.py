@@ -59,6 +59,7 @@ def _admin(done: str) -> dict[Exit, str]:
 
 
 EXIT_CODES: dict[str, dict[Exit, str]] = {
+    "completion": {Exit.OK: "printed", Exit.USAGE: "usage error (a shell it does not know)"},
     "validate": {Exit.OK: "valid", Exit.INVALID: "invalid", Exit.USAGE: "usage or I/O error (unreadable tarball)"},
     "package": {
         Exit.OK: "written (valid)",
