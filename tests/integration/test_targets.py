@@ -1,8 +1,9 @@
 """Targets on the session's local stack, as a user on AWS runs them (issue 18): from a folder
 outside the repository, with a profile in a temporary AWS config file and ``AWS_ENDPOINT_URL``, a
 target resolved only through the CloudFormation path (the emulator's stack outputs), and tokens
-stored by ``target login``; ``push``, ``status`` and ``models`` act on it. Without a target, the
-running local stack is found from any folder.
+stored by ``target login`` or given in the environment; every command of a release acts on it
+(push, status, models, approve's refusal, promote, invoke, canary, rollback, logs). Without a
+target, the running local stack is found from any folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mmedeploy.local.stack import StackInfo
-from testkit.tarballs import pack, single_python_repo
+from testkit.tarballs import echo_repo, pack, single_python_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +111,60 @@ def test_the_running_local_stack_is_found_from_any_folder(local_stack: StackInfo
     found = mmedeploy("status", "nosuchmodel", cwd=tmp_path, env=dict(os.environ))
     assert found.returncode == 3, found.stderr  # no such model: the stack was found and read
     assert "no local stack" not in found.stderr
+
+
+def test_every_command_of_a_release_acts_on_a_target_with_tokens_from_the_environment(
+    local_stack: StackInfo, as_aws_user: dict[str, str], tmp_path: Path
+) -> None:
+    work = tmp_path / "work"  # outside the repository
+    work.mkdir()
+    env = {
+        **as_aws_user,
+        "MMEDEPLOY_API_TOKEN": local_stack.api_token,
+        "MMEDEPLOY_ADMIN_TOKEN": local_stack.admin_token,
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return mmedeploy("--target", "ops", *args, cwd=work, env=env)
+
+    added = mmedeploy("target", "add", "ops", "--stack", local_stack.stack_name, "--profile", "team", cwd=work, env=env)
+    assert added.returncode == 0, added.stderr
+    request = work / "request.json"
+    request.write_text(
+        json.dumps({"inputs": [{"name": "IN", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+    )
+
+    def release(version: str) -> None:
+        tarball = work / f"targetrel_{version}.tar.gz"
+        tarball.write_bytes(pack(echo_repo("targetrel", version)))
+        pushed = run("push", str(tarball))  # validated first, then uploaded
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        assert "--target ops" in pushed.stdout  # the follow-it hint names the target
+        watched = run("status", "targetrel", version, "--watch", "--json", "--timeout", "120")
+        assert json.loads(watched.stdout)["status"] == "AWAITING_APPROVAL", watched.stdout + watched.stderr
+
+    # push, status: version 1 to approval
+    release("1")
+    # approve on a deployed target is Slack's: the CLI says so and points at promote
+    approve = run("approve", "targetrel", "1")
+    assert approve.returncode == 1 and "mmedeploy promote" in approve.stderr, approve.stderr
+    # promote (admin): through the gate to production; invoke through the API
+    promoted = run("promote", "targetrel", "1")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    answered = run("invoke", "targetrel", "--data", str(request), "--json")
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["served_version"] == "1"
+    # version 2: canary, then stop it, promote it, and roll back to 1
+    release("2")
+    canary = run("canary", "targetrel", "2", "--weight", "10%")
+    assert canary.returncode == 0, canary.stdout + canary.stderr
+    assert run("canary", "targetrel", "--stop").returncode == 0
+    assert run("promote", "targetrel", "2").returncode == 0
+    rolled = run("rollback", "targetrel")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    status = run("status", "targetrel", "--json")
+    versions = {v["version"]: v["status"] for v in json.loads(status.stdout)["versions"]}
+    assert versions == {"1": "PRODUCTION", "2": "RETIRED"}, status.stdout
+    # logs: the validator's log, read from CloudWatch Logs with the profile's credentials
+    logs = run("logs", "validate", "--since", "30m")
+    assert logs.returncode == 0 and "targetrel" in logs.stdout, logs.stderr
