@@ -120,10 +120,13 @@ def target_from_outputs(
     description: str,
     session: boto3.session.Session,
     outputs: Mapping[str, str],
+    required: tuple[str, ...] = REQUIRED_OUTPUTS,
     **details: Any,
 ) -> DeploymentTarget:
-    """A target from a stack's outputs; ``details`` are the rest of its fields (endpoint, tokens, Slack)."""
-    missing = [key for key in REQUIRED_OUTPUTS if not outputs.get(key)]
+    """A target from a stack's outputs; ``details`` are the rest of its fields (endpoint, tokens, Slack).
+    An output of ``required`` missing is TargetUnavailable (``mmedeploy doctor`` requires none: it
+    reports them)."""
+    missing = [key for key in required if not outputs.get(key)]
     if missing:
         raise TargetUnavailable(
             f"{description} lacks the output(s) {', '.join(missing)}: update the stack with the current "
@@ -132,10 +135,10 @@ def target_from_outputs(
     return DeploymentTarget(
         description=description,
         region=str(session.region_name),
-        staging_bucket=outputs["StagingBucket"],
-        registry_table=outputs["RegistryTable"],
+        staging_bucket=outputs.get("StagingBucket", ""),
+        registry_table=outputs.get("RegistryTable", ""),
         session=session,
-        api_url=outputs["EndpointURL"],
+        api_url=outputs.get("EndpointURL"),
         name=name,
         outputs=dict(outputs),
         **details,
@@ -154,7 +157,9 @@ def session_for(entry: TargetEntry) -> boto3.session.Session:
         ) from None
 
 
-def deployed_target(entry: TargetEntry, environ: Mapping[str, str] | None = None) -> DeploymentTarget:
+def deployed_target(
+    entry: TargetEntry, environ: Mapping[str, str] | None = None, required: tuple[str, ...] = REQUIRED_OUTPUTS
+) -> DeploymentTarget:
     """The stack ``entry`` names, resolved from its outputs; tokens from :mod:`mmedeploy.tokens`."""
     from mmedeploy.tokens import TokenStore
 
@@ -175,13 +180,16 @@ def deployed_target(entry: TargetEntry, environ: Mapping[str, str] | None = None
         f"target {entry.name} (stack {entry.stack} in {session.region_name})",
         session,
         outputs,
+        required,
         api_token=api_token,
         admin_token=admin_token,
     )
 
 
 # -- the local stack -------------------------------------------------------------------------------
-def local_stack_target(state_dir: Path = DEFAULT_STATE_DIR) -> DeploymentTarget:
+def local_stack_target(
+    state_dir: Path = DEFAULT_STATE_DIR, required: tuple[str, ...] = REQUIRED_OUTPUTS
+) -> DeploymentTarget:
     """The local stack started with ``mmedeploy up`` on ``state_dir``, resolved from its
     emulator's stack outputs; TargetUnavailable if none runs."""
     info = read_stack(state_dir)
@@ -191,10 +199,12 @@ def local_stack_target(state_dir: Path = DEFAULT_STATE_DIR) -> DeploymentTarget:
             f"no local stack is running (no live {state_dir / 'stack.json'}); start one with: "
             f"mmedeploy up --detach{option}"
         )
-    return local_target_from(info, state_dir)
+    return local_target_from(info, state_dir, required)
 
 
-def local_target_from(info: StackInfo, state_dir: Path) -> DeploymentTarget:
+def local_target_from(
+    info: StackInfo, state_dir: Path, required: tuple[str, ...] = REQUIRED_OUTPUTS
+) -> DeploymentTarget:
     # the local administrator the stack created: the emulator enforces IAM
     session = boto3.session.Session(
         aws_access_key_id=info.aws_access_key_id,
@@ -207,6 +217,7 @@ def local_target_from(info: StackInfo, state_dir: Path) -> DeploymentTarget:
         f"the local stack ({state_dir})",
         session,
         outputs,
+        required,
         endpoint_url=info.aws_endpoint_url,
         client_config=LOCAL_CLIENT_CONFIG,
         slack_url=info.slack_url,
@@ -257,14 +268,17 @@ def chosen_target(
 
 
 def resolve_target(
-    state_dir: Path = DEFAULT_STATE_DIR, name: str | None = None, environ: Mapping[str, str] | None = None
+    state_dir: Path = DEFAULT_STATE_DIR,
+    name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    required: tuple[str, ...] = REQUIRED_OUTPUTS,
 ) -> DeploymentTarget:
     """The target a command's options (``--target``, ``--state-dir``) and the environment name."""
     chosen = chosen_target(state_dir, name, environ)
     if chosen == LOCAL:
-        return local_stack_target(find_local_stack(state_dir))
+        return local_stack_target(find_local_stack(state_dir), required)
     try:
         entry = TargetConfig.load().get(chosen)
     except TargetConfigError as exc:
         raise TargetUnavailable(str(exc)) from None
-    return deployed_target(entry, environ)
+    return deployed_target(entry, environ, required)

@@ -8,6 +8,7 @@ share declared once (:mod:`.options`), and the exit codes in one table (:mod:`.e
 - :mod:`.serving`: ``invoke``, ``models``
 - :mod:`.local_stack`: ``up``, ``down``, ``demo``, ``logs``
 - :mod:`.targets`: ``target add|list|show|use|remove|login``
+- :mod:`.doctor`: ``doctor`` (a target checked end to end)
 - :mod:`.completion`: ``completion bash|zsh|tcsh``
 
 Commands act on a :class:`~mmedeploy.target.DeploymentTarget`: the one ``--target`` (before or
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from mmedeploy import __version__
-from mmedeploy.cli import admin, completion, decisions, local_stack, options, pipeline, serving, targets
+from mmedeploy.cli import admin, completion, decisions, doctor, local_stack, options, pipeline, serving, targets
 from mmedeploy.cli.context import Context, plain
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Exit, exit_for, internal_error
 from mmedeploy.cli.options import Parser
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_INVALID", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "Exit", "build_parser", "main"]
 
-GROUPS = (pipeline, local_stack, decisions, admin, serving, targets, completion)
+GROUPS = (pipeline, local_stack, decisions, admin, serving, targets, doctor, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -120,6 +120,12 @@ EXIT_CODES: dict[str, dict[Exit, str]] = {
         Exit.USAGE: "usage error: an unknown or invalid target name, or the stack's outputs could not be read "
         "(no such stack, no credentials or region, an output missing), or no token was given to login",
     },
+    "doctor": {
+        Exit.OK: "every check passed (or could not be checked with your credentials: 'skipped')",
+        Exit.INVALID: "a check failed: its line says what to fix",
+        Exit.USAGE: "usage error, or no target to check (no local stack runs, an unknown target, the stack's "
+        "outputs could not be read)",
+    },
     "logs": {
         Exit.OK: "printed (also when there are no events yet)",
         Exit.INVALID: "no such function, or several match (their names are printed), or reading the logs failed",

@@ -20,6 +20,9 @@ bumping ``MOTO_VERSION``.
    the interpreter would end it FAILED with States.Timeout. Here a stop keeps its error and
    cause, interrupts those waits, and the execution is ABORTED (and announced) at once, as on
    AWS, even while a task runs (moto's interpreter would wait for the task to return).
+4. S3: moto keeps a bucket's ``EventBridgeConfiguration`` (and sends the events) but leaves it out
+   of ``GetBucketNotificationConfiguration``. Here the answer has it, as S3's does, so ``mmedeploy
+   doctor`` checks the local staging bucket as it checks one on AWS.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import moto
 from moto.awslambda.models import LambdaFunction
 from moto.events.models import Rule
+from moto.s3.responses import S3Response
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -288,6 +292,27 @@ def _interrupting_waits(client: ClientFactory, original: Callable[..., None]) ->
     return stop
 
 
+def _answering_eventbridge(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_bucket_notification(self: Any) -> Any:
+        configuration = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if configuration is None or getattr(configuration, "event_bridge", None) is None:
+            return original(self)
+        serialize = self.serialized
+
+        def with_eventbridge(result: Any) -> Any:
+            if isinstance(getattr(result, "result", None), dict):
+                result.result["EventBridgeConfiguration"] = {}
+            return serialize(result)
+
+        self.serialized = with_eventbridge
+        try:
+            return original(self)
+        finally:
+            del self.serialized
+
+    return get_bucket_notification
+
+
 def install(run: RunFunction, client: ClientFactory) -> None:
     """Patch moto in this process: invocations go to ``run`` (the local Lambda service), rule
     targets are delivered through ``client`` (this emulator, as the local administrator)."""
@@ -307,5 +332,8 @@ def install(run: RunFunction, client: ClientFactory) -> None:
     Execution.stop = _interrupting_waits(client, Execution.stop)  # type: ignore[method-assign]
     StepFunctionResponse.stop_execution = _stop_keeping_cause(  # type: ignore[method-assign]
         StepFunctionResponse.stop_execution
+    )
+    S3Response.get_bucket_notification = _answering_eventbridge(  # type: ignore[method-assign]
+        S3Response.get_bucket_notification
     )
     _installed = True

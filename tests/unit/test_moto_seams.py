@@ -6,6 +6,7 @@ import datetime
 import json
 from typing import Any
 
+import pytest
 from moto.stepfunctions.parser.api import ExecutionStatus
 
 from mmedeploy.local.moto_seams import STATUS_CHANGE, status_change_entry, target_input, transform_input
@@ -58,3 +59,26 @@ def test_an_ended_execution_is_announced_as_aws_announces_it() -> None:
     assert json.loads(detail["input"]) == {"name": "fraud", "version": "1"}
     assert (detail["cause"], detail["error"], detail["output"]) == ("stopped by an operator", None, None)
     assert entry["Resources"] == [detail["executionArn"]]
+
+
+def test_get_bucket_notification_configuration_answers_eventbridge_as_s3_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.s3.responses import S3Response
+
+    from mmedeploy.local.moto_seams import _answering_eventbridge
+
+    monkeypatch.setattr(
+        S3Response, "get_bucket_notification", _answering_eventbridge(S3Response.get_bucket_notification)
+    )
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        for bucket in ("notifying-bucket", "quiet-bucket"):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_notification_configuration(
+            Bucket="notifying-bucket", NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket="notifying-bucket")
+        assert "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket="quiet-bucket")
