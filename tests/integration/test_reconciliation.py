@@ -271,8 +271,9 @@ def test_an_upload_whose_registration_the_throttled_registry_refused_is_found_by
     local_stack: StackInfo, aws: Callable[[str], Any]
 ) -> None:
     registry = ModelRegistry(local_stack.registry_table, aws("dynamodb"))
-    # GIVEN the registry's table throttled for longer than the SDK retries (about 25 s)
-    throttle = json.dumps({"table": local_stack.registry_table, "seconds": 35}).encode()
+    # GIVEN the registry's table throttled for longer than the SDK retries (about 25 s), with room
+    # for a slow cold start of the trigger (the sweep waits a minute anyway)
+    throttle = json.dumps({"table": local_stack.registry_table, "seconds": 50}).encode()
     control = f"{local_stack.aws_endpoint_url}{THROTTLE_PATH}"
     urllib.request.urlopen(urllib.request.Request(control, data=throttle), timeout=5).close()
     # WHEN a tarball is uploaded: its trigger gives up (RegistryBusy), and the event is spent
@@ -280,7 +281,7 @@ def test_an_upload_whose_registration_the_throttled_registry_refused_is_found_by
     put = aws("s3").put_object(
         Bucket=local_stack.staging_bucket, Key="throttled_1.tar.gz", Body=pack(echo_repo("throttled", "1"))
     )
-    time.sleep(36)
+    time.sleep(51)
     assert registry.find("throttled", "1") is None  # nothing half-written
     # THEN the sweep, once the upload is a minute old, registers it as its event would have
     time.sleep(max(0.0, UNHEARD_AFTER_S + 1 - (time.time() - uploaded)))
