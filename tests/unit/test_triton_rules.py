@@ -665,6 +665,22 @@ def test_nested_ensemble_without_cycle_is_valid() -> None:
     assert_only(check(files, "outer_1.tar.gz"))
 
 
+def test_nested_ensembles_both_detected_are_ambiguous_and_the_message_says_how_to_nest() -> None:
+    # GIVEN an outer ensemble using an inner one, both written 'platform: "ensemble"'
+    files = {
+        "model_version.txt": b"1\n",
+        **ensemble("outer", ["X"], ["Y"], [("inner", {"X": "X"}, {"Y": "Y"})]),
+        **ensemble("inner", ["X"], ["Y"], [("leaf", {"IN": "X"}, {"OUT": "Y"})]),
+        **python_member("leaf", ["IN"], ["OUT"]),
+    }
+    # WHEN validated THEN SageMaker's pattern matches both, so it would serve either
+    report = check(files, "outer_1.tar.gz")
+    assert_only(report, Code.REPO_AMBIGUOUS)
+    # AND the message names the outer one and the spelling that nests the inner one
+    assert "serve 'outer'" in report.findings[0].message
+    assert 'platform : "ensemble"' in report.findings[0].message and "in inner" in report.findings[0].message
+
+
 # -- python backend ----------------------------------------------------------------------------
 
 

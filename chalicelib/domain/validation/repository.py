@@ -93,15 +93,6 @@ def discover(scan: ArchiveScan, target_model: str, findings: list[Finding]) -> R
     served_dir: str | None = None
     if len(detected) == 1:
         served_dir = detected[0]
-    elif len(detected) > 1:
-        findings.append(
-            Finding.of(
-                Code.REPO_AMBIGUOUS,
-                "",
-                f"several ensembles ({', '.join(detected)}): SageMaker serves an arbitrary one. "
-                "Ship one ensemble per tarball.",
-            )
-        )
     elif len(candidates) == 1:
         served_dir = candidates[0]
 
@@ -117,6 +108,8 @@ def discover(scan: ArchiveScan, target_model: str, findings: list[Finding]) -> R
             repo.models[directory] = model
             _check_name(model, findings)
     repo.served = repo.models.get(served_dir) if served_dir else None
+    if len(detected) > 1:
+        findings.append(Finding.of(Code.REPO_AMBIGUOUS, "", _several_ensembles(detected, repo)))
 
     if served_dir is None and len(detected) == 0:
         ensembles = [m.directory for m in repo.models.values() if m.config.platform == "ensemble"]
@@ -139,6 +132,24 @@ def discover(scan: ArchiveScan, target_model: str, findings: list[Finding]) -> R
                 )
             )
     return repo
+
+
+def _several_ensembles(detected: list[str], repo: Repository) -> str:
+    """What to change when SageMaker's pattern matches several configs: it serves the last one its
+    directory listing meets, an arbitrary one. Nested ensembles are the usual cause."""
+    used = {
+        step.model_name for d in detected if d in repo.models for step in repo.models[d].config.ensemble_scheduling.step
+    }
+    outer = [d for d in detected if d not in used]
+    message = f"several ensembles ({', '.join(detected)}): SageMaker serves an arbitrary one. "
+    if len(outer) == 1:
+        inner = ", ".join(d for d in detected if d != outer[0])
+        return message + (
+            f"To serve '{outer[0]}' with the ensembles it uses nested, write their platform line with a "
+            f'space before the colon (platform : "ensemble") in {inner}: SageMaker\'s pattern misses it, '
+            "Triton reads it the same."
+        )
+    return message + "Ship one ensemble per tarball (nested ensembles: see the model-repository conventions)."
 
 
 def _check_name(model: ParsedModel, findings: list[Finding]) -> None:
