@@ -99,5 +99,15 @@ bench-approval: $(STAMP)
 bench-cold-start: $(STAMP)
 	$(BIN)/python benchmarks/bench_cold_start.py --stage $(STAGE)
 
+## bench-triton-agreement: the validator on Triton's own config cases (tests/data/triton_config_cases): caught, missed, too strict (ARGS=--json, ARGS=--write-caught)
+.PHONY: bench-triton-agreement triton-cases
+bench-triton-agreement: $(STAMP)
+	$(BIN)/python benchmarks/triton_agreement.py $(ARGS)
+
+## triton-cases: refresh tests/data/triton_config_cases from a clone of Triton's server: make triton-cases SERVER=<git dir> [REF=r24.09]
+triton-cases: $(STAMP)
+	@test -n "$(SERVER)" || { echo "usage: make triton-cases SERVER=<git dir of triton-inference-server/server> [REF=r24.09]" >&2; exit 1; }
+	$(BIN)/python -m testkit.triton_cases import --from $(SERVER)$(if $(REF), --ref $(REF))
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
