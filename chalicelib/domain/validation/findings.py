@@ -111,6 +111,31 @@ class Code(StrEnum):
     ONNX_TYPE_MISMATCH = "ONNX_TYPE_MISMATCH"
     ONNX_SHAPE_MISMATCH = "ONNX_SHAPE_MISMATCH"
     ONNX_EXTERNAL_DATA_MISSING = "ONNX_EXTERNAL_DATA_MISSING"
+    # scheduling: batch_input/batch_output, queue policy, sequence batching (batching_rules.py)
+    BATCH_IO_SOURCE_COUNT = "BATCH_IO_SOURCE_COUNT"
+    BATCH_IO_UNKNOWN_TENSOR = "BATCH_IO_UNKNOWN_TENSOR"
+    BATCH_INPUT_DATA_TYPE = "BATCH_INPUT_DATA_TYPE"
+    BATCH_OUTPUT_TARGET_DUPLICATE = "BATCH_OUTPUT_TARGET_DUPLICATE"
+    QUEUE_PRIORITY_INVALID = "QUEUE_PRIORITY_INVALID"
+    QUEUE_PRIORITY_IGNORED = "QUEUE_PRIORITY_IGNORED"
+    QUEUE_ORDERING_CONFLICT = "QUEUE_ORDERING_CONFLICT"
+    SEQUENCE_CONTROL_NAME_MISSING = "SEQUENCE_CONTROL_NAME_MISSING"
+    SEQUENCE_CONTROL_DUPLICATE = "SEQUENCE_CONTROL_DUPLICATE"
+    SEQUENCE_CONTROL_VALUE_INVALID = "SEQUENCE_CONTROL_VALUE_INVALID"
+    SEQUENCE_CONTROL_DATA_TYPE = "SEQUENCE_CONTROL_DATA_TYPE"
+    SEQUENCE_STRATEGY_INVALID = "SEQUENCE_STRATEGY_INVALID"
+    SEQUENCE_STATE_INVALID = "SEQUENCE_STATE_INVALID"
+    SEQUENCE_STATE_FILE_MISSING = "SEQUENCE_STATE_FILE_MISSING"
+    RESPONSE_CACHE_UNSUPPORTED = "RESPONSE_CACHE_UNSUPPORTED"
+    # placement: instance groups and the backend library (placement_rules.py)
+    INSTANCE_GPUS_NOT_ALLOWED = "INSTANCE_GPUS_NOT_ALLOWED"
+    INSTANCE_GPU_ID_INVALID = "INSTANCE_GPU_ID_INVALID"
+    INSTANCE_GPU_ID_UNCERTAIN = "INSTANCE_GPU_ID_UNCERTAIN"
+    INSTANCE_COUNT_DEFAULTED = "INSTANCE_COUNT_DEFAULTED"
+    INSTANCE_PROFILE_INVALID = "INSTANCE_PROFILE_INVALID"
+    RUNTIME_ESCAPES_BACKEND = "RUNTIME_ESCAPES_BACKEND"
+    RUNTIME_NOT_FOUND = "RUNTIME_NOT_FOUND"
+    RUNTIME_UNVERIFIED = "RUNTIME_UNVERIFIED"
 
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -198,6 +223,29 @@ CATALOGUE: dict[Code, tuple[Severity, str]] = {
     Code.ONNX_TYPE_MISMATCH: (E, "config data_type differs from the ONNX element type"),
     Code.ONNX_SHAPE_MISMATCH: (E, "config dims (with batch) differ from the ONNX shape"),
     Code.ONNX_EXTERNAL_DATA_MISSING: (E, "an ONNX external-data file is not in the tarball"),
+    Code.BATCH_IO_SOURCE_COUNT: (E, "a batch_input or batch_output needs exactly one source_input"),
+    Code.BATCH_IO_UNKNOWN_TENSOR: (E, "a batch_input/batch_output source_input or target_name is not a model tensor"),
+    Code.BATCH_INPUT_DATA_TYPE: (E, "a batch_input's data_type is not TYPE_INT32 or TYPE_FP32"),
+    Code.BATCH_OUTPUT_TARGET_DUPLICATE: (E, "a batch_output names one target_name twice"),
+    Code.QUEUE_PRIORITY_INVALID: (E, "default_priority_level or priority_queue_policy key out of [1, priority_levels]"),
+    Code.QUEUE_PRIORITY_IGNORED: (W, "priority settings without priority_levels (Triton ignores them)"),
+    Code.QUEUE_ORDERING_CONFLICT: (E, "preserve_ordering with several priority levels or a DELAY timeout action"),
+    Code.SEQUENCE_CONTROL_NAME_MISSING: (E, "a sequence_batching control_input has no name"),
+    Code.SEQUENCE_CONTROL_DUPLICATE: (E, "a sequence control kind or control tensor is configured twice"),
+    Code.SEQUENCE_CONTROL_VALUE_INVALID: (E, "a sequence control lacks its one [false, true] pair, or CORRID has one"),
+    Code.SEQUENCE_CONTROL_DATA_TYPE: (E, "the CORRID control's data_type is not an integer or string type"),
+    Code.SEQUENCE_STRATEGY_INVALID: (E, "direct minimum_slot_utilization outside [0, 1]"),
+    Code.SEQUENCE_STATE_INVALID: (E, "a sequence state's initial_state does not fit the state"),
+    Code.SEQUENCE_STATE_FILE_MISSING: (E, "an initial_state data_file is missing or too small"),
+    Code.RESPONSE_CACHE_UNSUPPORTED: (E, "response_cache on a sequence-batched or decoupled model"),
+    Code.INSTANCE_GPUS_NOT_ALLOWED: (E, "a KIND_CPU or KIND_MODEL instance group lists gpus"),
+    Code.INSTANCE_GPU_ID_INVALID: (E, "an instance group lists a GPU id no SageMaker GPU instance has"),
+    Code.INSTANCE_GPU_ID_UNCERTAIN: (W, "an instance group lists a GPU id only multi-GPU instance types have"),
+    Code.INSTANCE_COUNT_DEFAULTED: (W, "a negative instance count (Triton uses its default)"),
+    Code.INSTANCE_PROFILE_INVALID: (E, "an instance group's profile on a non-TensorRT model, or not an index"),
+    Code.RUNTIME_ESCAPES_BACKEND: (E, "runtime points outside the backend or model directory ('..')"),
+    Code.RUNTIME_NOT_FOUND: (E, "runtime names a library that backend's search path cannot have"),
+    Code.RUNTIME_UNVERIFIED: (W, "runtime names a library neither shipped nor the backend's own"),
 }
 
 

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from math import prod
 
 from chalicelib.domain.validation.archive import ArchiveScan
+from chalicelib.domain.validation.batching_rules import check_batching
 from chalicelib.domain.validation.findings import Code, Finding
+from chalicelib.domain.validation.placement_rules import check_placement
 from chalicelib.domain.validation.repository import IGNORED_VERSION_DIRS, NOT_MODEL_DIRS, ParsedModel
 from chalicelib.domain.validation.schemas import model_config_pb2 as pb
 
@@ -70,6 +72,8 @@ def check_model(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[F
     _batching(model, findings)
     _io(model, findings)
     _instance_groups(model, findings)
+    findings += check_batching(model, scan)
+    findings += check_placement(model, scan)
     if model.backend == "python":
         _python(model, scan, dirs, findings)
     return findings
