@@ -66,6 +66,13 @@ package: $(STAMP)
 protos: $(STAMP)
 	$(BIN)/python -m mmedeploy.deploy.protos
 
+## triton-fields: regenerate which Triton release introduced each ModelConfig field (chalicelib/domain/validation/schemas/triton_fields.py)
+## from git mirrors: make triton-fields COMMON=<triton-inference-server/common git dir> SERVER=<triton-inference-server/server git dir>
+.PHONY: triton-fields
+triton-fields: $(STAMP)
+	@test -n "$(COMMON)" -a -n "$(SERVER)" || { echo "usage: make triton-fields COMMON=<git dir of triton-inference-server/common> SERVER=<git dir of triton-inference-server/server> (git clone --mirror)" >&2; exit 1; }
+	$(BIN)/python -m mmedeploy.deploy.triton_fields --common $(COMMON) --server $(SERVER)
+
 ## check-package: cfn-lint (errors and warnings fail) and the IAM policy check on build/$(STAGE)/sam.yaml
 check-package: package
 	$(BIN)/cfn-lint build/$(STAGE)/sam.yaml

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chalicelib.domain.validation.triton_release import TritonVersion, resolve
 
 
 class Settings(BaseSettings):
@@ -39,6 +41,22 @@ class Settings(BaseSettings):
     # The inference API caches each model's routes this long: the longest a promotion, rollback
     # or canary change takes to reach every container.
     route_cache_ttl_s: float = Field(default=5.0, ge=0)
+    # The Triton version the endpoints run: the validator refuses config fields newer than it.
+    triton_image: str = Field(default="", description="the endpoints' Triton image URI (TritonImage)")
+    triton_version: str = Field(
+        default="auto",
+        description="the Triton version the endpoints run (2.N, or a container release YY.MM); auto: read from "
+        "TRITON_IMAGE's tag; with no image either, the template's default (24.09: Triton 2.50)",
+    )
+
+    @model_validator(mode="after")
+    def _triton_known(self) -> Settings:
+        resolve(self.triton_version, self.triton_image)  # ValueError (fails fast) if neither can be read
+        return self
+
+    @property
+    def deployed_triton(self) -> TritonVersion:
+        return resolve(self.triton_version, self.triton_image)
 
     @property
     def approvers(self) -> frozenset[str]:

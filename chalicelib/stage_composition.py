@@ -43,7 +43,7 @@ def endpoint_invoker(endpoint: str) -> EndpointInvoker:
 def validate() -> Validate:
     from chalicelib.deploy_model.validate import Validate
 
-    return Validate(tracker(), artifact_store())
+    return Validate(tracker(), artifact_store(), triton_version=settings().deployed_triton)
 
 
 @lru_cache(maxsize=1)

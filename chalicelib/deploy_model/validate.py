@@ -22,6 +22,7 @@ from chalicelib.domain.records import ModelVersion
 from chalicelib.domain.validation.findings import Code
 from chalicelib.domain.validation.limits import ArchiveLimits
 from chalicelib.domain.validation.report import ValidationReport
+from chalicelib.domain.validation.triton_release import DEFAULT_TRITON, TritonVersion
 from chalicelib.domain.validation.validator import inspect_tarball, report_of
 from chalicelib.stages.tracker import LifecycleTracker
 
@@ -36,11 +37,13 @@ class Validate:
         store: ArtifactStore,
         limits: ArchiveLimits | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        triton_version: TritonVersion = DEFAULT_TRITON,
     ) -> None:
         self._tracker = tracker
         self._store = store
         self._limits = limits or ArchiveLimits()
         self._timer = timer
+        self._triton_version = triton_version  # the endpoints' (Settings.deployed_triton)
 
     def run(self, deployment: DeploymentInput) -> ValidationResult:
         name, version, upload = deployment.name, deployment.version, deployment.upload
@@ -54,7 +57,10 @@ class Validate:
         # move, which is then a no-op that publishes the event once more.
         started = self._timer()
         inspection = inspect_tarball(
-            self._store.open(upload.bucket, upload.key, upload.version_id), upload.key, self._limits
+            self._store.open(upload.bucket, upload.key, upload.version_id),
+            upload.key,
+            self._limits,
+            triton_version=self._triton_version,
         )
         report = report_of(inspection)
         # A redeploy reads the artifact again: it must be the bytes this version was validated with

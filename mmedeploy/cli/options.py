@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from chalicelib.inference.api_contract import MAX_PAGE
 from mmedeploy.cli.errors import EXIT_USAGE, epilog
 from mmedeploy.local import DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from chalicelib.domain.validation.triton_release import TritonVersion
 
 
 class Parser(argparse.ArgumentParser):
@@ -117,5 +120,15 @@ def since(text: str) -> int:
 
     try:
         return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def triton_version(text: str) -> TritonVersion:
+    """``--triton-version``: 2.N[.P], or the container release YY.MM of the endpoints' image."""
+    from chalicelib.domain.validation.triton_release import TritonVersion  # only when given
+
+    try:
+        return TritonVersion.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

@@ -44,6 +44,13 @@ def register(commands: Any) -> None:
     validate = options.add_command(commands, "validate", "validate a model tarball without extracting it")
     validate.add_argument("tarball", type=Path)
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    validate.add_argument(
+        "--triton-version",
+        type=options.triton_version,
+        metavar="X",
+        help="the Triton version the endpoints run (2.N, or the image's container release YY.MM): config fields "
+        "newer than it are errors (default: the template's image, 24.09: Triton 2.50)",
+    )
     validate.set_defaults(handler=cmd_validate)
 
     pkg = options.add_command(commands, "package", "package a Triton model repository as NAME_VERSION.tar.gz")
@@ -102,6 +109,7 @@ def register(commands: Any) -> None:
 # -- validate / package ----------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     from chalicelib.domain.validation.findings import Code
+    from chalicelib.domain.validation.triton_release import resolve
     from chalicelib.domain.validation.validator import validate_tarball
     from mmedeploy.report_view import render_report
 
@@ -110,7 +118,7 @@ def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
         raise CommandError(f"mmedeploy: {path} is a directory; to check a source folder run 'mmedeploy package' on it")
     try:
         with open(path, "rb") as handle:
-            report = validate_tarball(handle, path.name)
+            report = validate_tarball(handle, path.name, triton_version=args.triton_version or resolve())
     except OSError as exc:  # opening failed: missing file, permissions
         raise CommandError(f"mmedeploy: cannot read {path}: {exc.strerror or exc}") from exc
     if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
@@ -159,7 +167,7 @@ def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
         raise ctx.fail(f"cannot read {path}: {exc.strerror or exc}") from exc
     target = ctx.target(args.state_dir)
     if not args.no_validate:
-        _validate_before_push(args, ctx, path)
+        _validate_before_push(args, ctx, path, target)
     destination = f"s3://{target.staging_bucket}/{artifact.filename}"
     try:
         with upload_progress(ctx.out, path.name, size, show=ctx.out.is_terminal and not args.json) as progress:
@@ -181,18 +189,24 @@ def cmd_push(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def _validate_before_push(args: argparse.Namespace, ctx: Context, path: Path) -> None:
-    """Refuse (exit 1, the report shown) a tarball the pipeline would reject; nothing is uploaded."""
+def _validate_before_push(args: argparse.Namespace, ctx: Context, path: Path, target: DeploymentTarget) -> None:
+    """Refuse (exit 1, the report shown) a tarball the pipeline would reject; nothing is uploaded.
+    The target's Triton version (its stack outputs TritonVersion, TritonImage) is the one assumed."""
     from contextlib import nullcontext
 
     from chalicelib.domain.validation.findings import Code
+    from chalicelib.domain.validation.triton_release import resolve
     from chalicelib.domain.validation.validator import validate_tarball
     from mmedeploy.report_view import render_report
 
+    try:
+        triton = resolve(target.outputs.get("TritonVersion", ""), target.outputs.get("TritonImage", ""))
+    except ValueError as exc:
+        raise ctx.fail(f"not uploaded: {target.description}'s Triton version: {exc}", Exit.INVALID) from exc
     spinner = ctx.err.status(f"validating {path.name}") if ctx.err.is_terminal and not args.json else nullcontext()
     try:
         with spinner, open(path, "rb") as handle:
-            report = validate_tarball(handle, path.name)
+            report = validate_tarball(handle, path.name, triton_version=triton)
     except OSError as exc:
         raise ctx.fail(f"cannot read {path}: {exc.strerror or exc}") from exc
     if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):

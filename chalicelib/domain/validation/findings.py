@@ -136,6 +136,8 @@ class Code(StrEnum):
     RUNTIME_ESCAPES_BACKEND = "RUNTIME_ESCAPES_BACKEND"
     RUNTIME_NOT_FOUND = "RUNTIME_NOT_FOUND"
     RUNTIME_UNVERIFIED = "RUNTIME_UNVERIFIED"
+    # the deployed Triton's schema (field_support.py)
+    CONFIG_FIELD_UNSUPPORTED = "CONFIG_FIELD_UNSUPPORTED"
 
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -246,6 +248,7 @@ CATALOGUE: dict[Code, tuple[Severity, str]] = {
     Code.RUNTIME_ESCAPES_BACKEND: (E, "runtime points outside the backend or model directory ('..')"),
     Code.RUNTIME_NOT_FOUND: (E, "runtime names a library that backend's search path cannot have"),
     Code.RUNTIME_UNVERIFIED: (W, "runtime names a library neither shipped nor the backend's own"),
+    Code.CONFIG_FIELD_UNSUPPORTED: (E, "a config field or value is newer than the endpoint's Triton version"),
 }
 
 

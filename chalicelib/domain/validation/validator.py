@@ -9,6 +9,7 @@ from chalicelib.domain.naming import ArtifactName, InvalidArtifactName
 from chalicelib.domain.signature import ModelSummary, TensorSpec
 from chalicelib.domain.validation.archive import ArchiveScan, scan_archive
 from chalicelib.domain.validation.ensemble_rules import check_ensembles
+from chalicelib.domain.validation.field_support import check_fields
 from chalicelib.domain.validation.findings import Code, Finding, has_errors
 from chalicelib.domain.validation.limits import ArchiveLimits
 from chalicelib.domain.validation.model_rules import check_model
@@ -16,6 +17,7 @@ from chalicelib.domain.validation.onnx_rules import check_onnx
 from chalicelib.domain.validation.report import ValidationReport
 from chalicelib.domain.validation.repository import ParsedModel, Repository, discover
 from chalicelib.domain.validation.schemas import model_config_pb2 as pb
+from chalicelib.domain.validation.triton_release import DEFAULT_TRITON, TritonVersion
 from chalicelib.domain.warmup.test_cases import TestCase, load_test_cases
 
 VERSION_FILE = "model_version.txt"
@@ -39,8 +41,11 @@ class Inspection:
         return self.scan.complete and not has_errors(self.scan.findings)
 
 
-def inspect_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = None) -> Inspection:
-    """Read ``stream`` exactly once; never raises for any content of it."""
+def inspect_tarball(
+    stream: BinaryIO, key: str, limits: ArchiveLimits | None = None, *, triton_version: TritonVersion = DEFAULT_TRITON
+) -> Inspection:
+    """Read ``stream`` exactly once; never raises for any content of it. ``triton_version``: the Triton
+    the endpoint runs (a config field newer than it is an error)."""
     filename = key.rsplit("/", 1)[-1]
     findings: list[Finding] = []
     artifact: ArtifactName | None = None
@@ -55,7 +60,7 @@ def inspect_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = N
     test_cases: list[TestCase] = []
     if scan.complete:
         findings += _version_file(scan, artifact)
-        repository, repo_findings = _check_repository(scan, artifact.filename if artifact else filename)
+        repository, repo_findings = _check_repository(scan, artifact.filename if artifact else filename, triton_version)
         findings += repo_findings
         if repository.served is not None:  # cases are checked against the model they will be sent to
             test_cases, case_findings = load_test_cases(scan, _summary(repository.served))
@@ -63,12 +68,14 @@ def inspect_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = N
     return Inspection(artifact=artifact, scan=scan, repository=repository, findings=findings, test_cases=test_cases)
 
 
-def validate_tarball(stream: BinaryIO, key: str, limits: ArchiveLimits | None = None) -> ValidationReport:
+def validate_tarball(
+    stream: BinaryIO, key: str, limits: ArchiveLimits | None = None, *, triton_version: TritonVersion = DEFAULT_TRITON
+) -> ValidationReport:
     """Validate the tarball read from ``stream``; ``key`` is its file name or S3 key.
 
     Reads the stream exactly once and never raises for any content of it.
     """
-    return report_of(inspect_tarball(stream, key, limits))
+    return report_of(inspect_tarball(stream, key, limits, triton_version=triton_version))
 
 
 def report_of(inspection: Inspection) -> ValidationReport:
@@ -110,13 +117,16 @@ def _version_file(scan: ArchiveScan, artifact: ArtifactName | None) -> list[Find
     return []
 
 
-def _check_repository(scan: ArchiveScan, target_model: str) -> tuple[Repository, list[Finding]]:
+def _check_repository(
+    scan: ArchiveScan, target_model: str, triton_version: TritonVersion
+) -> tuple[Repository, list[Finding]]:
     findings: list[Finding] = []
     repo = discover(scan, target_model, findings)
     dirs = scan.directories()
     for model in repo.models.values():
         findings += check_model(model, scan, dirs)
         findings += check_onnx(model, scan)
+        findings += check_fields(model, triton_version)
     findings += check_ensembles(repo, scan)
     return repo, findings
 
