@@ -16,6 +16,11 @@ every too-strict case with the validator's errors, and how the caught cases comp
 ``tests/data/triton_config_caught.txt`` (the cases ``tests/unit/test_triton_config_cases.py``
 requires to stay caught). ``--write-caught`` rewrites that file from this run.
 
+``--local-triton`` also loads each Python-only case (Python models and ensembles of them) into the
+local Triton of the ``[local]`` extra (nvidia-pytriton's, Python backend only), one fresh server per
+case, and reports whether it agrees with the corpus (loads or refuses, and for a refusal whether its
+log carries the expected message): a check of the corpus and of the wrapping against a real Triton.
+
 Goal: no too-strict case beyond the known ones, and no case of the caught file missed; exit 1
 otherwise. The number of misses is the work left, not a failure.
 """
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -36,10 +43,13 @@ from testkit.triton_cases import (
     NOAUTOFILL_PLATFORM,
     ROOT,
     UPSTREAM_REF,
+    Case,
     Outcome,
     Result,
+    load_cases,
     read_caught,
     run_all,
+    wrap,
     write_caught,
 )
 
@@ -75,6 +85,68 @@ def summary(results: list[Result]) -> dict[str, object]:
         "regressions": sorted(set(caught_file) - now_caught),
         "newly_caught": sorted(now_caught - set(caught_file)),
     }
+
+
+def python_only(case: Case) -> bool:
+    """Whether the local Triton (nvidia-pytriton's, with the Python backend only) can load the
+    case's tarball: every model is a Python model or an ensemble."""
+    files = wrap(case)
+    models = {path.split("/", 1)[0] for path in files if path.endswith("/config.pbtxt")}
+    return bool(models) and all(
+        f"{m}/1/model.py" in files or b'"ensemble"' in (files[f"{m}/config.pbtxt"] or b"") for m in models
+    )
+
+
+def local_triton(cases: list[Case]) -> dict[str, object]:
+    """Load each Python-only case into a fresh local Triton (explicit model control, auto-complete
+    on, as test.sh and SageMaker run it) and compare its verdict with the corpus's: does it load,
+    and does a refusal carry the expected message."""
+    from mmedeploy.local.mme.triton import TritonInstall, TritonProcess, TritonRefused
+
+    install = TritonInstall()
+    checked: list[dict[str, object]] = []
+    version = ""
+    with tempfile.TemporaryDirectory(prefix="triton-agreement-") as tmp:
+        root = Path(tmp)
+        backends = install.prepare_backends(root / "backends")
+        for case in cases:
+            if not python_only(case):
+                continue
+            repository = root / re.sub(r"[^A-Za-z0-9_.-]", "_", case.id)
+            for path, data in wrap(case).items():
+                target = repository / path
+                if data is None:
+                    target.mkdir(parents=True, exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+            log_path = repository.with_suffix(".log")
+            process = TritonProcess(install, repository, backends, log_path, on_restart=lambda: None)
+            process.start()
+            try:
+                if not version:
+                    _, _, body = process.client.request("GET", "/v2")
+                    version = str(json.loads(body).get("version", ""))
+                try:
+                    process.client.load(case.name)
+                    loads, message = True, ""
+                except TritonRefused as exc:
+                    loads, message = False, exc.message
+            finally:
+                process.stop()
+            text = message + "\n" + log_path.read_text(errors="replace")
+            found = any(re.search(pattern, text) for pattern in case.expected) if not loads else None
+            checked.append(
+                {
+                    "case": case.id,
+                    "corpus": "loads" if case.triton_loads else "refuses",
+                    "local_triton": "loads" if loads else "refuses",
+                    "agrees": loads == case.triton_loads,
+                    "expected_message_found": found,
+                    "message": message,
+                }
+            )
+    return {"triton_version": version, "checked": checked}
 
 
 def _unescape(pattern: str) -> str:
@@ -118,6 +190,20 @@ def print_report(data: dict[str, object]) -> None:
         print(f"  newly caught: {case}")
     if newly:
         print("  (record them: .venv/bin/python benchmarks/triton_agreement.py --write-caught)")
+    local = data.get("local_triton")
+    if isinstance(local, dict):
+        checked = local["checked"]
+        assert isinstance(checked, list)
+        agree = sum(1 for item in checked if item["agrees"])
+        print(
+            f"\nlocal Triton {local['triton_version']} (nvidia-pytriton, Python backend): {len(checked)} Python-only "
+            f"cases loaded, {agree} agree with the corpus"
+        )
+        for item in checked:
+            if not item["agrees"] or item["expected_message_found"] is False:
+                print(f"  {item['case']}: corpus {item['corpus']}, local Triton {item['local_triton']}")
+                if item["message"]:
+                    print(f"      {item['message']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,12 +212,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-caught", action="store_true", help=f"rewrite {CAUGHT_FILE.relative_to(ROOT)} from this run"
     )
+    parser.add_argument(
+        "--local-triton",
+        action="store_true",
+        help="also load the Python-only cases into the local Triton (nvidia-pytriton) and compare its verdicts",
+    )
     args = parser.parse_args(argv)
     results = run_all()
     if args.write_caught:
         count = write_caught(results)
         print(f"{count} caught cases written to {CAUGHT_FILE.relative_to(ROOT)}", file=sys.stderr)
     data = summary(results)
+    if args.local_triton:
+        data["local_triton"] = local_triton(load_cases())
     if args.json:
         print(json.dumps(data, indent=2))
     else:
