@@ -3,7 +3,9 @@
 Every ensemble input is read, every ensemble output is written by exactly one step, every tensor
 a step writes is read, map keys exist in the member's config, required member inputs are
 mapped, connected tensors agree in type and shape, members batch at least as much as the
-ensemble (or not at all), and no cycle.
+ensemble (or not at all), and no cycle. Ensembles set no optimization or model_warmup, every step
+names its model and maps inputs and outputs, only ensembles have ensemble_scheduling, and no step
+mixes tensors from different decoupled models.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
     for model in repo.models.values():
         if model.is_ensemble:
             findings += _check(model, repo, scan)
+        elif model.config.HasField("ensemble_scheduling"):  # ValidateEnsembleSchedulingConfig
+            findings.append(
+                Finding.of(
+                    Code.ENSEMBLE_SCHEDULING_NOT_ENSEMBLE,
+                    model.config_path,
+                    f"'{model.name}' sets ensemble_scheduling but its platform is not \"ensemble\"; remove "
+                    'ensemble_scheduling, or make it an ensemble (platform: "ensemble", no backend)',
+                )
+            )
     findings += _nested_cycles(repo)
     return findings
 
@@ -59,6 +70,49 @@ def _member_input_names(member: ParsedModel, scan: ArchiveScan) -> set[str]:
     return set()
 
 
+def _names_final(member: ParsedModel) -> bool:
+    """Whether the member's configured tensors are all it has, even when there are none: a Python
+    model's config is final once its auto_complete_config was read (python_rules.py); other backends
+    may auto-complete an empty list from the model file."""
+    return member.backend == "python" and not member.config_open
+
+
+def _ensemble_only_fields(ensemble: ParsedModel, add: Report) -> None:
+    # ValidateEnsembleSchedulingConfig (model_config_utils.cc)
+    if ensemble.config.HasField("optimization"):
+        add(
+            Code.ENSEMBLE_OPTIMIZATION,
+            f"ensemble '{ensemble.name}' must not set optimization; set it on its member models",
+        )
+    if ensemble.config.model_warmup:
+        add(
+            Code.ENSEMBLE_MODEL_WARMUP,
+            f"ensemble '{ensemble.name}' must not set model_warmup; warm up its member models instead",
+        )
+
+
+def _step_fields(ensemble: ParsedModel, index: int, step: pb.ModelEnsembling.Step, add: Report) -> None:
+    # BuildEnsembleGraph (model_config_utils.cc): each step names a model and maps inputs and outputs.
+    where = f"step {index} of ensemble '{ensemble.name}'"
+    if not step.model_name:
+        add(
+            Code.ENSEMBLE_STEP_MODEL_NAME_MISSING,
+            f"{where} has no model_name; set it to the member model's directory name",
+        )
+    if not step.input_map:
+        add(
+            Code.ENSEMBLE_STEP_INPUT_MAP_MISSING,
+            f"{where} ('{step.model_name}') has no input_map; map each input of the member to an ensemble "
+            'tensor (input_map { key: "MEMBER_INPUT" value: "ENSEMBLE_TENSOR" })',
+        )
+    if not step.output_map:
+        add(
+            Code.ENSEMBLE_STEP_OUTPUT_MAP_MISSING,
+            f"{where} ('{step.model_name}') has no output_map; map the member's outputs the ensemble uses "
+            '(output_map { key: "MEMBER_OUTPUT" value: "ENSEMBLE_TENSOR" })',
+        )
+
+
 def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[Finding]:
     findings: list[Finding] = []
     where_config = ensemble.config_path
@@ -66,6 +120,7 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
     def add(code: Code, message: str) -> None:
         findings.append(Finding.of(code, where_config, message))
 
+    _ensemble_only_fields(ensemble, add)
     steps = list(ensemble.config.ensemble_scheduling.step)
     if not steps:
         add(Code.ENSEMBLE_NO_STEPS, f"ensemble '{ensemble.name}' has no ensemble_scheduling steps")
@@ -81,11 +136,14 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
 
     for index, step in enumerate(steps):
         label = f"step {index} ('{step.model_name}')"
-        member = repo.models.get(step.model_name)
+        _step_fields(ensemble, index, step, add)
         for tensor in step.input_map.values():
             consumers[tensor].append(index)
         for tensor in step.output_map.values():
             producers[tensor].append(label)
+        if not step.model_name:
+            continue
+        member = repo.models.get(step.model_name)
         if member is None:
             if step.model_name in repo.dirs_without_config:
                 findings.append(
@@ -110,7 +168,9 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
                 f"{label} pins version {step.model_version}, but '{step.model_name}' has versions {member.versions} "
                 f"of which its version_policy loads {member.served_versions}; pin one of those or use -1",
             )
-        if member.config.max_batch_size != 0 and member.config.max_batch_size < ensemble.config.max_batch_size:
+        # An open Python member may still raise its max_batch_size (set_max_batch_size only raises it).
+        mbs = member.config.max_batch_size
+        if mbs != 0 and mbs < ensemble.config.max_batch_size and not member.config_open:
             add(
                 Code.ENSEMBLE_BATCH_MISMATCH,
                 f"'{step.model_name}' allows max_batch_size {member.config.max_batch_size}, below the ensemble's "
@@ -119,6 +179,9 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
         _maps(label, step, member, scan, declarations, add)
 
     _graph(ensemble, steps, inputs, producers, consumers, add)
+    members = [repo.models.get(step.model_name) if step.model_name else None for step in steps]
+    if all(members) and any(m.config.model_transaction_policy.decoupled for m in members if m):
+        _decoupled(ensemble, steps, [m for m in members if m], add)
     for tensor, decls in declarations.items():
         first = decls[0]
         for other in decls[1:]:
@@ -151,19 +214,34 @@ def _maps(
     # The member's tensors as the step sees them; without configured inputs (ONNX auto-complete)
     # the graph's inputs are the known ones, and all of them are required.
     known_inputs = _member_input_names(member, scan)
+    final = _names_final(member)
     sides = (
         ("input", step.input_map, {t.name: t for t in member.config.input}, known_inputs),
         ("output", step.output_map, {t.name: t for t in member.config.output}, {t.name for t in member.config.output}),
     )
     for kind, mapping, specs, known in sides:
         for key, tensor in mapping.items():
-            if known and key not in known:
+            if (known or final) and key not in known and not member.config_open:
                 add(
                     Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
-                    f"{label} maps {kind} '{key}', but '{step.model_name}' has {kind}s {sorted(known)}",
+                    f"{label} maps {kind} '{key}', but '{step.model_name}' has "
+                    + (f"{kind}s {sorted(known)}" if known else f"no {kind}s"),
                 )
-            elif key in specs:
+            elif key in specs and not (
+                member.config_open and (specs[key].data_type == pb.TYPE_INVALID or not specs[key].dims)
+            ):
                 declarations[tensor].append(_declaration(f"{kind} '{key}' of '{step.model_name}'", member, specs[key]))
+    # ValidateTensorMapping (ensemble_utils.cc): an output declared twice is two outputs writing one tensor.
+    outputs = [t.name for t in member.config.output]
+    for key, tensor in step.output_map.items():
+        if outputs.count(key) > 1:
+            add(
+                Code.ENSEMBLE_TENSOR_MULTIPLE_WRITERS,
+                f"'{step.model_name}' declares output '{key}' twice, so {label} writes tensor '{tensor}' twice; "
+                "Triton refuses that in an ensemble: remove the duplicate from its config",
+            )
+    if not step.input_map:
+        return  # ENSEMBLE_STEP_INPUT_MAP_MISSING says it
     required = {t.name for t in member.config.input if not t.optional} if member.config.input else known_inputs
     for name in sorted(required - set(step.input_map)):
         add(
@@ -221,6 +299,81 @@ def _graph(
     if stuck:
         names = ", ".join(f"step {i} ('{steps[i].model_name}')" for i in stuck)
         add(Code.ENSEMBLE_CYCLE, f"{names} wait on each other's outputs: the steps form a cycle")
+
+
+class _Node:
+    """A tensor of ensemble_utils.cc's TensorNode graph, as far as the decoupled check needs it."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.decoupled = False
+        self.label = 0
+        self.visited = False
+        self.prev: list[_Node] = []
+        self.next: list[_Node] = []
+        self.sibling: _Node | None = None
+        self.writer = ""  # the step's model writing it (Triton names the ensemble for its outputs)
+
+
+def _decoupled(
+    ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], members: list[ParsedModel], add: Report
+) -> None:
+    """ValidateEnsembleConfig (ensemble_utils.cc): every tensor a decoupled step writes gets a new
+    label, other tensors inherit their step's inputs' label; a step (or the ensemble's outputs)
+    must not receive tensors of different labels."""
+    tensors: dict[str, _Node] = {t.name: _Node(ensemble.name) for t in ensemble.config.input}
+    sink = _Node(ensemble.name)
+    for output in ensemble.config.output:
+        node = tensors.setdefault(output.name, _Node(ensemble.name))
+        sink.prev.append(node)
+        node.next.append(sink)
+    for step, member in zip(steps, members, strict=True):
+        sibling = _Node(step.model_name)
+        for tensor in step.input_map.values():
+            tensors.setdefault(tensor, _Node(step.model_name))
+        for tensor in step.output_map.values():
+            node = tensors.setdefault(tensor, _Node(step.model_name))
+            node.sibling, node.writer = sibling, step.model_name
+            node.decoupled = member.config.model_transaction_policy.decoupled
+            for source in step.input_map.values():
+                node.prev.append(tensors[source])
+                tensors[source].next.append(node)
+    origin = {0: f"ensemble '{ensemble.name}' inputs (not decoupled)"}
+    queue = [tensors[t.name] for t in ensemble.config.input if t.name in tensors]
+    for node in queue:
+        node.visited = True
+    label_count = 0
+    while queue:
+        current = queue.pop(0)
+        for nxt in current.next:
+            if nxt.visited or not all(p.visited for p in nxt.prev):
+                continue
+            labels = sorted({p.label for p in nxt.prev})
+            if len(labels) > 1:
+                who = (
+                    f"the outputs of ensemble '{ensemble.name}'"
+                    if nxt is sink
+                    else f"the step of model '{nxt.writer or nxt.model}' in ensemble '{ensemble.name}'"
+                )
+                add(
+                    Code.ENSEMBLE_DECOUPLED_MIXED,
+                    f"{who} receives tensors that originate from different decoupled models "
+                    f"({'; '.join(origin.get(label, '?') for label in labels)}); Triton refuses this: feed it from "
+                    "one decoupled branch only, or make the models not decoupled (model_transaction_policy)",
+                )
+                return
+            if nxt.decoupled and not (nxt.sibling and nxt.sibling.visited):
+                label_count += 1
+                origin[label_count] = f"decoupled model '{nxt.writer or nxt.model}'"
+            inherited = label_count if nxt.decoupled else labels[0] if labels else 0
+            if nxt.sibling is not None:
+                if not nxt.sibling.visited:
+                    nxt.sibling.label, nxt.sibling.visited = inherited, True
+                nxt.label = nxt.sibling.label
+            else:
+                nxt.label = inherited
+            nxt.visited = True
+            queue.append(nxt)
 
 
 def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:

@@ -111,6 +111,18 @@ class Code(StrEnum):
     ONNX_TYPE_MISMATCH = "ONNX_TYPE_MISMATCH"
     ONNX_SHAPE_MISMATCH = "ONNX_SHAPE_MISMATCH"
     ONNX_EXTERNAL_DATA_MISSING = "ONNX_EXTERNAL_DATA_MISSING"
+    # ensembles and the python backend's auto_complete_config (issue 19: ensemble_rules.py, python_rules.py)
+    ENSEMBLE_OPTIMIZATION = "ENSEMBLE_OPTIMIZATION"
+    ENSEMBLE_MODEL_WARMUP = "ENSEMBLE_MODEL_WARMUP"
+    ENSEMBLE_SCHEDULING_NOT_ENSEMBLE = "ENSEMBLE_SCHEDULING_NOT_ENSEMBLE"
+    ENSEMBLE_STEP_MODEL_NAME_MISSING = "ENSEMBLE_STEP_MODEL_NAME_MISSING"
+    ENSEMBLE_STEP_INPUT_MAP_MISSING = "ENSEMBLE_STEP_INPUT_MAP_MISSING"
+    ENSEMBLE_STEP_OUTPUT_MAP_MISSING = "ENSEMBLE_STEP_OUTPUT_MAP_MISSING"
+    ENSEMBLE_DECOUPLED_MIXED = "ENSEMBLE_DECOUPLED_MIXED"
+    PYTHON_AUTO_COMPLETE_CONFLICT = "PYTHON_AUTO_COMPLETE_CONFLICT"
+    PYTHON_AUTO_COMPLETE_NO_RETURN = "PYTHON_AUTO_COMPLETE_NO_RETURN"
+    PYTHON_AUTO_COMPLETED = "PYTHON_AUTO_COMPLETED"
+    PYTHON_AUTO_COMPLETE_UNREADABLE = "PYTHON_AUTO_COMPLETE_UNREADABLE"
     # scheduling: batch_input/batch_output, queue policy, sequence batching (batching_rules.py)
     BATCH_IO_SOURCE_COUNT = "BATCH_IO_SOURCE_COUNT"
     BATCH_IO_UNKNOWN_TENSOR = "BATCH_IO_UNKNOWN_TENSOR"
@@ -225,6 +237,17 @@ CATALOGUE: dict[Code, tuple[Severity, str]] = {
     Code.ONNX_TYPE_MISMATCH: (E, "config data_type differs from the ONNX element type"),
     Code.ONNX_SHAPE_MISMATCH: (E, "config dims (with batch) differ from the ONNX shape"),
     Code.ONNX_EXTERNAL_DATA_MISSING: (E, "an ONNX external-data file is not in the tarball"),
+    Code.ENSEMBLE_OPTIMIZATION: (E, "ensembles must not set optimization"),
+    Code.ENSEMBLE_MODEL_WARMUP: (E, "ensembles must not set model_warmup"),
+    Code.ENSEMBLE_SCHEDULING_NOT_ENSEMBLE: (E, "ensemble_scheduling on a model whose platform is not ensemble"),
+    Code.ENSEMBLE_STEP_MODEL_NAME_MISSING: (E, "an ensemble step has no model_name"),
+    Code.ENSEMBLE_STEP_INPUT_MAP_MISSING: (E, "an ensemble step has no input_map"),
+    Code.ENSEMBLE_STEP_OUTPUT_MAP_MISSING: (E, "an ensemble step has no output_map"),
+    Code.ENSEMBLE_DECOUPLED_MIXED: (E, "a step or the ensemble's outputs get tensors from different decoupled models"),
+    Code.PYTHON_AUTO_COMPLETE_CONFLICT: (E, "model.py's auto_complete_config conflicts with config.pbtxt"),
+    Code.PYTHON_AUTO_COMPLETE_NO_RETURN: (E, "model.py's auto_complete_config returns no ModelConfig"),
+    Code.PYTHON_AUTO_COMPLETED: (W, "Triton completes config.pbtxt from model.py's auto_complete_config"),
+    Code.PYTHON_AUTO_COMPLETE_UNREADABLE: (W, "model.py's auto_complete_config computes what it adds; not checked"),
     Code.BATCH_IO_SOURCE_COUNT: (E, "a batch_input or batch_output needs exactly one source_input"),
     Code.BATCH_IO_UNKNOWN_TENSOR: (E, "a batch_input/batch_output source_input or target_name is not a model tensor"),
     Code.BATCH_INPUT_DATA_TYPE: (E, "a batch_input's data_type is not TYPE_INT32 or TYPE_FP32"),

@@ -6,8 +6,6 @@ container; where Triton only logs, the finding is a warning.
 
 from __future__ import annotations
 
-import ast
-import posixpath
 from collections.abc import Iterable
 from math import prod
 
@@ -15,6 +13,7 @@ from chalicelib.domain.validation.archive import ArchiveScan
 from chalicelib.domain.validation.batching_rules import check_batching
 from chalicelib.domain.validation.findings import Code, Finding
 from chalicelib.domain.validation.placement_rules import check_placement
+from chalicelib.domain.validation.python_rules import ENV_VARIABLE, check_python
 from chalicelib.domain.validation.repository import IGNORED_VERSION_DIRS, NOT_MODEL_DIRS, ParsedModel
 from chalicelib.domain.validation.schemas import model_config_pb2 as pb
 
@@ -60,8 +59,6 @@ DEFAULT_FILE = {
     "pytorch": "model.pt",
     "python": "model.py",
 }
-ENV_VARIABLE = "$$TRITON_MODEL_DIRECTORY"
-LARGE_ENV_BYTES = 1 << 30
 
 
 def check_model(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[Finding]:
@@ -70,12 +67,12 @@ def check_model(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[F
     _platform(model, scan, dirs, findings)
     _model_files(model, scan, dirs, findings)
     _batching(model, findings)
+    if model.backend == "python":  # first: Triton validates the inputs and outputs model.py completed
+        findings += check_python(model, scan, dirs)
     _io(model, findings)
     _instance_groups(model, findings)
     findings += check_batching(model, scan)
     findings += check_placement(model, scan)
-    if model.backend == "python":
-        _python(model, scan, dirs, findings)
     return findings
 
 
@@ -296,6 +293,8 @@ def _io(model: ParsedModel, findings: list[Finding]) -> None:
                     )
                 )
             seen.add(tensor.name)
+            if model.config_open and (tensor.data_type == pb.TYPE_INVALID or not tensor.dims):
+                continue  # model.py's auto_complete_config may fill it (PYTHON_AUTO_COMPLETE_UNREADABLE says so)
             if tensor.data_type == pb.TYPE_INVALID:
                 findings.append(
                     Finding.of(Code.DATA_TYPE_INVALID, model.config_path, f"{where} must set data_type, e.g. TYPE_FP32")
@@ -392,103 +391,5 @@ def _instance_groups(model: ParsedModel, findings: list[Finding]) -> None:
                 model.config_path,
                 f"'{model.name}' ({model.backend}) runs on CPU (KIND_CPU) on a GPU endpoint; use KIND_GPU "
                 "unless that is intended",
-            )
-        )
-
-
-def _python(model: ParsedModel, scan: ArchiveScan, dirs: set[str], findings: list[Finding]) -> None:
-    filename = model.config.default_model_filename or "model.py"
-    for version in model.served_versions:
-        path = model.path(version, filename)
-        source = scan.small_files.get(path)
-        if source is None:
-            continue  # missing (reported already) or too large to keep
-        try:
-            tree = ast.parse(source, filename=path)
-        except (SyntaxError, ValueError) as exc:
-            line = getattr(exc, "lineno", None)
-            findings.append(
-                Finding.of(
-                    Code.PYTHON_MODEL_SYNTAX,
-                    path,
-                    f"'{path}' does not parse" + (f" at line {line}" if line else "") + f": {getattr(exc, 'msg', exc)}",
-                )
-            )
-            continue
-        if "TritonPythonModel" not in _module_names(tree.body):
-            findings.append(
-                Finding.of(
-                    Code.PYTHON_MODEL_CLASS_MISSING,
-                    path,
-                    f"'{path}' defines no top-level class TritonPythonModel, which the Python backend loads",
-                )
-            )
-    env = model.config.parameters.get("EXECUTION_ENV_PATH")
-    if env is not None and env.string_value:
-        _execution_env(model, scan, dirs, env.string_value, findings)
-
-
-def _module_names(body: list[ast.stmt]) -> set[str]:
-    """Names a module binds at import time: the backend reads ``module.TritonPythonModel``, which
-    may be a class, an import or an assignment, possibly under a top-level if/try/with."""
-    names: set[str] = set()
-    for node in body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
-        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
-            for block in ("body", "orelse", "finalbody"):
-                names |= _module_names(getattr(node, block, []))
-            for handler in getattr(node, "handlers", []):
-                names |= _module_names(handler.body)
-    return names
-
-
-def _execution_env(model: ParsedModel, scan: ArchiveScan, dirs: set[str], value: str, findings: list[Finding]) -> None:
-    # Triton substitutes the variable textually: '$$TRITON_MODEL_DIRECTORYx' names a sibling.
-    if not value.startswith(ENV_VARIABLE) or value[len(ENV_VARIABLE) : len(ENV_VARIABLE) + 1] not in ("", "/"):
-        findings.append(
-            Finding.of(
-                Code.PYTHON_ENV_OUTSIDE_MODEL,
-                model.config_path,
-                f"EXECUTION_ENV_PATH '{value}' must start with {ENV_VARIABLE}/ so it names a file shipped "
-                "in the model directory",
-            )
-        )
-        return
-    relative = posixpath.normpath(model.path(value[len(ENV_VARIABLE) :].lstrip("/")))
-    inside = model.directory == "" or relative.startswith(model.directory + "/")
-    if relative.startswith("..") or not inside:
-        findings.append(
-            Finding.of(
-                Code.PYTHON_ENV_OUTSIDE_MODEL,
-                model.config_path,
-                f"EXECUTION_ENV_PATH '{value}' resolves to '{relative}', outside the model directory "
-                f"'{model.directory or '.'}'; keep the environment inside it",
-            )
-        )
-        return
-    member = scan.members.get(relative)
-    if (member is None or member.kind == "dir") and relative in dirs:
-        return  # an unpacked environment directory is accepted too
-    if member is None or member.kind != "file":
-        findings.append(
-            Finding.of(
-                Code.PYTHON_ENV_MISSING,
-                relative,
-                f"EXECUTION_ENV_PATH names '{relative}', which is not in the tarball; add the conda-pack archive there",
-            )
-        )
-    elif member.size > LARGE_ENV_BYTES:
-        findings.append(
-            Finding.of(
-                Code.PYTHON_ENV_LARGE,
-                relative,
-                f"'{relative}' is {member.size / (1 << 30):.1f} GB; MME gives a load 360 s, so trim the "
-                "environment (conda-pack only what model.py imports)",
             )
         )

@@ -32,12 +32,15 @@ class ParsedModel:
 
     directory: str  # '' for a root-layout archive
     name: str  # Triton model name: directory name, or the TargetModel for the served model
-    config: model_config_pb2.ModelConfig
+    config: model_config_pb2.ModelConfig  # completed by model.py's auto_complete_config (python_rules.py)
     served: bool
     versions: list[int] = field(default_factory=list)
     served_versions: list[int] = field(default_factory=list)
     platform: str = ""
     backend: str = ""  # after auto-completion
+    # model.py's auto_complete_config may change inputs, outputs, batching or decoupling in ways not
+    # read statically (python_rules.py): rules that depend on them give this model the benefit of the doubt
+    config_open: bool = False
 
     def path(self, *parts: str | int) -> str:
         return posixpath.join(self.directory, *(str(p) for p in parts))
