@@ -90,8 +90,6 @@ MISSING_ON_PURPOSE = {"autofill_noplatform/ensemble/non_existing_model": {"fp32_
 KNOWN_TOO_STRICT = {
     "autofill_noplatform_success/onnx/no_config": "product rule: every model of a tarball needs an "
     "explicit config.pbtxt (Triton would auto-complete one from the ONNX graph)",
-    "autofill_noplatform_success/python/incomplete_output": "outputs without data_type or dims: Triton "
-    "takes them from model.py's auto_complete_config, which the validator does not read yet",
 }
 
 PLACEHOLDER_PT = b"placeholder TorchScript archive: the validator does not read model.pt\n"

@@ -258,6 +258,13 @@ return auto_complete_model_config
 
 def test_python_auto_complete_that_agrees_with_the_config_reports_nothing() -> None:
     assert_only(check(with_auto_complete(ADDS_BOTH + "auto_complete_model_config.set_max_batch_size(4)\n" + RETURN)))
+    # keyword arguments bind as in the backend's ModelConfig
+    keywords = (
+        f"auto_complete_model_config.add_input(input={IN})\n"
+        "auto_complete_model_config.set_max_batch_size(max_batch_size=4)\n"
+        "auto_complete_model_config.set_model_transaction_policy(dict(decoupled=False))\n" + RETURN
+    )
+    assert_only(check(with_auto_complete(keywords)))
 
 
 @pytest.mark.parametrize(

@@ -74,11 +74,11 @@ class BackendModelConfig:
             )
         self._model_config.setdefault("dynamic_batching", {})
 
-    def add_input(self, tensor: Any) -> None:
-        self._add("input", tensor, ["name", "data_type", "dims", "optional"])
+    def add_input(self, input: Any) -> None:  # the backend's parameter names, for keyword calls
+        self._add("input", input, ["name", "data_type", "dims", "optional"])
 
-    def add_output(self, tensor: Any) -> None:
-        self._add("output", tensor, ["name", "data_type", "dims"])
+    def add_output(self, output: Any) -> None:
+        self._add("output", output, ["name", "data_type", "dims"])
 
     def _add(self, kind: str, tensor: Any, valid: list[str]) -> None:
         name = self._model_config["name"]
@@ -125,9 +125,9 @@ class BackendModelConfig:
             return
         self._model_config[kind].append(tensor)
 
-    def set_model_transaction_policy(self, policy: Any) -> None:
+    def set_model_transaction_policy(self, transaction_policy_dict: Any) -> None:
         name = self._model_config["name"]
-        for prop in policy:
+        for prop in transaction_policy_dict:
             if prop != "decoupled":
                 raise ValueError(
                     "model transaction property in auto-complete-config function for model '"
@@ -135,8 +135,8 @@ class BackendModelConfig:
                     + "' contains property other than 'decoupled'."
                 )
         current = self._model_config.setdefault("model_transaction_policy", {})
-        if "decoupled" in policy:
-            if "decoupled" in current and current["decoupled"] != policy["decoupled"]:
+        if "decoupled" in transaction_policy_dict:
+            if "decoupled" in current and current["decoupled"] != transaction_policy_dict["decoupled"]:
                 raise ValueError(
                     "trying to change decoupled property in auto-complete-config for model '"
                     + name
@@ -144,7 +144,7 @@ class BackendModelConfig:
                     + str(current["decoupled"])
                     + "'."
                 )
-            current["decoupled"] = policy["decoupled"]
+            current["decoupled"] = transaction_policy_dict["decoupled"]
 
 
 CONFIG_METHODS = {"as_dict", "set_max_batch_size", "set_dynamic_batching", "add_input", "add_output"}
@@ -524,16 +524,19 @@ class Reader:
         finally:
             self.env = saved
 
-    def call(self, node: ast.Call) -> Any:
-        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+    def arguments(self, node: ast.Call) -> tuple[list[Any], dict[str, Any]]:
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             raise _Unknown
+        return [self.value(a) for a in node.args], {str(k.arg): self.value(k.value) for k in node.keywords}
+
+    def call(self, node: ast.Call) -> Any:
         if isinstance(node.func, ast.Name):
             function = BUILTINS.get(node.func.id)
             if function is None or node.func.id in self.env:
                 raise _Unknown
-            args = [self.value(a) for a in node.args]
+            args, kwargs = self.arguments(node)
             try:
-                return _bounded(function(*args))
+                return _bounded(function(*args, **kwargs))
             except (TypeError, ValueError, KeyError):
                 raise _Unknown from None
         if not isinstance(node.func, ast.Attribute):
@@ -544,19 +547,19 @@ class Reader:
             if method not in CONFIG_METHODS:
                 raise Open(f"it calls {method}() on the config", node.lineno)
             try:
-                args = [self.value(a) for a in node.args]
+                args, kwargs = self.arguments(node)
             except _Unknown:
                 raise Open(f"it passes computed values to {method}()", node.lineno) from None
             try:
-                return getattr(self.handle, method)(*args)
+                return getattr(self.handle, method)(*args, **kwargs)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise Conflict(f"{type(exc).__name__}: {exc}", node.lineno) from None
         allowed = next((names for kind, names in METHODS.items() if isinstance(receiver, kind)), set())
         if method not in allowed:
             raise _Unknown
-        args = [self.value(a) for a in node.args]
+        args, kwargs = self.arguments(node)
         try:
-            result = getattr(receiver, method)(*args)
+            result = getattr(receiver, method)(*args, **kwargs)
         except (TypeError, ValueError, KeyError, IndexError):
             raise _Unknown from None
         return list(result) if method in ("keys", "values", "items") else _bounded(result)
