@@ -86,6 +86,11 @@ bench-validate: $(STAMP)
 bench-mme: examples
 	$(BIN)/python benchmarks/bench_mme.py
 
+## bench-validate-load: `mmedeploy validate --load` of the example ensemble vs the local MME's cold load of the same tarball (<= 2x)
+.PHONY: bench-validate-load
+bench-validate-load: examples
+	$(BIN)/python benchmarks/bench_validate_load.py
+
 ## bench-pipeline: upload -> AWAITING_APPROVAL split into validation, Triton load, overhead (target <= 2 s)
 bench-pipeline: examples
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -29,6 +29,17 @@ the invoke token. --watch re-reads every --interval seconds, backing off while t
 or fails; Ctrl-C stops watching (exit 130), not the deployment.
 """
 
+VALIDATE_INTRO = """\
+Reads the tarball once, without extracting it, and checks what Triton and the pipeline would
+refuse. --load then loads it into a real Triton (the local MME's, from nvidia-pytriton, CPU) in a
+temporary directory, so Python models' auto_complete_config and initialize really run, and sends
+its tests/*.json cases, compared as the staging warm-up compares them. A tarball that fails the
+static checks is never extracted. Progress goes to stderr; Ctrl-C stops Triton.
+
+  mmedeploy validate idcheck_1.tar.gz --load
+"""
+LOAD_TIMEOUT_S = 300.0  # mmedeploy.local.load_check.DEFAULT_TIMEOUT_S: not imported, the CLI starts light
+
 REDEPLOY_INTRO = """\
 For a version that ended FAILED or EXPIRED for a reason outside the model (its execution was
 stopped or lost, the infrastructure failed, nobody decided in time): the same artifact (the object
@@ -41,7 +52,9 @@ tests failed), is refused with the reason: upload a new version instead. Needs t
 
 
 def register(commands: Any) -> None:
-    validate = options.add_command(commands, "validate", "validate a model tarball without extracting it")
+    validate = options.add_command(
+        commands, "validate", "validate a model tarball without extracting it", VALIDATE_INTRO
+    )
     validate.add_argument("tarball", type=Path)
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
     validate.add_argument(
@@ -50,6 +63,19 @@ def register(commands: Any) -> None:
         metavar="X",
         help="the Triton version the endpoints run (2.N, or the image's container release YY.MM): config fields "
         "newer than it are errors (default: the template's image, 24.09: Triton 2.50)",
+    )
+    validate.add_argument(
+        "--load",
+        action="store_true",
+        help="after the static checks pass, load the model into a real Triton on this machine (as the local MME "
+        "stages it) and run its tests/*.json cases; needs mmedeploy[local]",
+    )
+    validate.add_argument(
+        "--timeout",
+        type=options.positive_seconds,
+        default=LOAD_TIMEOUT_S,
+        metavar="S",
+        help=f"with --load: give up loading and running the cases after this many seconds, exit 1 ({LOAD_TIMEOUT_S:g})",
     )
     validate.set_defaults(handler=cmd_validate)
 
@@ -116,6 +142,8 @@ def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     path: Path = args.tarball
     if path.is_dir():
         raise CommandError(f"mmedeploy: {path} is a directory; to check a source folder run 'mmedeploy package' on it")
+    if args.load:
+        return _validate_and_load(args, ctx, path)
     try:
         with open(path, "rb") as handle:
             report = validate_tarball(handle, path.name, triton_version=args.triton_version or resolve())
@@ -128,6 +156,40 @@ def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     else:
         render_report(report, path.name, ctx.out)
     return EXIT_OK if report.valid else EXIT_INVALID
+
+
+def _validate_and_load(args: argparse.Namespace, ctx: Context, path: Path) -> int:
+    """``validate --load``: the static checks, then (only if they pass) the load check."""
+    from chalicelib.domain.validation.findings import Code
+    from chalicelib.domain.validation.triton_release import resolve
+    from chalicelib.domain.validation.validator import inspect_tarball, report_of
+    from mmedeploy.local.load_check import LoadCheckUnavailable, LoadedValidationReport, load_check, render_load
+    from mmedeploy.report_view import render_report
+
+    triton_version = args.triton_version or resolve()
+    try:
+        with open(path, "rb") as handle:  # one read: the report and the cases
+            inspection = inspect_tarball(handle, path.name, triton_version=triton_version)
+    except OSError as exc:
+        raise CommandError(f"mmedeploy: cannot read {path}: {exc.strerror or exc}") from exc
+    report = report_of(inspection)
+    if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
+        raise CommandError(f"mmedeploy: reading {path} failed: {report.errors[0].message}")
+    if not args.json:
+        render_report(report, path.name, ctx.out)
+    load = None
+    if not report.valid:
+        ctx.note(f"{ctx.prog}: not loaded into Triton: the static checks failed (the tarball was not extracted)")
+    else:
+        try:
+            load = load_check(path, inspection, args.timeout, progress=lambda line: ctx.note(f"--load: {line}"))
+        except LoadCheckUnavailable as exc:
+            raise CommandError(f"{ctx.prog}: --load cannot run here: {exc}") from exc
+    if args.json:
+        print(LoadedValidationReport(**dict(report), load=load).model_dump_json(indent=2))
+    elif load is not None:
+        render_load(load, path.name, ctx.out)
+    return EXIT_OK if report.valid and load is not None and load.passed else EXIT_INVALID
 
 
 def cmd_package(args: argparse.Namespace, ctx: Context) -> int:

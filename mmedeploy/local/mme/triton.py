@@ -145,6 +145,11 @@ class TritonClient:
             connection[0].settimeout(timeout)
         return connection[0], connection[1], True
 
+    def close(self) -> None:
+        """Close the calling thread's connection: Triton's shutdown waits (--exit-timeout-secs)
+        for open HTTP connections, kept-alive idle ones included."""
+        self._close()
+
     def _close(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
@@ -221,10 +226,12 @@ class TritonProcess:
         log_path: Path,
         on_restart: Callable[[], None],
         host: str = "127.0.0.1",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.install, self.repository, self.backends, self.log_path = install, repository, backends, log_path
         self.on_restart = on_restart
         self.host = host
+        self.extra_args = extra_args
         self.port = 0
         self.client = TritonClient(host, 0)
         self.restarts = 0
@@ -276,6 +283,7 @@ class TritonProcess:
             "--allow-grpc=false",
             "--allow-metrics=false",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+            *self.extra_args,
         ]
         with self._lock:
             if self._stopping.is_set():
@@ -348,11 +356,19 @@ class TritonProcess:
                     if self._stopping.wait(min(2.0**attempt, 30.0)):
                         return
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
+        """Stop Triton and its Python stubs (one process group). ``graceful=False`` kills the group
+        at once: for a caller that removes what the stubs leave behind (their shared memory)."""
         with self._lock:  # after this no spawn can start a new process
             self._stopping.set()
             process = self._process
-        if process is not None and process.poll() is None:
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            # The supervisor ends at once now; its health-check connection closes with it, and
+            # Triton's shutdown would otherwise wait a second for that open connection.
+            self._thread.join(timeout=3 * HEALTH_INTERVAL_S)
+        if process is not None and process.poll() is None and not graceful:
+            self._kill()
+        elif process is not None and process.poll() is None:
             try:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(EXIT_TIMEOUT_S + 5)
