@@ -204,6 +204,37 @@ def test_ensemble_decoupled_chain_and_sibling_outputs_are_accepted() -> None:
     assert_only(check(files, "pipe_1.tar.gz"))
 
 
+def test_ensemble_with_a_decoupled_step_is_decoupled_for_the_ensemble_that_nests_it() -> None:
+    # GIVEN inner (X -> a, decoupled) nested in outer beside a plain b, both read by c
+    fan_in = _fan_in(b_decoupled=False)
+    inner = ensemble("inner", ["X"], ["Y"], [("a", {"IN": "X"}, {"OUT": "Y"})], 'platform : "ensemble"')
+    steps: list[tuple[str, dict[str, str], dict[str, str]]] = [
+        ("inner", {"X": "X"}, {"Y": "p"}),
+        ("b", {"IN": "X"}, {"OUT": "q"}),
+        ("c", {"IN": "p", "AUX": "q"}, {"OUT": "Y"}),
+    ]
+    files = {k: v for k, v in fan_in.items() if not k.startswith("pipe/")}
+    files.update({**inner, **ensemble("pipe", ["X"], ["Y"], steps)})
+    report = check(files, "pipe_1.tar.gz")
+    # THEN Triton refuses outer: inner's output comes from a decoupled model
+    assert_only(report, Code.ENSEMBLE_DECOUPLED_MIXED)
+    assert "decoupled model 'inner'" in report.findings[0].message
+
+
+def test_a_long_chain_of_nested_ensembles_is_walked_without_recursion() -> None:
+    # GIVEN 1100 ensembles each nesting the next (deeper than Python's recursion limit)
+    files: Files = {"model_version.txt": b"1\n", **python_member("leaf", ["IN"], ["OUT"])}
+    count = 1100
+    for i in range(count):
+        inner, maps = (
+            (f"e{i + 1}", ({"X": "X"}, {"Y": "Y"})) if i < count - 1 else ("leaf", ({"IN": "X"}, {"OUT": "Y"}))
+        )
+        spelling = 'platform: "ensemble"' if i == 0 else 'platform : "ensemble"'
+        files.update(ensemble(f"e{i}", ["X"], ["Y"], [(inner, *maps)], spelling))
+    # WHEN validated THEN a report, not a RecursionError
+    assert_only(check(files, "e0_1.tar.gz"))
+
+
 # -- python auto_complete_config ---------------------------------------------------------------
 
 

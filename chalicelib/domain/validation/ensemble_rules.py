@@ -33,10 +33,12 @@ class _Declaration:
 
 def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
     findings: list[Finding] = []
+    order, cycles = _walk(repo)
+    for name in order:
+        if repo.models[name].is_ensemble:
+            findings += _check(repo.models[name], repo, scan)
     for model in repo.models.values():
-        if model.is_ensemble:
-            findings += _check(model, repo, scan)
-        elif model.config.HasField("ensemble_scheduling"):  # ValidateEnsembleSchedulingConfig
+        if not model.is_ensemble and model.config.HasField("ensemble_scheduling"):  # ValidateEnsembleSchedulingConfig
             findings.append(
                 Finding.of(
                     Code.ENSEMBLE_SCHEDULING_NOT_ENSEMBLE,
@@ -45,8 +47,7 @@ def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
                     'ensemble_scheduling, or make it an ensemble (platform: "ensemble", no backend)',
                 )
             )
-    findings += _nested_cycles(repo)
-    return findings
+    return findings + cycles
 
 
 def _declaration(
@@ -180,8 +181,10 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
 
     _graph(ensemble, steps, inputs, producers, consumers, add)
     members = [repo.models.get(step.model_name) if step.model_name else None for step in steps]
-    if all(members) and any(m.config.model_transaction_policy.decoupled for m in members if m):
-        _decoupled(ensemble, steps, [m for m in members if m], add)
+    any_decoupled = all(members) and any(m.config.model_transaction_policy.decoupled for m in members if m)
+    # ValidateEnsembleConfig: an ensemble with a decoupled step is decoupled itself (for nesting ones)
+    if any_decoupled and _decoupled(ensemble, steps, [m for m in members if m], add):
+        ensemble.config.model_transaction_policy.decoupled = True
     for tensor, decls in declarations.items():
         first = decls[0]
         for other in decls[1:]:
@@ -317,7 +320,7 @@ class _Node:
 
 def _decoupled(
     ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], members: list[ParsedModel], add: Report
-) -> None:
+) -> bool:
     """ValidateEnsembleConfig (ensemble_utils.cc): every tensor a decoupled step writes gets a new
     label, other tensors inherit their step's inputs' label; a step (or the ensemble's outputs)
     must not receive tensors of different labels."""
@@ -361,7 +364,7 @@ def _decoupled(
                     f"({'; '.join(origin.get(label, '?') for label in labels)}); Triton refuses this: feed it from "
                     "one decoupled branch only, or make the models not decoupled (model_transaction_policy)",
                 )
-                return
+                return False
             if nxt.decoupled and not (nxt.sibling and nxt.sibling.visited):
                 label_count += 1
                 origin[label_count] = f"decoupled model '{nxt.writer or nxt.model}'"
@@ -374,40 +377,47 @@ def _decoupled(
                 nxt.label = inherited
             nxt.visited = True
             queue.append(nxt)
+    return label_count != 0
 
 
 def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b, strict=True))
 
 
-def _nested_cycles(repo: Repository) -> list[Finding]:
-    """Ensembles that contain each other, directly or not."""
+def _walk(repo: Repository) -> tuple[list[str], list[Finding]]:
+    """The models ensembles use, inner ones first (Triton loads and validates an ensemble after its
+    members), and the ensembles that contain each other, directly or not. Iterative: a hostile chain
+    of nested ensembles must not exhaust the stack."""
     edges = {
         d: [s.model_name for s in m.config.ensemble_scheduling.step if s.model_name in repo.models]
         for d, m in repo.models.items()
         if m.is_ensemble
     }
     findings: list[Finding] = []
+    order: list[str] = []
     state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for nxt in edges.get(node, []):
-            if state.get(nxt) == 1:
-                path = [*trail, node]
+    for root in edges:
+        if root in state:
+            continue
+        state[root], path, pending = 1, [root], [iter(edges[root])]
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                done = path.pop()
+                state[done] = 2
+                order.append(done)
+                pending.pop()
+            elif state.get(nxt) == 1:
                 cycle = [*path[path.index(nxt) :], nxt]
                 findings.append(
                     Finding.of(
                         Code.ENSEMBLE_CYCLE,
-                        repo.models[node].config_path,
+                        repo.models[path[-1]].config_path,
                         f"ensembles contain each other: {' -> '.join(cycle)}",
                     )
                 )
             elif nxt not in state:
-                visit(nxt, [*trail, node])
-        state[node] = 2
-
-    for node in edges:
-        if node not in state:
-            visit(node, [])
-    return findings
+                state[nxt] = 1
+                path.append(nxt)
+                pending.append(iter(edges.get(nxt, [])))
+    return order, findings
