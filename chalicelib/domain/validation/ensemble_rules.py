@@ -224,6 +224,7 @@ def _maps(
     )
     for kind, mapping, specs, known in sides:
         for key, tensor in mapping.items():
+            # ValidateTensorMapping (ensemble_utils.cc): "mapping to non-existing input/output"
             if (known or final) and key not in known and not member.config_open:
                 add(
                     Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,

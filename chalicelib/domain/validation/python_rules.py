@@ -104,10 +104,10 @@ def _auto_complete(model: ParsedModel, path: str, tree: ast.Module, findings: li
     if isinstance(outcome, Open):
         _apply(handle, config)  # what was read before the unknown part happened
         _unreadable(model, path, outcome.reason, outcome.line, findings, apply, only_if_gaps=False)
-    elif isinstance(outcome, Conflict):
+    elif isinstance(outcome, Conflict):  # the backend's ModelConfig raised (triton_python_backend_utils.py)
         model.config_open |= apply  # it fails to load; its gaps are not the news
         _conflict(model, path, outcome.message, outcome.line, findings)
-    elif outcome is not handle and outcome is not UNKNOWN:
+    elif outcome is not handle and outcome is not UNKNOWN:  # pb_stub.cc Stub::AutoCompleteModelConfig
         model.config_open |= apply
         findings.append(
             Finding.of(
