@@ -34,9 +34,10 @@ class _Declaration:
 def check_ensembles(repo: Repository, scan: ArchiveScan) -> list[Finding]:
     findings: list[Finding] = []
     order, cycles = _walk(repo)
+    decoupled: set[str] = set()  # ensembles with a decoupled step: decoupled for the ones nesting them
     for name in order:
         if repo.models[name].is_ensemble:
-            findings += _check(repo.models[name], repo, scan)
+            findings += _check(repo.models[name], repo, scan, decoupled)
     for model in repo.models.values():
         if not model.is_ensemble and model.config.HasField("ensemble_scheduling"):  # ValidateEnsembleSchedulingConfig
             findings.append(
@@ -114,7 +115,7 @@ def _step_fields(ensemble: ParsedModel, index: int, step: pb.ModelEnsembling.Ste
         )
 
 
-def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[Finding]:
+def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan, decoupled: set[str]) -> list[Finding]:
     findings: list[Finding] = []
     where_config = ensemble.config_path
 
@@ -181,10 +182,11 @@ def _check(ensemble: ParsedModel, repo: Repository, scan: ArchiveScan) -> list[F
 
     _graph(ensemble, steps, inputs, producers, consumers, add)
     members = [repo.models.get(step.model_name) if step.model_name else None for step in steps]
-    any_decoupled = all(members) and any(m.config.model_transaction_policy.decoupled for m in members if m)
-    # ValidateEnsembleConfig: an ensemble with a decoupled step is decoupled itself (for nesting ones)
-    if any_decoupled and _decoupled(ensemble, steps, [m for m in members if m], add):
-        ensemble.config.model_transaction_policy.decoupled = True
+    flags = [
+        m is not None and (m.config.model_transaction_policy.decoupled or m.directory in decoupled) for m in members
+    ]
+    if all(members) and any(flags) and _decoupled(ensemble, steps, flags, add):
+        decoupled.add(ensemble.directory)  # ValidateEnsembleConfig sets the ensemble's own decoupled
     for tensor, decls in declarations.items():
         first = decls[0]
         for other in decls[1:]:
@@ -319,26 +321,25 @@ class _Node:
         self.writer = ""  # the step's model writing it (Triton names the ensemble for its outputs)
 
 
-def _decoupled(
-    ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], members: list[ParsedModel], add: Report
-) -> bool:
+def _decoupled(ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], flags: list[bool], add: Report) -> bool:
     """ValidateEnsembleConfig (ensemble_utils.cc): every tensor a decoupled step writes gets a new
     label, other tensors inherit their step's inputs' label; a step (or the ensemble's outputs)
-    must not receive tensors of different labels."""
+    must not receive tensors of different labels. ``flags``: which steps' models are decoupled.
+    Returns whether the ensemble itself is decoupled (a decoupled step was reached, no error)."""
     tensors: dict[str, _Node] = {t.name: _Node(ensemble.name) for t in ensemble.config.input}
     sink = _Node(ensemble.name)
     for output in ensemble.config.output:
         node = tensors.setdefault(output.name, _Node(ensemble.name))
         sink.prev.append(node)
         node.next.append(sink)
-    for step, member in zip(steps, members, strict=True):
+    for step, is_decoupled in zip(steps, flags, strict=True):
         sibling = _Node(step.model_name)
         for tensor in step.input_map.values():
             tensors.setdefault(tensor, _Node(step.model_name))
         for tensor in step.output_map.values():
             node = tensors.setdefault(tensor, _Node(step.model_name))
             node.sibling, node.writer = sibling, step.model_name
-            node.decoupled = member.config.model_transaction_policy.decoupled
+            node.decoupled = is_decoupled
             for source in step.input_map.values():
                 node.prev.append(tensors[source])
                 tensors[source].next.append(node)
