@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from testkit.tarballs import write_tree
 from testkit.triton_cases import (
     CAUGHT_FILE,
     KNOWN_TOO_STRICT,
@@ -113,13 +114,7 @@ def local_triton(cases: list[Case]) -> dict[str, object]:
             if not python_only(case):
                 continue
             repository = root / re.sub(r"[^A-Za-z0-9_.-]", "_", case.id)
-            for path, data in wrap(case).items():
-                target = repository / path
-                if data is None:
-                    target.mkdir(parents=True, exist_ok=True)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
+            write_tree(repository, wrap(case))
             log_path = repository.with_suffix(".log")
             process = TritonProcess(install, repository, backends, log_path, on_restart=lambda: None)
             process.start()

@@ -1,5 +1,5 @@
 """Model repository folders in a source tree (a model monorepo): which folder a changed file
-belongs to, and a folder validated exactly as the tarball ``mmedeploy package`` would make of it.
+belongs to, and a folder packaged as ``mmedeploy package`` would, to be validated as it will ship.
 
 The convention (docs/model-repository.md, "Model monorepos"): each model repository folder is named
 after its model and holds ``model_version.txt``, the version its next tarball carries. A folder
@@ -11,24 +11,16 @@ ensemble's repository.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from chalicelib.domain.naming import ArtifactName
-from chalicelib.domain.validation.report import ValidationReport
-from chalicelib.domain.validation.validator import VERSION_FILE, validate_tarball
+from chalicelib.domain.validation.validator import VERSION_FILE
 from mmedeploy.packaging import write_tarball
 
 CONFIG = "config.pbtxt"
 UNVERSIONED = "0"  # what a folder without model_version.txt is validated as
-
-
-@dataclass(frozen=True)
-class SourceReport:
-    folder: Path
-    artifact: ArtifactName
-    report: ValidationReport
 
 
 def _holds_models(folder: Path) -> bool:
@@ -73,9 +65,11 @@ def source_artifact(folder: Path) -> ArtifactName:
     return ArtifactName.build(folder.name, version)
 
 
-def validate_source(folder: Path) -> SourceReport:
-    """Package ``folder`` into a temporary tarball, deterministically as ``mmedeploy package`` does,
-    and validate that: what the pipeline will see, without writing anything next to the sources.
+@contextmanager
+def packaged(folder: Path) -> Iterator[Path]:
+    """``folder`` packaged into a temporary ``NAME_VERSION.tar.gz``, deterministically as
+    ``mmedeploy package`` does, so what is validated is what the pipeline will see; nothing is
+    written next to the sources, and the file is gone on exit.
 
     Raises InvalidArtifactName (a folder not named as a model, a bad model_version.txt) and
     PackagingError (links, special files) with what to change."""
@@ -83,6 +77,4 @@ def validate_source(folder: Path) -> SourceReport:
     with tempfile.TemporaryDirectory(prefix="mmedeploy-validate-") as scratch:
         tarball = Path(scratch, artifact.filename)
         write_tarball(folder, artifact, tarball)
-        with open(tarball, "rb") as handle:
-            report = validate_tarball(handle, artifact.filename)
-    return SourceReport(folder=folder, artifact=artifact, report=report)
+        yield tarball

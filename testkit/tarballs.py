@@ -102,6 +102,18 @@ def tar_bytes(files: Files, fmt: int = tarfile.PAX_FORMAT) -> bytes:
     return buffer.getvalue()
 
 
+def write_tree(root: Path, files: Files) -> Path:
+    """The same files as a folder under ``root`` (a source tree, or a Triton model repository)."""
+    for name, data in files.items():
+        path = root / name
+        if data is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return root
+
+
 def gz(data: bytes, level: int = 6) -> bytes:
     return gzip.compress(data, compresslevel=level, mtime=0)
 

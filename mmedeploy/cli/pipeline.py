@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,8 @@ from mmedeploy.cli.context import Context, aws_errors, dumps, say, state_dir_opt
 from mmedeploy.cli.errors import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, CommandError, Exit
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from chalicelib.domain.records import ModelVersion
     from mmedeploy.target import DeploymentTarget
 
@@ -55,8 +58,20 @@ def register(commands: Any) -> None:
     validate = options.add_command(
         commands, "validate", "validate a model tarball without extracting it", VALIDATE_INTRO
     )
-    validate.add_argument("tarball", type=Path)
-    validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    validate.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        metavar="TARBALL",
+        help="the tarball; with --changed, the changed files (as pre-commit passes them)",
+    )
+    validate.add_argument(
+        "--changed",
+        action="store_true",
+        help="validate each model repository folder the named files belong to (a folder named after its model, "
+        "holding model_version.txt), packaged in a temporary file as 'mmedeploy package' would",
+    )
+    validate.add_argument("--json", action="store_true", help="print the report as JSON (with --changed: a list)")
     validate.add_argument(
         "--triton-version",
         type=options.triton_version,
@@ -134,16 +149,31 @@ def register(commands: Any) -> None:
 
 # -- validate / package ----------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
+    if args.changed:
+        return _validate_changed(args, ctx)
+    if len(args.paths) != 1:
+        raise CommandError(f"{ctx.prog}: validate takes one tarball (--changed takes the changed files)")
+    path: Path = args.paths[0]
+    if path.is_dir():
+        raise CommandError(
+            f"{ctx.prog}: {path} is a directory; package it ('mmedeploy package'), or 'validate --changed {path}'"
+        )
+    code, document = _validate_file(args, ctx, path, path.name)
+    if args.json:
+        print(document.model_dump_json(indent=2))
+    return code
+
+
+def _validate_file(args: argparse.Namespace, ctx: Context, path: Path, label: str) -> tuple[int, BaseModel]:
+    """One tarball: the static checks and, with --load, the load check. Renders the report unless
+    --json; returns the exit code and the JSON document."""
     from chalicelib.domain.validation.findings import Code
     from chalicelib.domain.validation.triton_release import resolve
     from chalicelib.domain.validation.validator import validate_tarball
     from mmedeploy.report_view import render_report
 
-    path: Path = args.tarball
-    if path.is_dir():
-        raise CommandError(f"mmedeploy: {path} is a directory; to check a source folder run 'mmedeploy package' on it")
     if args.load:
-        return _validate_and_load(args, ctx, path)
+        return _validate_and_load(args, ctx, path, label)
     try:
         with open(path, "rb") as handle:
             report = validate_tarball(handle, path.name, triton_version=args.triton_version or resolve())
@@ -151,14 +181,41 @@ def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
         raise CommandError(f"mmedeploy: cannot read {path}: {exc.strerror or exc}") from exc
     if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
         raise CommandError(f"mmedeploy: reading {path} failed: {report.errors[0].message}")
+    if not args.json:
+        render_report(report, label, ctx.out)
+    return (EXIT_OK if report.valid else EXIT_INVALID), report
+
+
+def _validate_changed(args: argparse.Namespace, ctx: Context) -> int:
+    """``validate --changed FILE...``: every model repository folder the files belong to, each packaged
+    in a temporary file and validated as its tarball (the pre-commit hook's command)."""
+    from chalicelib.domain.naming import InvalidArtifactName
+    from mmedeploy.model_sources import packaged, repositories_of
+    from mmedeploy.packaging import PackagingError
+
+    top = Path.cwd()
+    folders = repositories_of(args.paths, top)
+    if not folders:
+        ctx.note(
+            f"{ctx.prog}: none of the {len(args.paths)} file(s) is in a model repository folder; nothing to validate"
+        )
+    worst: int = EXIT_OK
+    documents = []
+    for folder in folders:
+        shown = folder.relative_to(top.resolve()) if top.resolve() in folder.parents else folder
+        try:
+            with packaged(folder) as tarball:
+                code, document = _validate_file(args, ctx, tarball, f"{shown}/ (as {tarball.name})")
+        except (InvalidArtifactName, PackagingError) as exc:
+            raise CommandError(f"{ctx.prog}: {shown}: {exc}", Exit.INVALID) from exc
+        worst = max(worst, code)
+        documents.append({"source": str(shown), **document.model_dump(mode="json")})
     if args.json:
-        print(report.model_dump_json(indent=2))
-    else:
-        render_report(report, path.name, ctx.out)
-    return EXIT_OK if report.valid else EXIT_INVALID
+        print(json.dumps(documents, indent=2))
+    return worst
 
 
-def _validate_and_load(args: argparse.Namespace, ctx: Context, path: Path) -> int:
+def _validate_and_load(args: argparse.Namespace, ctx: Context, path: Path, label: str) -> tuple[int, BaseModel]:
     """``validate --load``: the static checks, then (only if they pass) the load check."""
     from chalicelib.domain.validation.findings import Code
     from chalicelib.domain.validation.triton_release import resolve
@@ -176,7 +233,7 @@ def _validate_and_load(args: argparse.Namespace, ctx: Context, path: Path) -> in
     if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
         raise CommandError(f"mmedeploy: reading {path} failed: {report.errors[0].message}")
     if not args.json:
-        render_report(report, path.name, ctx.out)
+        render_report(report, label, ctx.out)
     load = None
     if not report.valid:
         ctx.note(f"{ctx.prog}: not loaded into Triton: the static checks failed (the tarball was not extracted)")
@@ -185,11 +242,10 @@ def _validate_and_load(args: argparse.Namespace, ctx: Context, path: Path) -> in
             load = load_check(path, inspection, args.timeout, progress=lambda line: ctx.note(f"--load: {line}"))
         except LoadCheckUnavailable as exc:
             raise CommandError(f"{ctx.prog}: --load cannot run here: {exc}") from exc
-    if args.json:
-        print(LoadedValidationReport(**dict(report), load=load).model_dump_json(indent=2))
-    elif load is not None:
-        render_load(load, path.name, ctx.out)
-    return EXIT_OK if report.valid and load is not None and load.passed else EXIT_INVALID
+    if load is not None and not args.json:
+        render_load(load, label, ctx.out)
+    code = EXIT_OK if report.valid and load is not None and load.passed else EXIT_INVALID
+    return code, LoadedValidationReport(**dict(report), load=load)
 
 
 def cmd_package(args: argparse.Namespace, ctx: Context) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.tarballs import idcheck_repo, pack, single_python_repo
+from testkit.tarballs import idcheck_repo, pack, single_python_repo, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "models"
@@ -86,6 +86,42 @@ def test_validate_usage_and_io_errors_exit_2(tmp_path: Path) -> None:
     assert unknown.returncode == 2
     for result in (missing, directory, no_args, unknown):
         assert_no_traceback(result)
+
+
+def test_validate_changed_checks_each_touched_model_folder_as_pre_commit_runs_it(tmp_path: Path) -> None:
+    # GIVEN a model monorepo: a valid ensemble, a model with a broken config, and other files
+    write_tree(
+        tmp_path,
+        {
+            **{f"models/idcheck/{k}": v for k, v in idcheck_repo("3").items()},
+            **{f"models/simple/{k}": v for k, v in single_python_repo(version="2").items()},
+            "models/simple/simple/config.pbtxt": b'name: "simple"\nbackend: "python"\nmax_batch_size: -1\n',
+            "README.md": b"models\n",
+        },
+    )
+    changed = ["models/idcheck/idcheck_preprocessing/1/model.py", "models/idcheck/tests/approved.json", "README.md"]
+    sources = sorted(tmp_path.rglob("*"))
+    # WHEN the hook's command runs on the files a commit changes, from the repository's root
+    ok = run("validate", "--changed", *changed, "--json", cwd=tmp_path)
+    # THEN the one folder they belong to is validated, once, as its tarball
+    assert ok.returncode == 0, ok.stderr
+    [report] = json.loads(ok.stdout)
+    assert (report["source"], report["model"], report["version"], report["valid"]) == (
+        "models/idcheck",
+        "idcheck",
+        "3",
+        True,
+    )
+    # AND a broken folder among them fails the hook, its finding named in the report
+    both = run("validate", "--changed", *changed, "models/simple/simple/config.pbtxt", cwd=tmp_path)
+    assert both.returncode == 1
+    assert "models/simple/" in both.stdout and "BATCH_SIZE_INVALID" in both.stdout and "models/idcheck/" in both.stdout
+    # AND files outside any model folder validate nothing, successfully
+    none = run("validate", "--changed", "README.md", cwd=tmp_path)
+    assert none.returncode == 0 and "nothing to validate" in none.stderr
+    for result in (ok, both, none):
+        assert_no_traceback(result)
+    assert sorted(tmp_path.rglob("*")) == sources  # nothing written next to the sources
 
 
 def test_package_is_deterministic_and_valid(tmp_path: Path) -> None:

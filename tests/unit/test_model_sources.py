@@ -9,29 +9,18 @@ import pytest
 
 from chalicelib.domain.naming import InvalidArtifactName
 from chalicelib.domain.validation.findings import Code
-from mmedeploy.model_sources import repositories_of, repository_of, source_artifact, validate_source
-from testkit.tarballs import idcheck_repo, python_config, single_python_repo
-
-Files = dict[str, bytes | None]
-
-
-def write(root: Path, files: Files) -> Path:
-    for rel, body in files.items():
-        path = root / rel
-        if body is None:
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(body)
-    return root
+from chalicelib.domain.validation.report import ValidationReport
+from chalicelib.domain.validation.validator import validate_tarball
+from mmedeploy.model_sources import packaged, repositories_of, repository_of, source_artifact
+from testkit.tarballs import idcheck_repo, python_config, single_python_repo, write_tree
 
 
 @pytest.fixture
 def monorepo(tmp_path: Path) -> Path:
     """models/idcheck (an ensemble, with model_version.txt), models/simple (one Python model), tools/."""
-    write(tmp_path / "models" / "idcheck", idcheck_repo("3"))
-    write(tmp_path / "models" / "simple", single_python_repo(version="2"))
-    write(tmp_path / "tools", {"lint.py": b"print('x')\n"})
+    write_tree(tmp_path / "models" / "idcheck", idcheck_repo("3"))
+    write_tree(tmp_path / "models" / "simple", single_python_repo(version="2"))
+    write_tree(tmp_path / "tools", {"lint.py": b"print('x')\n"})
     return tmp_path
 
 
@@ -47,7 +36,7 @@ def test_a_changed_file_belongs_to_the_folder_that_holds_model_version_txt(monor
 def test_without_the_marker_the_highest_folder_holding_models_is_taken(tmp_path: Path) -> None:
     files = idcheck_repo()
     del files["model_version.txt"]
-    write(tmp_path / "repo" / "fraud", files)
+    write_tree(tmp_path / "repo" / "fraud", files)
     found = repository_of(tmp_path / "repo/fraud/idcheck_inferencer/config.pbtxt", tmp_path)
     # the member's own folder holds a config, but it is part of the ensemble's repository
     assert found == (tmp_path / "repo/fraud").resolve()
@@ -67,24 +56,31 @@ def test_never_looks_above_the_top(monorepo: Path) -> None:
     assert repository_of(inner / "config.pbtxt", inner) == inner.resolve()
 
 
+def validate_folder(folder: Path) -> ValidationReport:
+    with packaged(folder) as tarball, open(tarball, "rb") as handle:
+        return validate_tarball(handle, tarball.name)
+
+
 def test_a_folder_validates_as_its_tarball_would(monorepo: Path) -> None:
-    result = validate_source(monorepo / "models/idcheck")
-    assert result.artifact.filename == "idcheck_3.tar.gz"
-    assert result.report.valid, result.report.findings
-    assert result.report.version == "3"
-    # AND nothing was written next to the sources
+    with packaged(monorepo / "models/idcheck") as tarball, open(tarball, "rb") as handle:
+        assert tarball.name == "idcheck_3.tar.gz"
+        report = validate_tarball(handle, tarball.name)
+    assert report.valid, report.findings
+    assert report.version == "3"
+    # AND nothing was written next to the sources, and the temporary tarball is gone
     assert not list((monorepo / "models/idcheck").glob("*.tar.gz"))
+    assert not tarball.exists()
 
 
 def test_a_broken_config_in_a_folder_is_reported_with_its_code(monorepo: Path) -> None:
     config = monorepo / "models/simple/simple/config.pbtxt"
     config.write_bytes(python_config("simple", max_batch_size=-1))
-    result = validate_source(monorepo / "models/simple")
-    assert not result.report.valid
-    assert Code.BATCH_SIZE_INVALID in {f.code for f in result.report.findings}
+    report = validate_folder(monorepo / "models/simple")
+    assert not report.valid
+    assert Code.BATCH_SIZE_INVALID in {f.code for f in report.findings}
 
 
 def test_a_folder_not_named_as_a_model_is_refused_with_what_to_change(tmp_path: Path) -> None:
-    write(tmp_path / "my model", single_python_repo())
+    write_tree(tmp_path / "my model", single_python_repo())
     with pytest.raises(InvalidArtifactName, match="model name 'my model'"):
         source_artifact(tmp_path / "my model")
