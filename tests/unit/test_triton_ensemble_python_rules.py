@@ -6,6 +6,9 @@ variants Triton accepts (a partial config that model.py completes stays valid, w
 
 from __future__ import annotations
 
+import resource
+import time
+
 import pytest
 
 from chalicelib.domain.validation.findings import Code
@@ -399,3 +402,67 @@ def test_python_auto_complete_decoupled_reaches_the_ensemble_check() -> None:
     files["a/1/model.py"] = member[MODEL_PY]
     report = check(files, "pipe_1.tar.gz")
     assert_only(report, Code.PYTHON_AUTO_COMPLETED, Code.ENSEMBLE_DECOUPLED_MIXED)
+
+
+# -- a hostile model.py: the reader stays bounded in time and memory and never raises -------------
+
+SMALL_BUT_COSTLY = {
+    "nested-comprehension": "x = [a for a in range(10000) for b in range(10000)]",
+    "repeated-squaring": "x = 3\nfor i in range(100):\n    x = x * x",
+    "list-times-count": "a = [0] * 10000\nb = a * 10000",
+    "extend-itself": "a = [1]\nfor i in range(60):\n    a.extend(a)",
+    "str-of-shared-lists": "s = 'a' * 10000\nt = str([s] * 10000)",
+    "format-width": "s = '{:>200000000}'.format(1)",
+    "printf-width": "s = '%200000000d' % 1",
+    "join-long-separator": "s = 'a' * 10000\nt = s.join([s] * 10000)",
+    "compare-shared-lists": "a = [[[1] * 1000] * 1000] * 1000\nb = [[[1] * 1000] * 1000] * 1000\nc = a == b",
+}
+
+
+@pytest.mark.parametrize("body", SMALL_BUT_COSTLY.values(), ids=SMALL_BUT_COSTLY.keys())
+def test_python_auto_complete_that_would_cost_minutes_or_gigabytes_is_given_up_quickly(body: str) -> None:
+    # GIVEN a few lines that are cheap to write and huge or endless to evaluate
+    started = time.monotonic()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = check(with_auto_complete(f"{body}\n{RETURN}"))
+    # THEN read within a bounded budget: at most a warning that it could not be followed
+    assert codes(report) <= {Code.PYTHON_AUTO_COMPLETE_UNREADABLE.value}
+    assert time.monotonic() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 100 * 1024  # KiB on Linux
+
+
+def test_python_auto_complete_nesting_its_config_deeply_is_a_conflict_not_an_exception() -> None:
+    # GIVEN a config value nested 5000 deep (the backend's json.dumps raises RecursionError too)
+    body = "d = auto_complete_model_config.as_dict()\na = 1\nfor i in range(5000):\n    a = [a]\nd['x'] = a\n" + RETURN
+    assert_only(check(with_auto_complete(body)), Code.PYTHON_AUTO_COMPLETE_CONFLICT)
+
+
+@pytest.mark.parametrize("where", ["module", "function"])
+def test_python_model_with_an_expression_too_deep_to_parse_is_not_an_exception(where: str) -> None:
+    deep = "+".join(["1"] * 3000)
+    if where == "module":
+        files = with_auto_complete(RETURN, header=f"X = {deep}")
+    else:
+        files = with_auto_complete(f"x = {deep}\n{RETURN}")
+    assert codes(check(files)) <= {Code.PYTHON_AUTO_COMPLETE_UNREADABLE.value}
+
+
+def test_ensemble_decoupled_check_of_a_wide_step() -> None:
+    # GIVEN one decoupled step with 400 inputs and outputs (Triton links each input to each output)
+    names = [f"T{i}" for i in range(400)]
+    wide = {
+        "model_version.txt": b"1\n",
+        **_member("a", names, names, decoupled=True),
+        **_member("b", ["IN"], ["OUT"]),
+        **ensemble(
+            "pipe",
+            ["X", *names],
+            ["Y", *[f"O{i}" for i in range(400)]],
+            [
+                ("a", {n: n for n in names}, {n: f"O{i}" for i, n in enumerate(names)}),
+                ("b", {"IN": "X"}, {"OUT": "Y"}),
+            ],
+        ),
+    }
+    # THEN its outputs and b's reach the ensemble's outputs from different branches
+    assert_only(check(wide, "pipe_1.tar.gz"), Code.ENSEMBLE_DECOUPLED_MIXED)

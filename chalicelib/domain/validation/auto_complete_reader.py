@@ -19,6 +19,10 @@ from typing import Any
 
 MAX_STEPS = 20_000  # statements and loop iterations one auto_complete_config may take to read
 MAX_SIZE = 10_000  # longest list, string or range built while reading it
+MAX_INT_BITS = 256  # larger integers are not configuration (repeated squaring would never end)
+# Values that comparisons, str() and the builtins may walk in one read: shared lists nest, so
+# [[s] * 10_000] * 10_000 is small to build and huge to print or compare.
+MAX_WORK = 200_000
 
 
 def module_names(body: list[ast.stmt]) -> set[str]:
@@ -199,7 +203,8 @@ BUILTINS |= {
 METHODS = {
     list: {"append", "extend", "insert", "pop", "index", "count", "copy", "remove"},
     dict: {"get", "keys", "values", "items", "copy", "setdefault", "update", "pop"},
-    str: {"upper", "lower", "startswith", "endswith", "strip", "split", "replace", "format", "join"},
+    # not format or replace: a width or an empty pattern turns a short string into gigabytes
+    str: {"upper", "lower", "startswith", "endswith", "strip", "split", "join"},
 }
 OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -224,9 +229,38 @@ UNARY: dict[type, Callable[[Any], Any]] = {ast.Not: operator.not_, ast.USub: ope
 
 
 def _bounded(value: Any) -> Any:
-    if isinstance(value, str | list | tuple | dict | set | range) and len(value) > MAX_SIZE:
+    if isinstance(value, str | bytes | list | tuple | dict | set | range) and len(value) > MAX_SIZE:
+        raise _Unknown
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise _Unknown
     return value
+
+
+def _binary(op: ast.operator, left: Any, right: Any) -> Any:
+    """``left op right``, refused before it is computed where the result would be too large."""
+    if isinstance(op, ast.Mult):
+        for sequence, times in ((left, right), (right, left)):
+            sized = isinstance(sequence, str | bytes | list | tuple) and isinstance(times, int)
+            if sized and len(sequence) * times > MAX_SIZE:
+                raise _Unknown
+    if isinstance(op, ast.Mod) and isinstance(left, str | bytes):
+        raise _Unknown  # printf-style widths ('%999999999d') build any size
+    return _bounded(OPERATORS[type(op)](left, right))
+
+
+def _weight(value: Any, budget: int) -> int:
+    """How many values and characters walking ``value`` visits (shared parts count each time),
+    stopping once past ``budget``."""
+    stack, weight = [value], 0
+    while stack and weight <= budget:
+        item = stack.pop()
+        weight += 1 + (len(item) if isinstance(item, str | bytes) else 0)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+    return weight
 
 
 def module_constants(tree: ast.Module) -> dict[str, Any]:
@@ -236,7 +270,7 @@ def module_constants(tree: ast.Module) -> dict[str, Any]:
         if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
             try:
                 value = reader.value(node.value)
-            except (_Unknown, Open, Conflict):
+            except (_Unknown, Open, Conflict, RecursionError):
                 value = UNKNOWN
             reader.env.update({t.id: value for t in node.targets if isinstance(t, ast.Name)})
         else:
@@ -252,6 +286,7 @@ class Reader:
     env: dict[str, Any]
     parameter: str = ""
     steps: int = 0
+    work: int = 0
     line: int | None = field(default=None)
 
     def run(self, function: ast.FunctionDef) -> Any:
@@ -286,11 +321,24 @@ class Reader:
 
     def block(self, body: list[ast.stmt]) -> None:
         for statement in body:
-            self.steps += 1
-            if self.steps > MAX_STEPS:
-                raise Open("the function runs too long to follow", statement.lineno)
             self.line = statement.lineno
+            self.step()
             self.statement(statement)
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise Open("the function runs too long to follow", self.line)
+
+    def charge(self, *values: Any) -> None:
+        """Count the values an operation will walk; stop reading once the budget is spent."""
+        for value in values:
+            self.spend(_weight(value, MAX_WORK - self.work))
+
+    def spend(self, work: int) -> None:
+        self.work += work
+        if self.work > MAX_WORK:
+            raise Open("the function runs too long to follow", self.line)
 
     def statement(self, node: ast.stmt) -> None:
         if isinstance(node, ast.Expr):
@@ -375,7 +423,8 @@ class Reader:
             return
         try:
             current, change = self.value(ast.Name(id=node.target.id, ctx=ast.Load())), self.value(node.value)
-            self.assign(node.target, _bounded(operation(current, change)))
+            self.charge(current, change)
+            self.assign(node.target, _binary(node.op, current, change))
         except (_Unknown, TypeError, ValueError, ZeroDivisionError):
             if self.touches_config(node):
                 raise Open("it changes a config value mmedeploy does not evaluate", node.lineno) from None
@@ -396,9 +445,7 @@ class Reader:
             self.skip(node, "it loops over values mmedeploy does not evaluate")
             return
         for item in items:
-            self.steps += 1
-            if self.steps > MAX_STEPS:
-                raise Open("the function runs too long to follow", node.lineno)
+            self.step()
             self.assign(node.target, item)
             try:
                 self.block(node.body)
@@ -467,6 +514,7 @@ class Reader:
                 left = self.value(node.left)
                 for op, right_node in zip(node.ops, node.comparators, strict=True):
                     right = self.value(right_node)
+                    self.charge(left, right)
                     if not OPERATORS[type(op)](left, right):
                         return False
                     left = right
@@ -486,10 +534,8 @@ class Reader:
                 return unary(operand)
             if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
                 left, right = self.value(node.left), self.value(node.right)
-                big = any(isinstance(v, int) and v > MAX_SIZE for v in (left, right))
-                if isinstance(node.op, ast.Mult) and big and not all(isinstance(v, int) for v in (left, right)):
-                    raise _Unknown  # a huge list or string
-                return _bounded(OPERATORS[type(node.op)](left, right))
+                self.charge(left, right)
+                return _binary(node.op, left, right)
             if isinstance(node, ast.IfExp):
                 return self.value(node.body if self.value(node.test) else node.orelse)
             if isinstance(node, ast.JoinedStr):
@@ -505,7 +551,9 @@ class Reader:
         if isinstance(node, ast.Constant):
             return str(node.value)
         if isinstance(node, ast.FormattedValue) and node.conversion == -1 and node.format_spec is None:
-            return str(self.value(node.value))
+            value = self.value(node.value)
+            self.charge(value)
+            return str(_bounded(value))
         raise _Unknown
 
     def comprehension(self, generators: list[ast.comprehension], index: int, element: ast.expr) -> Iterator[Any]:
@@ -518,6 +566,7 @@ class Reader:
         saved = dict(self.env)
         try:
             for item in list(self.value(generator.iter)):
+                self.step()
                 self.assign(generator.target, item)
                 if all(self.value(condition) for condition in generator.ifs):
                     yield from self.comprehension(generators, index + 1, element)
@@ -535,6 +584,7 @@ class Reader:
             if function is None or node.func.id in self.env:
                 raise _Unknown
             args, kwargs = self.arguments(node)
+            self.charge(args, kwargs)
             try:
                 return _bounded(function(*args, **kwargs))
             except (TypeError, ValueError, KeyError):
@@ -550,6 +600,10 @@ class Reader:
                 args, kwargs = self.arguments(node)
             except _Unknown:
                 raise Open(f"it passes computed values to {method}()", node.lineno) from None
+            config = self.handle.as_dict()
+            # add_input and add_output compare against every tensor the config already has
+            self.spend(len(config.get("input") or ()) + len(config.get("output") or ()))
+            self.charge(args, kwargs)
             try:
                 return getattr(self.handle, method)(*args, **kwargs)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -558,10 +612,15 @@ class Reader:
         if method not in allowed:
             raise _Unknown
         args, kwargs = self.arguments(node)
+        self.charge(receiver, args, kwargs)
+        pieces = args[0] if method == "join" and args else ()
+        if isinstance(pieces, str | list | tuple | dict | set) and len(receiver) * len(pieces) > MAX_SIZE:
+            raise _Unknown  # the separator repeats between every piece
         try:
             result = getattr(receiver, method)(*args, **kwargs)
         except (TypeError, ValueError, KeyError, IndexError):
             raise _Unknown from None
+        _bounded(receiver)  # extend, update and the like grow it in place
         return list(result) if method in ("keys", "values", "items") else _bounded(result)
 
 

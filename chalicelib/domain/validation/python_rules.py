@@ -54,7 +54,11 @@ def check_python(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[
             if path in scan.members:  # too large to keep: it may complete anything
                 _unreadable(model, path, "it is too large to read", None, findings, newest == 0, only_if_gaps=True)
             continue
-        tree = _parse(path, source, findings)
+        try:
+            tree = _parse(path, source, findings)
+        except RecursionError:  # CPython's own compiler refuses such nesting too, but not always at the same depth
+            _unreadable(model, path, "it nests expressions too deeply to read", None, findings, newest == 0, True)
+            continue
         if tree is not None:
             _auto_complete(model, path, tree, findings, apply=newest == 0)
     env = model.config.parameters.get("EXECUTION_ENV_PATH")
@@ -233,7 +237,7 @@ def _apply(handle: BackendModelConfig, config: pb.ModelConfig) -> str:
                 if isinstance(tensor, dict) and isinstance(tensor.get("data_type"), str):
                     tensor["data_type"] = tensor["data_type"].upper()  # case_insensitive_enum_parsing
         updated = json_format.ParseDict(data, pb.ModelConfig())
-    except (TypeError, ValueError, json_format.ParseError) as exc:
+    except (TypeError, ValueError, RecursionError, json_format.ParseError) as exc:
         return (
             f"Triton cannot read the completed config back ({str(exc)[:300]}); use data_type names like "
             "'TYPE_FP32' and dims as lists of integers"
