@@ -10,7 +10,7 @@ mixes tensors from different decoupled models.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -238,9 +238,9 @@ def _maps(
             ):
                 declarations[tensor].append(_declaration(f"{kind} '{key}' of '{step.model_name}'", member, specs[key]))
     # ValidateTensorMapping (ensemble_utils.cc): an output declared twice is two outputs writing one tensor.
-    outputs = [t.name for t in member.config.output]
+    outputs = Counter(t.name for t in member.config.output)
     for key, tensor in step.output_map.items():
-        if outputs.count(key) > 1:
+        if outputs[key] > 1:
             add(
                 Code.ENSEMBLE_TENSOR_MULTIPLE_WRITERS,
                 f"'{step.model_name}' declares output '{key}' twice, so {label} writes tensor '{tensor}' twice; "
@@ -310,15 +310,27 @@ def _graph(
 class _Node:
     """A tensor of ensemble_utils.cc's TensorNode graph, as far as the decoupled check needs it."""
 
-    def __init__(self, model: str) -> None:
-        self.model = model
+    def __init__(self) -> None:
         self.decoupled = False
         self.label = 0
         self.visited = False
-        self.prev: list[_Node] = []
-        self.next: list[_Node] = []
+        self.readers: list[_Step] = []  # once per input_map entry naming it (Triton's next_nodes_)
+        self.writers: list[_Step] = []  # their inputs are its prev_nodes_
         self.sibling: _Node | None = None
         self.writer = ""  # the step's model writing it (Triton names the ensemble for its outputs)
+
+
+class _Step:
+    """A step's tensors: each output has the step's inputs as predecessors. Triton links every input
+    to every output; held once per step here, so a step with thousands of tensors stays linear."""
+
+    def __init__(self, model: str, inputs: list[_Node], outputs: list[_Node]) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.outputs = outputs
+        self.waiting = len(inputs)  # inputs not visited yet
+        self.scanned = False
+        self.labels: set[int] = set()
 
 
 def _decoupled(ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], flags: list[bool], add: Report) -> bool:
@@ -326,60 +338,73 @@ def _decoupled(ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], flag
     label, other tensors inherit their step's inputs' label; a step (or the ensemble's outputs)
     must not receive tensors of different labels. ``flags``: which steps' models are decoupled.
     Returns whether the ensemble itself is decoupled (a decoupled step was reached, no error)."""
-    tensors: dict[str, _Node] = {t.name: _Node(ensemble.name) for t in ensemble.config.input}
-    sink = _Node(ensemble.name)
-    for output in ensemble.config.output:
-        node = tensors.setdefault(output.name, _Node(ensemble.name))
-        sink.prev.append(node)
-        node.next.append(sink)
+    tensors: dict[str, _Node] = {t.name: _Node() for t in ensemble.config.input}
+    sink = _Node()
+    outputs = [tensors.setdefault(output.name, _Node()) for output in ensemble.config.output]
+    _link(_Step(ensemble.name, outputs, [sink]))
     for step, is_decoupled in zip(steps, flags, strict=True):
-        sibling = _Node(step.model_name)
-        for tensor in step.input_map.values():
-            tensors.setdefault(tensor, _Node(step.model_name))
-        for tensor in step.output_map.values():
-            node = tensors.setdefault(tensor, _Node(step.model_name))
-            node.sibling, node.writer = sibling, step.model_name
-            node.decoupled = is_decoupled
-            for source in step.input_map.values():
-                node.prev.append(tensors[source])
-                tensors[source].next.append(node)
+        sibling = _Node()
+        inputs = [tensors.setdefault(tensor, _Node()) for tensor in step.input_map.values()]
+        written = [tensors.setdefault(tensor, _Node()) for tensor in step.output_map.values()]
+        for node in written:
+            node.sibling, node.writer, node.decoupled = sibling, step.model_name, is_decoupled
+        _link(_Step(step.model_name, inputs, written))
     origin = {0: f"ensemble '{ensemble.name}' inputs (not decoupled)"}
-    queue = [tensors[t.name] for t in ensemble.config.input if t.name in tensors]
+    queue = deque(tensors[t.name] for t in ensemble.config.input)
     for node in queue:
-        node.visited = True
+        _visit(node)
     label_count = 0
     while queue:
-        current = queue.pop(0)
-        for nxt in current.next:
-            if nxt.visited or not all(p.visited for p in nxt.prev):
+        for reader in queue.popleft().readers:
+            # Until all its inputs are visited, none of a step's outputs is ready; after one scan, all
+            # its outputs that can be are done.
+            if reader.waiting or reader.scanned:
                 continue
-            labels = sorted({p.label for p in nxt.prev})
-            if len(labels) > 1:
-                who = (
-                    f"the outputs of ensemble '{ensemble.name}'"
-                    if nxt is sink
-                    else f"the step of model '{nxt.writer or nxt.model}' in ensemble '{ensemble.name}'"
-                )
-                add(
-                    Code.ENSEMBLE_DECOUPLED_MIXED,
-                    f"{who} receives tensors that originate from different decoupled models "
-                    f"({'; '.join(origin.get(label, '?') for label in labels)}); Triton refuses this: feed it from "
-                    "one decoupled branch only, or make the models not decoupled (model_transaction_policy)",
-                )
-                return False
-            if nxt.decoupled and not (nxt.sibling and nxt.sibling.visited):
-                label_count += 1
-                origin[label_count] = f"decoupled model '{nxt.writer or nxt.model}'"
-            inherited = label_count if nxt.decoupled else labels[0] if labels else 0
-            if nxt.sibling is not None:
-                if not nxt.sibling.visited:
-                    nxt.sibling.label, nxt.sibling.visited = inherited, True
-                nxt.label = nxt.sibling.label
-            else:
-                nxt.label = inherited
-            nxt.visited = True
-            queue.append(nxt)
+            reader.scanned = True
+            reader.labels = {p.label for p in reader.inputs}
+            for nxt in reader.outputs:
+                if nxt.visited or any(w.waiting for w in nxt.writers):
+                    continue
+                labels = sorted(set().union(*(w.labels for w in nxt.writers)))
+                if len(labels) > 1:
+                    who = (
+                        f"the outputs of ensemble '{ensemble.name}'"
+                        if nxt is sink
+                        else f"the step of model '{nxt.writer}' in ensemble '{ensemble.name}'"
+                    )
+                    add(
+                        Code.ENSEMBLE_DECOUPLED_MIXED,
+                        f"{who} receives tensors that originate from different decoupled models "
+                        f"({'; '.join(origin.get(label, '?') for label in labels)}); Triton refuses this: feed it "
+                        "from one decoupled branch only, or make the models not decoupled (model_transaction_policy)",
+                    )
+                    return False
+                if nxt.decoupled and not (nxt.sibling and nxt.sibling.visited):
+                    label_count += 1
+                    origin[label_count] = f"decoupled model '{nxt.writer}'"
+                inherited = label_count if nxt.decoupled else labels[0] if labels else 0
+                if nxt.sibling is not None:
+                    if not nxt.sibling.visited:
+                        nxt.sibling.label, nxt.sibling.visited = inherited, True
+                    nxt.label = nxt.sibling.label
+                else:
+                    nxt.label = inherited
+                _visit(nxt)
+                queue.append(nxt)
     return label_count != 0
+
+
+def _link(step: _Step) -> None:
+    for node in step.inputs:
+        node.readers.append(step)
+    for node in step.outputs:
+        node.writers.append(step)
+
+
+def _visit(node: _Node) -> None:
+    node.visited = True
+    for reader in node.readers:
+        reader.waiting -= 1
 
 
 def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
