@@ -5,6 +5,8 @@ nearest variant it accepts, which must stay valid.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chalicelib.domain.validation.findings import CATALOGUE, Code, Severity
@@ -75,6 +77,25 @@ def test_batch_io_names_are_not_checked_against_an_io_list_the_backend_completes
     # GIVEN no outputs in the config (the backend fills them from the model) THEN no name finding
     report = with_config(batch_output('"LOGITS"'), outputs=" ")
     assert Code.BATCH_IO_UNKNOWN_TENSOR.value not in codes(report)
+
+
+def test_batch_io_names_are_not_checked_when_model_py_may_add_tensors() -> None:
+    # GIVEN a model.py whose auto_complete_config adds inputs mmedeploy cannot read, and a batch_input
+    # reading one of them THEN Triton may load it: no name finding
+    source = (
+        "import triton_python_backend_utils as pb_utils\n\n"
+        "class TritonPythonModel:\n"
+        "    @staticmethod\n"
+        "    def auto_complete_config(config):\n"
+        "        for spec in load_specs():\n"
+        "            config.add_input(spec)\n"
+        "        return config\n\n"
+        "    def execute(self, requests):\n"
+        "        return []\n"
+    )
+    report = with_config(batch_input('"LENGTHS"'), {"simple/1/model.py": source.encode()})
+    assert Code.BATCH_IO_UNKNOWN_TENSOR.value not in codes(report)
+    assert Code.PYTHON_AUTO_COMPLETE_UNREADABLE.value in codes(report)
 
 
 def test_batch_io_message_says_what_to_use() -> None:
@@ -246,6 +267,8 @@ def test_sequence_controls(extra: str, expected: list[Code]) -> None:
         pytest.param(
             "direct { minimum_slot_utilization: -0.1 }", [Code.SEQUENCE_STRATEGY_INVALID], id="utilization-negative"
         ),
+        # Triton's 'x < 0.0 || x > 1.0' is false for nan, so it loads
+        pytest.param("direct { minimum_slot_utilization: nan }", [], id="utilization-nan-accepted"),
     ],
 )
 def test_sequence_strategies(body: str, expected: list[Code]) -> None:
@@ -325,6 +348,17 @@ def test_sequence_state_data_file() -> None:
     assert_only(with_config(state(absolute), {path: b"\0" * 8}))
 
 
+def test_sequence_state_data_file_with_thousands_of_huge_dims_is_sized_quickly() -> None:
+    # GIVEN 5000 dims of 2^62 (their product has 300,000 bits: seconds to compute in full)
+    dims = ", ".join(["4611686018427387904"] * 5000)
+    initial = f'initial_state {{ data_type: TYPE_FP32 dims: [ {dims} ] data_file: "s.bin" name: "z" }}'
+    config = state(initial).replace("dims: [ -1 ]", f"dims: [ {dims} ]")
+    started = time.monotonic()
+    # WHEN validated THEN the file is too small, found in well under a second
+    assert_only(with_config(config, {"simple/initial_state/s.bin": b"\0" * 8}), Code.SEQUENCE_STATE_FILE_MISSING)
+    assert time.monotonic() - started < 2
+
+
 # -- response cache (ValidateModelConfig) -------------------------------------------------------------
 
 
@@ -402,6 +436,11 @@ def tensorrt_with(profile: str) -> ValidationReport:
         pytest.param('[ "-1" ]', [Code.INSTANCE_PROFILE_INVALID], id="negative"),
         pytest.param('[ "first" ]', [Code.INSTANCE_PROFILE_INVALID], id="not-a-number"),
         pytest.param('[ "" ]', [Code.INSTANCE_PROFILE_INVALID], id="empty"),
+        pytest.param('[ " -0" ]', [], id="minus-zero-accepted"),
+        pytest.param('[ "\u0663" ]', [Code.INSTANCE_PROFILE_INVALID], id="non-ascii-digit"),  # stoi reads ASCII only
+        # GIVEN more digits than int() converts THEN a finding, never an exception
+        pytest.param(f'[ "-{"9" * 5000}" ]', [Code.INSTANCE_PROFILE_INVALID], id="thousands-of-digits-negative"),
+        pytest.param(f'[ "{"9" * 5000}" ]', [], id="thousands-of-digits"),
     ],
 )
 def test_instance_profiles_of_tensorrt(profile: str, expected: list[Code]) -> None:

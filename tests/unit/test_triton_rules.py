@@ -338,7 +338,8 @@ def test_version_dir_missing_for_ensemble_without_1() -> None:
     assert "ensembles need an empty '1/' too" in report.findings[0].message
 
 
-@pytest.mark.parametrize("directory", ["v2", "01", "latest"])
+# '\u00b2' and '\u0661' pass str.isdigit() but not std::stoll (and int() refuses the first)
+@pytest.mark.parametrize("directory", ["v2", "01", "latest", "\u00b2", "\u0661"])
 def test_version_dir_ignored_is_a_warning(directory: str) -> None:
     files = {**single_python_repo(), f"simple/{directory}/model.py": PYTHON_MODEL}
     assert_only(check(files), Code.VERSION_DIR_IGNORED)

@@ -8,7 +8,8 @@ function it comes from. Triton stops at its first error; these report every one.
 from __future__ import annotations
 
 import posixpath
-from math import prod
+from collections import Counter
+from collections.abc import Iterable
 
 from chalicelib.domain.validation.archive import ArchiveScan
 from chalicelib.domain.validation.findings import Code, Finding
@@ -62,7 +63,7 @@ def _batch_io(model: ParsedModel, findings: list[Finding]) -> None:
     inputs = {i.name for i in config.input}
     outputs = {o.name for o in config.output}
     # Backends fill an empty input or output list from the model file before ValidateBatchIO
-    # runs, so names are only checked against a list the config spells out.
+    # runs, so names are only checked against a list the config spells out (and that is final).
     for batch in config.batch_input:
         kind = pb.BatchInput.Kind.Name(batch.kind)
         where = f"batch_input '{batch.target_name[0] if batch.target_name else kind}'"
@@ -81,7 +82,7 @@ def _batch_io(model: ParsedModel, findings: list[Finding]) -> None:
         _source_count(model, where, kind, len(batch.source_input), findings)
         _known(model, where, "source_input", batch.source_input, inputs, "input", findings)
         _known(model, where, "target_name", batch.target_name, outputs, "output", findings)
-        twice = sorted({t for t in batch.target_name if list(batch.target_name).count(t) > 1})
+        twice = _repeated(batch.target_name)
         if twice:
             _error(
                 findings,
@@ -89,6 +90,11 @@ def _batch_io(model: ParsedModel, findings: list[Finding]) -> None:
                 model,
                 f"{where} names target_name {twice} more than once; list each output once",
             )
+
+
+def _repeated(names: Iterable[str]) -> list[str]:
+    """The names listed more than once (counted once: a config may list thousands)."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def _source_count(model: ParsedModel, where: str, kind: str, count: int, findings: list[Finding]) -> None:
@@ -111,7 +117,8 @@ def _known(
     findings: list[Finding],
 ) -> None:
     unknown = sorted(set(names) - declared)
-    if declared and unknown:
+    # model.py's auto_complete_config may add tensors mmedeploy could not read (config_open)
+    if declared and unknown and not model.config_open:
         _error(
             findings,
             Code.BATCH_IO_UNKNOWN_TENSOR,
@@ -184,7 +191,7 @@ def _sequence_controls(model: ParsedModel, findings: list[Finding]) -> None:
     names = [c.name for c in batcher.control_input]
     if "" in names:
         _error(findings, Code.SEQUENCE_CONTROL_NAME_MISSING, model, "a sequence_batching control_input has no name")
-    twice = sorted({n for n in names if n and names.count(n) > 1})
+    twice = [n for n in _repeated(names) if n]
     if twice:
         _error(
             findings,
@@ -265,13 +272,13 @@ def _sequence_strategy(model: ParsedModel, findings: list[Finding]) -> None:
                     f"sequence_batching oldest preferred_batch_size {size} must be positive and <= "
                     f"max_batch_size ({model.config.max_batch_size})",
                 )
-    if batcher.HasField("direct") and not 0.0 <= batcher.direct.minimum_slot_utilization <= 1.0:
+    utilization = batcher.direct.minimum_slot_utilization
+    if batcher.HasField("direct") and (utilization < 0.0 or utilization > 1.0):  # as Triton compares: nan passes
         _error(
             findings,
             Code.SEQUENCE_STRATEGY_INVALID,
             model,
-            f"sequence_batching direct minimum_slot_utilization {batcher.direct.minimum_slot_utilization:g} "
-            "must be between 0 and 1",
+            f"sequence_batching direct minimum_slot_utilization {utilization:g} must be between 0 and 1",
         )
 
 
@@ -339,7 +346,7 @@ def _state_file(
             )
         )
         return
-    needed = prod(initial.dims) * BYTE_SIZE.get(initial.data_type, 0)
+    needed = _byte_size(initial, member.size)
     if member.size < needed:
         findings.append(
             Finding.of(
@@ -349,6 +356,17 @@ def _state_file(
                 f"({pb.DataType.Name(initial.data_type)} {list(initial.dims)}) needs {needed}",
             )
         )
+
+
+def _byte_size(initial: pb.ModelSequenceBatching.InitialState, cap: int) -> int:
+    """The bytes ``initial`` needs (strings: none from its dims), stopping once past ``cap``: the
+    product of thousands of huge dims would take seconds."""
+    size = BYTE_SIZE.get(initial.data_type, 0)
+    for dim in initial.dims:
+        size *= dim
+        if size > cap or size <= 0:
+            break
+    return size
 
 
 # -- response cache (ValidateModelConfig: DLIS-4034, DLIS-3916) -----------------------------------

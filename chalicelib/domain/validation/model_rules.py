@@ -12,7 +12,7 @@ from math import prod
 from chalicelib.domain.validation.archive import ArchiveScan
 from chalicelib.domain.validation.batching_rules import check_batching
 from chalicelib.domain.validation.findings import Code, Finding
-from chalicelib.domain.validation.placement_rules import check_placement
+from chalicelib.domain.validation.placement_rules import STANDARD_BACKENDS, check_placement
 from chalicelib.domain.validation.python_rules import ENV_VARIABLE, check_python
 from chalicelib.domain.validation.repository import IGNORED_VERSION_DIRS, NOT_MODEL_DIRS, ParsedModel
 from chalicelib.domain.validation.schemas import model_config_pb2 as pb
@@ -26,19 +26,7 @@ PLATFORM_BACKENDS = {
     "pytorch_libtorch": "pytorch",
     "ensemble": "",
 }
-KNOWN_BACKENDS = {
-    "python",
-    "onnxruntime",
-    "pytorch",
-    "tensorrt",
-    "tensorflow",
-    "openvino",
-    "fil",
-    "dali",
-    "identity",
-    "vllm",
-    "tensorrtllm",
-}
+KNOWN_BACKENDS = STANDARD_BACKENDS | {"vllm", "tensorrtllm"}
 # file in the first subdirectory -> (backend, platform, must be a directory: True/False/None for
 # either), in Triton's auto-complete order (AutoCompleteBackendFields)
 AUTO_COMPLETE = [
@@ -85,7 +73,8 @@ def _versions(model: ParsedModel, dirs: set[str], findings: list[Finding]) -> No
             continue  # root layout: smoke-test cases and macOS clutter are not version directories
         if child == env_dir and not child.isdigit():
             continue  # an unpacked Python environment, not a stray directory
-        if child.isdigit() and (child == "0" or not child.startswith("0")):
+        # ASCII and int64-sized: isdigit() also takes '²', which int() refuses
+        if child.isascii() and child.isdigit() and len(child) <= 18 and (child == "0" or not child.startswith("0")):
             model.versions.append(int(child))
         elif child not in IGNORED_VERSION_DIRS and not child.endswith(".savedmodel"):
             findings.append(

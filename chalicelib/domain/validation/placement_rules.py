@@ -20,7 +20,7 @@ from chalicelib.domain.validation.schemas import model_config_pb2 as pb
 Group = pb.ModelInstanceGroup
 MAX_SAGEMAKER_GPUS = 8
 PYTHON_RUNTIME = "model.py"  # kPythonFilename: a Python-based backend
-STOI = re.compile(r"\s*[+-]?\d+")  # what std::stoi accepts as a prefix
+STOI = re.compile(r"[ \t\n\v\f\r]*([+-]?)[0-9]+")  # what std::stoi accepts as a prefix (ASCII only)
 SHARED_LIBRARY = re.compile(r"\.so(\.[\d.]+)?$")  # libfoo.so, libfoo.so.1.2
 # Backends of the standard image whose directory holds their own libtriton_<name>.so
 STANDARD_BACKENDS = {
@@ -113,7 +113,12 @@ def _profiles(model: ParsedModel, group: pb.ModelInstanceGroup, where: str, find
         )
         return
     # GetProfileIndex: std::stoi, so '2abc' reads as 2, and the index must not be negative.
-    bad = [p for p in group.profile if not (match := STOI.match(p)) or int(match.group()) < 0]
+    # The sign and digits decide it: int() of thousands of digits raises.
+    bad = [
+        p
+        for p in group.profile
+        if not (match := STOI.match(p)) or (match.group(1) == "-" and match.group().strip(" \t\n\v\f\r-0"))
+    ]
     if bad:
         _add(
             findings,
