@@ -466,3 +466,11 @@ def test_ensemble_decoupled_check_of_a_wide_step() -> None:
     }
     # THEN its outputs and b's reach the ensemble's outputs from different branches
     assert_only(check(wide, "pipe_1.tar.gz"), Code.ENSEMBLE_DECOUPLED_MIXED)
+
+
+def test_python_auto_complete_of_a_config_with_thousands_of_tensors_is_not_refused() -> None:
+    # GIVEN 12,000 inputs in config.pbtxt and an auto_complete_config that changes nothing
+    inputs = ", ".join(f'{{ name: "I{i}" data_type: TYPE_FP32 dims: [ 4 ] }}' for i in range(12_000))
+    body = 'if "input" in auto_complete_model_config.as_dict():\n    pass\n' + RETURN
+    # THEN Triton loads it, and so does the validator (large is not implausible)
+    assert_only(check(with_auto_complete(body, python_config("simple", inputs=inputs))))

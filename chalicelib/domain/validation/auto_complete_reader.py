@@ -248,7 +248,7 @@ def _binary(op: ast.operator, left: Any, right: Any) -> Any:
     return _bounded(OPERATORS[type(op)](left, right))
 
 
-def _weight(value: Any, budget: int) -> int:
+def weight(value: Any, budget: int) -> int:
     """How many values and characters walking ``value`` visits (shared parts count each time),
     stopping once past ``budget``."""
     stack, weight = [value], 0
@@ -333,12 +333,12 @@ class Reader:
     def charge(self, *values: Any) -> None:
         """Count the values an operation will walk; stop reading once the budget is spent."""
         for value in values:
-            self.spend(_weight(value, MAX_WORK - self.work))
+            self.spend(weight(value, MAX_WORK - self.work))
 
     def spend(self, work: int) -> None:
         self.work += work
         if self.work > MAX_WORK:
-            raise Open("the function runs too long to follow", self.line)
+            raise Open("it builds or compares values too large to follow", self.line)
 
     def statement(self, node: ast.stmt) -> None:
         if isinstance(node, ast.Expr):
@@ -514,7 +514,10 @@ class Reader:
                 left = self.value(node.left)
                 for op, right_node in zip(node.ops, node.comparators, strict=True):
                     right = self.value(right_node)
-                    self.charge(left, right)
+                    if isinstance(op, ast.In | ast.NotIn) and isinstance(right, dict | set):
+                        self.charge(left)  # a hash lookup walks no dict
+                    else:
+                        self.charge(left, right)
                     if not OPERATORS[type(op)](left, right):
                         return False
                     left = right
@@ -634,18 +637,3 @@ def _parts(value: Any) -> Iterator[Any]:
         seen.add(id(item))
         yield item
         stack.extend(v for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, dict | list))
-
-
-def too_large(value: Any, budget: int = 100_000) -> bool:
-    """Whether ``value`` written out as JSON has more than ``budget`` values (shared parts repeat)."""
-    stack = [value]
-    while stack:
-        budget -= 1
-        if budget < 0:
-            return True
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False

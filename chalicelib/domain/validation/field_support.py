@@ -21,6 +21,8 @@ from chalicelib.domain.validation.schemas.triton_fields import INTRODUCED
 from chalicelib.domain.validation.triton_release import TritonVersion
 
 PACKAGE = "inference."
+# parsed once: _note runs for every field of every repeated entry of a config
+INTRODUCED_IN = {name: TritonVersion.parse(entry[0]) for name, entry in INTRODUCED.items()}
 
 
 def check_fields(model: ParsedModel, triton: TritonVersion) -> list[Finding]:
@@ -57,15 +59,15 @@ def _walk(message: Message, where: str, triton: TritonVersion, newer: dict[str, 
 
 def _note(name: str, where: str, triton: TritonVersion, newer: dict[str, str]) -> bool:
     """Record ``name`` if ``triton`` predates it; whether it does."""
-    known = INTRODUCED.get(name)
-    if known is None or TritonVersion.parse(known[0]) <= triton:
+    introduced = INTRODUCED_IN.get(name)
+    if introduced is None or introduced <= triton:
         return False
     newer.setdefault(name, where)
     return True
 
 
 def _finding(model: ParsedModel, name: str, where: str, triton: TritonVersion) -> Finding:
-    introduced = TritonVersion.parse(INTRODUCED[name][0])
+    introduced = INTRODUCED_IN[name]
     return Finding.of(
         Code.CONFIG_FIELD_UNSUPPORTED,
         model.config_path,

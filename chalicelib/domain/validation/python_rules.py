@@ -30,7 +30,7 @@ from chalicelib.domain.validation.auto_complete_reader import (
     Reader,
     module_constants,
     module_names,
-    too_large,
+    weight,
 )
 from chalicelib.domain.validation.findings import Code, Finding
 from chalicelib.domain.validation.repository import ParsedModel
@@ -38,6 +38,9 @@ from chalicelib.domain.validation.schemas import model_config_pb2 as pb
 
 ENV_VARIABLE = "$$TRITON_MODEL_DIRECTORY"
 LARGE_ENV_BYTES = 1 << 30
+# What auto_complete_config may add to the config it gets (values and characters): far beyond any
+# real completion, small enough to write out as JSON.
+COMPLETION_ALLOWANCE = 1_000_000
 
 
 def check_python(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[Finding]:
@@ -103,10 +106,12 @@ def _auto_complete(model: ParsedModel, path: str, tree: ast.Module, findings: li
         return
     config = model.config if apply else copy.deepcopy(model.config)
     handle = BackendModelConfig(_config_json(model, config))
+    # a config of thousands of tensors is large, not implausible: measured against what it started as
+    limit = weight(handle.as_dict(), 1 << 62) + COMPLETION_ALLOWANCE
     reader = Reader(handle, module_constants(tree))
     outcome = reader.run(function)
     if isinstance(outcome, Open):
-        _apply(handle, config)  # what was read before the unknown part happened
+        _apply(handle, config, limit)  # what was read before the unknown part happened
         _unreadable(model, path, outcome.reason, outcome.line, findings, apply, only_if_gaps=False)
     elif isinstance(outcome, Conflict):  # the backend's ModelConfig raised (triton_python_backend_utils.py)
         model.config_open |= apply  # it fails to load; its gaps are not the news
@@ -125,7 +130,7 @@ def _auto_complete(model: ParsedModel, path: str, tree: ast.Module, findings: li
         )
     else:
         before = copy.deepcopy(config)
-        problem = _apply(handle, config)
+        problem = _apply(handle, config, limit)
         if problem:
             model.config_open |= apply
             _conflict(model, path, problem, None, findings)
@@ -225,10 +230,11 @@ def _config_json(model: ParsedModel, config: pb.ModelConfig) -> dict[str, Any]:
     return data
 
 
-def _apply(handle: BackendModelConfig, config: pb.ModelConfig) -> str:
+def _apply(handle: BackendModelConfig, config: pb.ModelConfig, limit: int) -> str:
     """Copy what TritonModel::UpdateModelConfig takes from the returned config into ``config``;
-    the reason Triton cannot read it back, if so."""
-    if too_large(handle.as_dict()):
+    the reason Triton cannot read it back, if so. ``limit``: the most values and characters the
+    returned config may have (shared lists nest: it may be far larger written out than in memory)."""
+    if weight(handle.as_dict(), limit) > limit:
         return "the completed config is implausibly large"
     try:
         data = json.loads(json.dumps(handle.as_dict()))
