@@ -153,7 +153,7 @@ def load_cases(corpus: Path = CORPUS) -> list[Case]:
 
 def read_caught(path: Path = CAUGHT_FILE) -> dict[str, list[str]]:
     """The refusal cases the validator is expected to catch: case id -> the error codes it gave
-    when the file was written (for reading; the test checks only that the case is refused)."""
+    when the file was written (the test checks that the case is refused with one of them)."""
     caught: dict[str, list[str]] = {}
     if not path.exists():
         return caught
