@@ -474,3 +474,21 @@ def test_python_auto_complete_of_a_config_with_thousands_of_tensors_is_not_refus
     body = 'if "input" in auto_complete_model_config.as_dict():\n    pass\n' + RETURN
     # THEN Triton loads it, and so does the validator (large is not implausible)
     assert_only(check(with_auto_complete(body, python_config("simple", inputs=inputs))))
+
+
+HUGE = str(10**40)  # written as a literal: the reader evaluates no "**"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"x = range({HUGE})",
+        f"x = [1]\nx.insert({HUGE}, 2)",
+        f"x = 'a b'.split(None, {HUGE})",
+        f"x = [1]\nx[{HUGE}] = 2",
+    ],
+    ids=["range", "insert", "split", "index"],
+)
+def test_python_auto_complete_with_integers_beyond_c_sizes_is_not_an_exception(body: str) -> None:
+    # GIVEN a builtin given an integer that does not fit a C size (OverflowError) THEN the value is unknown
+    assert_only(check(with_auto_complete(f"{body}\n{RETURN}")))

@@ -189,6 +189,9 @@ class _Continue(Exception):
 
 
 UNKNOWN = object()
+# What evaluating a builtin, method or operator on the model's own values may raise: the value is
+# then unknown (OverflowError: range(10**40), list.insert(10**40, x)).
+EVALUATION_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError)
 
 BUILTINS: dict[str, Callable[..., Any]] = {
     name: getattr(builtins, name)
@@ -270,7 +273,7 @@ def module_constants(tree: ast.Module) -> dict[str, Any]:
         if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
             try:
                 value = reader.value(node.value)
-            except (_Unknown, Open, Conflict, RecursionError):
+            except (_Unknown, Open, Conflict, RecursionError, MemoryError):
                 value = UNKNOWN
             reader.env.update({t.id: value for t in node.targets if isinstance(t, ast.Name)})
         else:
@@ -315,6 +318,8 @@ class Reader:
             return Open("a break or continue outside a loop", self.line)
         except RecursionError:
             return Open("the function is nested too deeply to follow", self.line)
+        except MemoryError:
+            return Open("it builds values too large to follow", self.line)
         return None
 
     # -- statements
@@ -410,7 +415,7 @@ class Reader:
                 raise Open("it writes a computed value into the config", self.line)
             try:
                 container[key] = value
-            except (TypeError, KeyError, IndexError, AttributeError):
+            except EVALUATION_ERRORS:
                 if linked:
                     raise Open("it writes into the config in a way mmedeploy does not follow", self.line) from None
         else:
@@ -425,7 +430,7 @@ class Reader:
             current, change = self.value(ast.Name(id=node.target.id, ctx=ast.Load())), self.value(node.value)
             self.charge(current, change)
             self.assign(node.target, _binary(node.op, current, change))
-        except (_Unknown, TypeError, ValueError, ZeroDivisionError):
+        except (_Unknown, *EVALUATION_ERRORS):
             if self.touches_config(node):
                 raise Open("it changes a config value mmedeploy does not evaluate", node.lineno) from None
             self.env[node.target.id] = UNKNOWN
@@ -441,7 +446,7 @@ class Reader:
     def loop(self, node: ast.For) -> None:
         try:
             items = list(self.value(node.iter))
-        except (_Unknown, TypeError):
+        except (_Unknown, *EVALUATION_ERRORS):
             self.skip(node, "it loops over values mmedeploy does not evaluate")
             return
         for item in items:
@@ -470,7 +475,7 @@ class Reader:
         """The value of ``node``, or _Unknown; calls on the config happen here (Open, Conflict)."""
         try:
             return self.literal(node)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError):
+        except EVALUATION_ERRORS:
             raise _Unknown from None
 
     def literal(self, node: ast.expr) -> Any:
@@ -546,7 +551,7 @@ class Reader:
             if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp):
                 items = list(self.comprehension(node.generators, 0, node.elt))
                 return set(items) if isinstance(node, ast.SetComp) else _bounded(items)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError):
+        except EVALUATION_ERRORS:
             raise _Unknown from None
         raise _Unknown
 
@@ -590,7 +595,7 @@ class Reader:
             self.charge(args, kwargs)
             try:
                 return _bounded(function(*args, **kwargs))
-            except (TypeError, ValueError, KeyError):
+            except EVALUATION_ERRORS:
                 raise _Unknown from None
         if not isinstance(node.func, ast.Attribute):
             raise _Unknown
@@ -621,7 +626,7 @@ class Reader:
             raise _Unknown  # the separator repeats between every piece
         try:
             result = getattr(receiver, method)(*args, **kwargs)
-        except (TypeError, ValueError, KeyError, IndexError):
+        except EVALUATION_ERRORS:
             raise _Unknown from None
         _bounded(receiver)  # extend, update and the like grow it in place
         return list(result) if method in ("keys", "values", "items") else _bounded(result)
