@@ -142,8 +142,8 @@ def _queue_policy(model: ParsedModel, findings: list[Finding]) -> None:
                 findings,
                 Code.QUEUE_PRIORITY_INVALID,
                 model,
-                f"default_priority_level {batching.default_priority_level} must be in [1, {levels}] "
-                f"(priority_levels is {levels})",
+                f"default_priority_level {batching.default_priority_level} is not one of the {levels} priority "
+                f"levels; set it between 1 and {levels}",
             )
         outside = sorted(level for level in batching.priority_queue_policy if not 1 <= level <= levels)
         if outside:
@@ -151,7 +151,7 @@ def _queue_policy(model: ParsedModel, findings: list[Finding]) -> None:
                 findings,
                 Code.QUEUE_PRIORITY_INVALID,
                 model,
-                f"priority_queue_policy keys {outside} must be priority levels in [1, {levels}]",
+                f"priority_queue_policy keys {outside} are not priority levels; use keys between 1 and {levels}",
             )
     elif batching.default_priority_level or batching.priority_queue_policy:
         # Without priority levels the scheduler builds one queue from default_queue_policy.
@@ -169,7 +169,8 @@ def _queue_policy(model: ParsedModel, findings: list[Finding]) -> None:
                 findings,
                 Code.QUEUE_ORDERING_CONFLICT,
                 model,
-                f"preserve_ordering allows one priority level (priority_levels is {levels}); drop one of the two",
+                f"preserve_ordering allows one priority level, and priority_levels is {levels}; set "
+                "priority_levels to 1 (or remove it) or turn preserve_ordering off",
             )
         policies = [batching.default_queue_policy, *batching.priority_queue_policy.values()]
         if any(p.default_timeout_microseconds and p.timeout_action == pb.ModelQueuePolicy.DELAY for p in policies):
@@ -190,7 +191,12 @@ def _sequence_controls(model: ParsedModel, findings: list[Finding]) -> None:
     batcher = model.config.sequence_batching
     names = [c.name for c in batcher.control_input]
     if "" in names:
-        _error(findings, Code.SEQUENCE_CONTROL_NAME_MISSING, model, "a sequence_batching control_input has no name")
+        _error(
+            findings,
+            Code.SEQUENCE_CONTROL_NAME_MISSING,
+            model,
+            "a sequence_batching control_input has no name; name it after the model input it controls",
+        )
     twice = [n for n in _repeated(names) if n]
     if twice:
         _error(

@@ -231,7 +231,11 @@ def _maps(
                 add(
                     Code.ENSEMBLE_MAP_UNKNOWN_TENSOR,
                     f"{label} maps {kind} '{key}', but '{step.model_name}' has "
-                    + (f"{kind}s {sorted(known)}" if known else f"no {kind}s"),
+                    + (
+                        f"{kind}s {sorted(known)}; key the map with one of those names"
+                        if known
+                        else f"no {kind}s; declare '{key}' in its config.pbtxt or remove the mapping"
+                    ),
                 )
             elif key in specs and not (
                 member.config_open and (specs[key].data_type == pb.TYPE_INVALID or not specs[key].dims)
