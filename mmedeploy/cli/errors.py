@@ -61,11 +61,12 @@ def _admin(done: str) -> dict[Exit, str]:
 EXIT_CODES: dict[str, dict[Exit, str]] = {
     "completion": {Exit.OK: "printed", Exit.USAGE: "usage error (a shell it does not know)"},
     "validate": {
-        Exit.OK: "valid (with --load: and Triton loaded it and every case passed)",
-        Exit.INVALID: "invalid; with --load also: Triton did not load it, a case failed, or --timeout was reached",
+        Exit.OK: "valid (with --load: and Triton loaded it and every case passed; with --changed: every folder)",
+        Exit.INVALID: "invalid; with --load also: Triton did not load it, a case failed, or --timeout was reached; "
+        "with --changed also: a folder not named as a model or a bad model_version.txt",
         Exit.USAGE: "usage or I/O error (unreadable tarball); with --load: it cannot run here (no Triton: install "
         "mmedeploy[local]; a backend the local Triton lacks, such as TensorRT)",
-        Exit.INTERRUPTED: "Ctrl-C during --load: Triton and its Python stubs are stopped",
+        Exit.INTERRUPTED: "Ctrl-C (or SIGTERM) during --load: Triton and its Python stubs are stopped",
     },
     "package": {
         Exit.OK: "written (valid)",

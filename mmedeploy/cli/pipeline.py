@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from chalicelib.domain.records import ModelVersion
+    from chalicelib.domain.validation.report import ValidationReport
+    from chalicelib.domain.validation.validator import Inspection
     from mmedeploy.target import DeploymentTarget
 
 PUSH_INTRO = """\
@@ -165,25 +167,26 @@ def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _validate_file(args: argparse.Namespace, ctx: Context, path: Path, label: str) -> tuple[int, BaseModel]:
-    """One tarball: the static checks and, with --load, the load check. Renders the report unless
-    --json; returns the exit code and the JSON document."""
+    """One tarball: the static checks and, with --load (only if they pass), the load check. Renders
+    the report unless --json; returns the exit code and the JSON document."""
     from chalicelib.domain.validation.findings import Code
     from chalicelib.domain.validation.triton_release import resolve
-    from chalicelib.domain.validation.validator import validate_tarball
+    from chalicelib.domain.validation.validator import inspect_tarball, report_of
     from mmedeploy.report_view import render_report
 
-    if args.load:
-        return _validate_and_load(args, ctx, path, label)
     try:
-        with open(path, "rb") as handle:
-            report = validate_tarball(handle, path.name, triton_version=args.triton_version or resolve())
+        with open(path, "rb") as handle:  # one read: the report and, for --load, the cases
+            inspection = inspect_tarball(handle, path.name, triton_version=args.triton_version or resolve())
     except OSError as exc:  # opening failed: missing file, permissions
-        raise CommandError(f"mmedeploy: cannot read {path}: {exc.strerror or exc}") from exc
+        raise CommandError(f"{ctx.prog}: cannot read {path}: {exc.strerror or exc}") from exc
+    report = report_of(inspection)
     if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
-        raise CommandError(f"mmedeploy: reading {path} failed: {report.errors[0].message}")
+        raise CommandError(f"{ctx.prog}: reading {path} failed: {report.errors[0].message}")
     if not args.json:
         render_report(report, label, ctx.out)
-    return (EXIT_OK if report.valid else EXIT_INVALID), report
+    if not args.load:
+        return (EXIT_OK if report.valid else EXIT_INVALID), report
+    return _load(args, ctx, path, label, report, inspection)
 
 
 def _validate_changed(args: argparse.Namespace, ctx: Context) -> int:
@@ -215,25 +218,13 @@ def _validate_changed(args: argparse.Namespace, ctx: Context) -> int:
     return worst
 
 
-def _validate_and_load(args: argparse.Namespace, ctx: Context, path: Path, label: str) -> tuple[int, BaseModel]:
-    """``validate --load``: the static checks, then (only if they pass) the load check."""
-    from chalicelib.domain.validation.findings import Code
-    from chalicelib.domain.validation.triton_release import resolve
-    from chalicelib.domain.validation.validator import inspect_tarball, report_of
+def _load(
+    args: argparse.Namespace, ctx: Context, path: Path, label: str, report: ValidationReport, inspection: Inspection
+) -> tuple[int, BaseModel]:
+    """``validate --load``: the load check, only for a tarball the static checks passed (a refused
+    one is never extracted)."""
     from mmedeploy.local.load_check import LoadCheckUnavailable, LoadedValidationReport, load_check, render_load
-    from mmedeploy.report_view import render_report
 
-    triton_version = args.triton_version or resolve()
-    try:
-        with open(path, "rb") as handle:  # one read: the report and the cases
-            inspection = inspect_tarball(handle, path.name, triton_version=triton_version)
-    except OSError as exc:
-        raise CommandError(f"mmedeploy: cannot read {path}: {exc.strerror or exc}") from exc
-    report = report_of(inspection)
-    if any(f.code is Code.ARCHIVE_READ_ERROR for f in report.findings):
-        raise CommandError(f"mmedeploy: reading {path} failed: {report.errors[0].message}")
-    if not args.json:
-        render_report(report, label, ctx.out)
     load = None
     if not report.valid:
         ctx.note(f"{ctx.prog}: not loaded into Triton: the static checks failed (the tarball was not extracted)")

@@ -7,17 +7,20 @@ under the TargetModel name, onnxruntime/torchscript models through their Python 
 temporary directory; one ``tritonserver`` (explicit model control, as SageMaker runs it) loads the
 served model, and each case goes through the warm stage's own request builder and checks
 (``chalicelib.domain.warmup``). Every process is stopped on return, timeout, Ctrl-C and SIGTERM:
-Triton runs in its own process group (killed as a group) and dies with this process.
+Triton runs in its own process group and dies with this process; it is let shut down (its stubs
+killed first where they may hang), so its Python backend removes what it keeps in /tmp.
 
 Needs the ``[local]`` extra (the nvidia-pytriton wheel's Triton, tritonclient, onnxruntime).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import sys
 import tarfile
@@ -49,10 +52,13 @@ MODEL_DIRECTORY_VARIABLE = "$$TRITON_MODEL_DIRECTORY"
 STUB_NAME = "triton_python_backend_stub"
 LOG_LINES_SHOWN = 20
 UNLOAD_WAIT_S = 3.0
+UNSETTLED_STOP_S = 3.0  # a Triton whose load hangs waits its exit timeout for it, and longer
 # Triton's own log lines: a severity letter, MMDD, time, thread id, source:line] message.
 TRITON_LOG_LINE = re.compile(r"^(?P<severity>[IWE])\d{4} [\d:.]+ +\d+ (?P<source>[\w.]+:\d+)\] (?P<message>.*)$")
 # What the CPU-only Triton logs for every ensemble and response: not about the user's model.
 LOG_NOISE = ("CUDA driver version is insufficient", "failed to allocate pinned system memory")
+# Where Triton's Python backend unpacks execution environments (pb_env.cc: mkdtemp, a fixed path).
+BACKEND_TMP = re.compile(rb"/tmp/python_env_[A-Za-z0-9]{6}(?=/)")
 PYTHON_DIR = re.compile(r"^(?:\./)?lib/python(?P<version>3\.\d+)/")
 
 Progress = Callable[[str], None]
@@ -147,6 +153,8 @@ def load_check(
             extra_args=(f"--backend-config=python,shm-region-prefix-name={shm_prefix}",),
         )
         progress("starting Triton")
+        started_at = time.time()  # wall-clock, as the ctime of what Triton makes
+        report: LoadReport | None = None
         try:
             try:
                 process.start()
@@ -156,10 +164,13 @@ def load_check(
             report = _load_and_run(process, staged, inspection, deadline, timeout, log_path, crashed, progress)
         finally:
             progress("stopping Triton")
-            try:
-                _stop(process, staged.target, graceful=any(e.in_own_environment for e in environments))
-            finally:
-                _remove_shared_memory(shm_prefix)
+            with _signals_deferred():  # a second Ctrl-C must not leave Triton running
+                try:
+                    # Nothing hangs once the load and the cases have returned: let Triton shut down.
+                    settled = report is not None and not report.timed_out
+                    _stop(process, staged.target, settled, started_at)
+                finally:
+                    _remove_shared_memory(shm_prefix)
     paths = _tarball_paths(staged, inspection, repository, backends)
     error = _readable(report.error, paths) if report.error else None
     return report.model_copy(
@@ -242,16 +253,81 @@ def _load_and_run(
     return result.model_copy(update={"cases": cases, "passed": all(c.passed for c in cases)})
 
 
-def _stop(process: TritonProcess, target: str, graceful: bool) -> None:
-    """Kill Triton's process group at once: nothing it would do on a graceful shutdown matters
-    here but the stubs' shared memory, removed after. Except where a model runs in its own
-    environment: Triton removes the copy it unpacked only when it unloads the model."""
+def _stop(process: TritonProcess, target: str, settled: bool, started_at: float) -> None:
+    """Stop Triton and its Python stubs, letting Triton shut down where it can: its Python backend
+    keeps a directory in /tmp (``python_env_XXXXXX``, a fixed place, not TMPDIR: the unpacked
+    execution environments) and removes it only then. A ``settled`` Triton (the load and the cases
+    returned) unloads the model first, about a second. Otherwise the stubs, which may hang in
+    initialize or execute, are killed first, and a Triton still waiting on a load after
+    UNSETTLED_STOP_S is killed as a group; the directories it leaves are removed here. The stubs'
+    shared memory is removed by the caller. ``started_at``: when Triton was started (time.time())."""
+    left_behind = _environment_directories(process.pid)
     try:
-        if graceful:
+        if settled:
             _unload(process, target)
-        process.client.close()  # Triton's graceful shutdown waits for open connections
+        else:
+            _kill_stubs(process.pid)
+        process.client.close()  # Triton's shutdown waits for open connections
     finally:
-        process.stop(graceful=graceful)
+        if settled:
+            process.stop()
+        else:
+            process.stop(wait_s=UNSETTLED_STOP_S)
+            left_behind |= _orphaned_backend_directories(started_at)
+        for directory in left_behind:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _kill_stubs(group: int | None) -> None:
+    """SIGKILL Triton's stubs (its process group but Triton itself): a load or a request they
+    hold then fails at once, and Triton's own shutdown is not kept waiting for them."""
+    for pid in _group_members(group):
+        if pid != group:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _group_members(group: int | None) -> list[int]:
+    """The live processes of a process group (Triton's, which started its own session)."""
+    members: list[int] = []
+    if group is None:
+        return members
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if len(stat) > 2 and stat[2] == str(group):  # the fields after the name: state, ppid, pgrp
+            members.append(int(pid))
+    return members
+
+
+def _environment_directories(group: int | None) -> set[Path]:
+    """The Python backend's /tmp directories that the environments of Triton's stubs name (those
+    of models running in their own EXECUTION_ENV_PATH environment)."""
+    found: set[Path] = set()
+    for pid in _group_members(group):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        found.update(Path(match.group(0).decode()) for match in BACKEND_TMP.finditer(environ))
+    return found
+
+
+def _orphaned_backend_directories(since: float) -> set[Path]:
+    """The Python backend's /tmp directories made since ``since`` and left empty, unless another
+    tritonserver runs on this machine (one may be its own)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "tritonserver":
+                return set()
+    found: set[Path] = set()
+    for directory in Path("/tmp").glob("python_env_*"):
+        with contextlib.suppress(OSError):
+            if directory.stat().st_ctime >= since and not any(directory.iterdir()):
+                found.add(directory)
+    return found
 
 
 def _remove_shared_memory(prefix: str) -> None:
@@ -451,8 +527,6 @@ def _stub_versions(install: TritonInstall) -> str:
 def _use_environment(staged_dir: Path, configured: str, stub: Path) -> None:
     """Put EXECUTION_ENV_PATH back into the staged config (staging drops it) and the environment's
     stub into the model directory, where Triton's Python backend looks for one first."""
-    import shutil
-
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as pb
 
@@ -481,6 +555,28 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while Triton is being stopped (bounded: a few seconds), then act on
+    one that came: it unwinds as KeyboardInterrupt once nothing is left running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, remember) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 # -- the human-readable form -----------------------------------------------------------------------
 def render_load(load: LoadReport, filename: str, console: Console) -> None:
     """The load check under the static report: the headline, where each Python model ran, Triton's
@@ -504,7 +600,7 @@ def render_load(load: LoadReport, filename: str, console: Console) -> None:
     console.print(f"  {load.triton}", style="dim", markup=False, highlight=False)
     for environment in load.environments:
         where = "its own environment" if environment.in_own_environment else "this tool's environment"
-        line = f"  {environment.model}: loaded in {where}, {environment.python}"
+        line = f"  {environment.model}: {'loaded' if load.loaded else 'loading'} in {where}, {environment.python}"
         if environment.execution_env_path and not environment.in_own_environment:
             line += f"; EXECUTION_ENV_PATH {environment.execution_env_path} not used: {environment.reason}"
         console.print(line, markup=False, highlight=False)

@@ -76,10 +76,11 @@ def echo_tarball(directory: Path, name: str, model: bytes = ECHO_MODEL, expected
     return path
 
 
-def env_archive(with_numpy: bool) -> bytes:
+def env_archive(with_numpy: bool, marker: str) -> bytes:
     """A small stand-in for a conda-pack archive, laid out as Triton uses one (``bin/activate``
     sourced, ``lib/pythonX.Y``): its interpreter is this machine's base Python, and its
-    site-packages reach this venv's packages (numpy) only when ``with_numpy``."""
+    site-packages reach this venv's packages (numpy) only when ``with_numpy``. ``marker`` names a
+    file in it, so this run's unpacked copy can be told from others'."""
     base = Path(sysconfig.get_config_var("BINDIR"))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -100,16 +101,17 @@ def env_archive(with_numpy: bool) -> bytes:
         add("pyvenv.cfg", f"home = {base}\ninclude-system-site-packages = false\n".encode())
         packages = site.getsitepackages()[0] + "\n" if with_numpy else "\n"
         add(f"lib/python{PYTHON}/site-packages/tool.pth", packages.encode())
+        add(marker)
     return buffer.getvalue()
 
 
-def env_tarball(directory: Path, name: str, with_numpy: bool) -> Path:
-    files = echo_repo(name, "1")
+def env_tarball(directory: Path, name: str, with_numpy: bool, model: bytes = ECHO_MODEL) -> Path:
+    files = echo_repo(name, "1", model)
     value = '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" }'
     files[f"{name}/config.pbtxt"] = python_config(
         name, extra=f'parameters: {{ key: "EXECUTION_ENV_PATH", value: {value} }}'
     )
-    files[f"{name}/env.tar.gz"] = env_archive(with_numpy)
+    files[f"{name}/env.tar.gz"] = env_archive(with_numpy, marker=f"marker-{directory.name}-{name}")
     files["tests/basic.json"] = case([1, 2, 3, 4])
     path = directory / f"{name}_1.tar.gz"
     path.write_bytes(pack(files))
@@ -158,6 +160,13 @@ def assert_nothing_left(env: dict[str, str], pid: int) -> None:
     assert processes_under(env["TMPDIR"]) == []
     assert list(Path(env["TMPDIR"]).iterdir()) == []  # the staged repository is gone too
     assert list(Path("/dev/shm").glob(f"mmedeploy_load_{pid}_*")) == []
+
+
+def unpacked_environments(tarball: Path) -> list[Path]:
+    """Copies of ``env_tarball``'s environment that Triton's Python backend unpacked (in /tmp, a
+    fixed place, not TMPDIR) and left behind."""
+    marker = f"marker-{tarball.parent.name}-{tarball.name.rsplit('_', 1)[0]}"
+    return list(Path("/tmp").glob(f"python_env_*/*/{marker}"))
 
 
 def test_the_example_ensemble_loads_and_passes_its_cases(tmp_path: Path, tmpdir_env: dict[str, str]) -> None:
@@ -238,7 +247,11 @@ def test_timeout_stops_triton_and_its_stubs(tmp_path: Path, tmpdir_env: dict[str
     assert_nothing_left(tmpdir_env, process.pid)
 
 
-def test_ctrl_c_stops_triton_and_its_stubs(tmp_path: Path, tmpdir_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_triton_and_its_stubs(
+    tmp_path: Path, tmpdir_env: dict[str, str], signum: signal.Signals
+) -> None:
+    # SIGTERM: a CI runner cancelling the job
     process = subprocess.Popen(
         [MMEDEPLOY, "validate", str(echo_tarball(tmp_path, "hanging", HANGING)), "--load"],
         stdout=subprocess.PIPE,
@@ -254,7 +267,7 @@ def test_ctrl_c_stops_triton_and_its_stubs(tmp_path: Path, tmpdir_env: dict[str,
     while not any("triton_python_backend_stub" in c for c in processes_under(tmpdir_env["TMPDIR"])):
         assert time.monotonic() < deadline, "the stub never started"
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
@@ -277,8 +290,10 @@ def test_a_statically_invalid_tarball_is_never_extracted(tmp_path: Path, tmpdir_
 def test_a_model_loads_in_its_own_environment_where_it_is_a_real_one(
     tmp_path: Path, tmpdir_env: dict[str, str]
 ) -> None:
-    good = validate(env_tarball(tmp_path, "envok", with_numpy=True), tmpdir_env, "--json")
+    tarball = env_tarball(tmp_path, "envok", with_numpy=True)
+    good = validate(tarball, tmpdir_env, "--json")
     assert good.returncode == 0, good.stdout
+    assert unpacked_environments(tarball) == []  # Triton removed the copy it unpacked
     (environment,) = as_json(good)["load"]["environments"]
     assert environment["in_own_environment"] and environment["python"] == (
         f"Python {PYTHON} from $$TRITON_MODEL_DIRECTORY/env.tar.gz"
@@ -310,3 +325,25 @@ def test_without_the_local_extra_it_says_what_to_install(
     assert code == 2
     message = err.file.getvalue()  # type: ignore[attr-defined]
     assert "--load cannot run here" in message and "install mmedeploy[local]" in message
+
+
+def test_a_model_hanging_in_its_own_environment_is_stopped_and_its_unpacked_copy_removed(
+    tmp_path: Path, tmpdir_env: dict[str, str]
+) -> None:
+    # GIVEN a model whose initialize hangs, loaded in its own environment (Triton unpacks it in /tmp)
+    tarball = env_tarball(tmp_path, "envhang", with_numpy=True, model=HANGING)
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [MMEDEPLOY, "validate", str(tarball), "--load", "--json", "--timeout", "6"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=tmpdir_env,
+    )
+    stdout, stderr = process.communicate(timeout=120)
+    # THEN it times out promptly, and neither a process nor the unpacked environment is left
+    assert process.returncode == 1, stderr
+    assert time.monotonic() - started < 30
+    assert json.loads(stdout)["load"]["timed_out"]
+    assert_nothing_left(tmpdir_env, process.pid)
+    assert unpacked_environments(tarball) == []

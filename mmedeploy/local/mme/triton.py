@@ -356,9 +356,9 @@ class TritonProcess:
                     if self._stopping.wait(min(2.0**attempt, 30.0)):
                         return
 
-    def stop(self, graceful: bool = True) -> None:
-        """Stop Triton and its Python stubs (one process group). ``graceful=False`` kills the group
-        at once: for a caller that removes what the stubs leave behind (their shared memory)."""
+    def stop(self, wait_s: float = EXIT_TIMEOUT_S + 5) -> None:
+        """Stop Triton and its Python stubs (one process group): SIGTERM, then SIGKILL if Triton
+        has not exited in ``wait_s``."""
         with self._lock:  # after this no spawn can start a new process
             self._stopping.set()
             process = self._process
@@ -366,12 +366,10 @@ class TritonProcess:
             # The supervisor ends at once now; its health-check connection closes with it, and
             # Triton's shutdown would otherwise wait a second for that open connection.
             self._thread.join(timeout=3 * HEALTH_INTERVAL_S)
-        if process is not None and process.poll() is None and not graceful:
-            self._kill()
-        elif process is not None and process.poll() is None:
+        if process is not None and process.poll() is None:
             try:
                 os.killpg(process.pid, signal.SIGTERM)
-                process.wait(EXIT_TIMEOUT_S + 5)
+                process.wait(wait_s)
             except subprocess.TimeoutExpired:
                 self._kill()
             except ProcessLookupError:
