@@ -6,7 +6,8 @@ one only by the case's defect.
     known exceptions of KNOWN_TOO_STRICT, which are xfail(strict=True) so that accepting one fails
     until it is removed from the list.
 (b) The refusals it catches stay caught: every case of tests/data/triton_config_caught.txt is
-    refused, with at least one of the error codes recorded for it. A rule that catches more needs no change here; record the new catches with
+    refused, with at least one of the error codes recorded for it. A rule that catches more needs no
+    change here; record the new catches with
     `.venv/bin/python benchmarks/triton_agreement.py --write-caught` (docs/development.md).
 """
 

@@ -13,6 +13,8 @@ Only what the parsed config holds is seen: a scalar field written with its defau
 
 from __future__ import annotations
 
+from functools import cache
+
 from google.protobuf.message import Message
 
 from chalicelib.domain.validation.findings import Code, Finding
@@ -21,8 +23,6 @@ from chalicelib.domain.validation.schemas.triton_fields import INTRODUCED
 from chalicelib.domain.validation.triton_release import TritonVersion
 
 PACKAGE = "inference."
-# parsed once: _note runs for every field of every repeated entry of a config
-INTRODUCED_IN = {name: TritonVersion.parse(entry[0]) for name, entry in INTRODUCED.items()}
 
 
 def check_fields(model: ParsedModel, triton: TritonVersion) -> list[Finding]:
@@ -59,15 +59,21 @@ def _walk(message: Message, where: str, triton: TritonVersion, newer: dict[str, 
 
 def _note(name: str, where: str, triton: TritonVersion, newer: dict[str, str]) -> bool:
     """Record ``name`` if ``triton`` predates it; whether it does."""
-    introduced = INTRODUCED_IN.get(name)
-    if introduced is None or introduced <= triton:
+    known = INTRODUCED.get(name)
+    if known is None or _version(known[0]) <= triton:
         return False
     newer.setdefault(name, where)
     return True
 
 
+@cache
+def _version(text: str) -> TritonVersion:
+    # parsed once: _note runs for every field of every repeated entry of a config
+    return TritonVersion.parse(text)
+
+
 def _finding(model: ParsedModel, name: str, where: str, triton: TritonVersion) -> Finding:
-    introduced = INTRODUCED_IN[name]
+    introduced = _version(INTRODUCED[name][0])
     return Finding.of(
         Code.CONFIG_FIELD_UNSUPPORTED,
         model.config_path,
