@@ -492,3 +492,11 @@ HUGE = str(10**40)  # written as a literal: the reader evaluates no "**"
 def test_python_auto_complete_with_integers_beyond_c_sizes_is_not_an_exception(body: str) -> None:
     # GIVEN a builtin given an integer that does not fit a C size (OverflowError) THEN the value is unknown
     assert_only(check(with_auto_complete(f"{body}\n{RETURN}")))
+
+
+def test_python_auto_complete_data_type_number_no_data_type_has_is_unreadable_not_an_exception() -> None:
+    # GIVEN data_type 99 (Triton's JSON parser may keep an open enum's unknown number) THEN a warning
+    body = 'auto_complete_model_config.add_input({"name": "IN2", "data_type": 99, "dims": [4]})\n' + RETURN
+    report = check(with_auto_complete(body))
+    assert_only(report, Code.PYTHON_AUTO_COMPLETE_UNREADABLE)
+    assert "data_type: 99 is no DataType value" in report.findings[0].message

@@ -229,6 +229,24 @@ def test_config_syntax_for_unknown_field() -> None:
     assert "max_batch" in report.findings[0].message and "line 7, column 1" in report.findings[0].message
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        'batch_input [ { kind: 99 target_name: "N" data_type: TYPE_INT32 source_input: "IN" } ]',
+        "instance_group [ { kind: 42 count: 1 } ]",
+        "dynamic_batching { priority_levels: 2 default_priority_level: 1 "
+        "priority_queue_policy { key: 1 value: { timeout_action: 9 } } }",
+    ],
+    ids=["batch-input-kind", "instance-kind", "in-a-map-value"],
+)
+def test_config_syntax_for_an_enum_number_no_value_has(extra: str) -> None:
+    # GIVEN an enum written as a number it does not name (Python's parser keeps it; Triton's refuses it)
+    report = check(append(single_python_repo(), SIMPLE, extra))
+    # THEN a syntax error naming the field, never an exception from a rule naming the value
+    assert_only(report, Code.CONFIG_SYNTAX)
+    assert "is no" in report.findings[0].message and "use a name" in report.findings[0].message
+
+
 def test_config_too_large() -> None:
     files = append(single_python_repo(), SIMPLE, "# " + "x" * 2048)
     report = validate_bytes(pack(files), "simple_1.tar.gz", limits=ArchiveLimits(max_small_member_bytes=1024))

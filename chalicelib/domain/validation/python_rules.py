@@ -33,7 +33,7 @@ from chalicelib.domain.validation.auto_complete_reader import (
     weight,
 )
 from chalicelib.domain.validation.findings import Code, Finding
-from chalicelib.domain.validation.repository import ParsedModel
+from chalicelib.domain.validation.repository import ParsedModel, unknown_enum_value
 from chalicelib.domain.validation.schemas import model_config_pb2 as pb
 
 ENV_VARIABLE = "$$TRITON_MODEL_DIRECTORY"
@@ -111,7 +111,9 @@ def _auto_complete(model: ParsedModel, path: str, tree: ast.Module, findings: li
     reader = Reader(handle, module_constants(tree))
     outcome = reader.run(function)
     if isinstance(outcome, Open):
-        _apply(handle, config, limit)  # what was read before the unknown part happened
+        read_back = _read_back(handle, limit)
+        if isinstance(read_back, pb.ModelConfig) and not unknown_enum_value(read_back):
+            _apply(read_back, config)  # what was read before the unknown part happened
         _unreadable(model, path, outcome.reason, outcome.line, findings, apply, only_if_gaps=False)
     elif isinstance(outcome, Conflict):  # the backend's ModelConfig raised (triton_python_backend_utils.py)
         model.config_open |= apply  # it fails to load; its gaps are not the news
@@ -128,9 +130,14 @@ def _auto_complete(model: ParsedModel, path: str, tree: ast.Module, findings: li
                 f'object."): end it with `return {reader.parameter or "auto_complete_model_config"}`',
             )
         )
+    elif isinstance(read_back := _read_back(handle, limit), pb.ModelConfig) and (
+        unknown := unknown_enum_value(read_back)
+    ):
+        # Triton's JSON parser may keep a number its enum does not name (open enums): not known to fail
+        _unreadable(model, path, f"it sets {unknown}", None, findings, apply, only_if_gaps=False)
     else:
         before = copy.deepcopy(config)
-        problem = _apply(handle, config, limit)
+        problem = read_back if isinstance(read_back, str) else _apply(read_back, config)
         if problem:
             model.config_open |= apply
             _conflict(model, path, problem, None, findings)
@@ -230,10 +237,10 @@ def _config_json(model: ParsedModel, config: pb.ModelConfig) -> dict[str, Any]:
     return data
 
 
-def _apply(handle: BackendModelConfig, config: pb.ModelConfig, limit: int) -> str:
-    """Copy what TritonModel::UpdateModelConfig takes from the returned config into ``config``;
-    the reason Triton cannot read it back, if so. ``limit``: the most values and characters the
-    returned config may have (shared lists nest: it may be far larger written out than in memory)."""
+def _read_back(handle: BackendModelConfig, limit: int) -> pb.ModelConfig | str:
+    """The returned config as Triton reads it back (model_config_utils.cc JsonToModelConfig), or the
+    reason it cannot. ``limit``: the most values and characters the returned config may have (shared
+    lists nest: it may be far larger written out than in memory)."""
     if weight(handle.as_dict(), limit) > limit:
         return "the completed config is implausibly large"
     try:
@@ -242,12 +249,18 @@ def _apply(handle: BackendModelConfig, config: pb.ModelConfig, limit: int) -> st
             for tensor in data.get(kind) or []:
                 if isinstance(tensor, dict) and isinstance(tensor.get("data_type"), str):
                     tensor["data_type"] = tensor["data_type"].upper()  # case_insensitive_enum_parsing
-        updated = json_format.ParseDict(data, pb.ModelConfig())
+        read_back: pb.ModelConfig = json_format.ParseDict(data, pb.ModelConfig())
     except (TypeError, ValueError, RecursionError, json_format.ParseError) as exc:
         return (
             f"Triton cannot read the completed config back ({str(exc)[:300]}); use data_type names like "
             "'TYPE_FP32' and dims as lists of integers"
         )
+    return read_back
+
+
+def _apply(updated: pb.ModelConfig, config: pb.ModelConfig) -> str:
+    """Copy what TritonModel::UpdateModelConfig takes from ``updated`` into ``config``; the reason
+    Triton refuses the update, if so."""
     config.max_batch_size = updated.max_batch_size
     del config.input[:]
     config.input.extend(updated.input)

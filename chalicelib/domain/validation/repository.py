@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
+from google.protobuf.message import Message
 
 from chalicelib.domain.validation.archive import ArchiveScan
 from chalicelib.domain.validation.findings import Code, Finding
@@ -205,4 +206,36 @@ def _parse(scan: ArchiveScan, directory: str, name: str, served: bool, findings:
             )
         )
         return None
+    unknown = unknown_enum_value(config)
+    if unknown:
+        # Python's parser keeps an unknown number in an enum field; Triton's C++ parser refuses it.
+        findings.append(
+            Finding.of(
+                Code.CONFIG_SYNTAX,
+                path,
+                f"'{path}' does not parse as a Triton ModelConfig: {unknown}",
+            )
+        )
+        return None
     return ParsedModel(directory=directory, name=name, config=config, served=served)
+
+
+def unknown_enum_value(config: Message) -> str:
+    """The first enum field set to a number its enum does not name, as 'field: number', or ''."""
+    pending: list[Message] = [config]
+    while pending:
+        message = pending.pop()
+        for field_, value in message.ListFields():
+            values = value if field_.is_repeated else [value]
+            if field_.enum_type is not None:
+                for number in values:
+                    if number not in field_.enum_type.values_by_number:
+                        names = ", ".join(list(field_.enum_type.values_by_name)[:4])
+                        return f"{field_.name}: {number} is no {field_.enum_type.name} value (use a name: {names}, ...)"
+            elif field_.message_type is not None:
+                if field_.message_type.GetOptions().map_entry:
+                    if field_.message_type.fields_by_name["value"].message_type is not None:
+                        pending.extend(value.values())
+                else:
+                    pending.extend(values)
+    return ""
