@@ -760,6 +760,18 @@ def test_python_env_inside_after_dotdot_and_unpacked_directory_are_fine() -> Non
     assert_only(check_idcheck(files))
 
 
+def test_python_env_whose_name_starts_with_two_dots_is_inside_a_root_layout_model() -> None:
+    # GIVEN a root-layout model whose environment file is named '..env.tar.gz' THEN it is inside
+    env = 'parameters { key: "EXECUTION_ENV_PATH" value: { string_value: "$$TRITON_MODEL_DIRECTORY/..env.tar.gz" } }'
+    root: Files = {
+        "model_version.txt": b"1\n",
+        "config.pbtxt": python_config("m", extra=env),
+        "1/model.py": PYTHON_MODEL,
+        "..env.tar.gz": b"env",
+    }
+    assert_only(check(root, "m_1.tar.gz"))
+
+
 def test_python_env_large_is_a_warning() -> None:
     # GIVEN a scan of the example whose environment member is declared 2 GiB (no 2 GiB tarball is built)
     env = "idcheck_preprocessing/python_env.tar.gz"

@@ -319,7 +319,7 @@ def _execution_env(model: ParsedModel, scan: ArchiveScan, dirs: set[str], value:
         return
     relative = posixpath.normpath(model.path(value[len(ENV_VARIABLE) :].lstrip("/")))
     inside = model.directory == "" or relative.startswith(model.directory + "/")
-    if relative.startswith("..") or not inside:
+    if relative == ".." or relative.startswith("../") or not inside:  # '..env.tar.gz' is a name inside
         findings.append(
             Finding.of(
                 Code.PYTHON_ENV_OUTSIDE_MODEL,
