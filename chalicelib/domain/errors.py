@@ -124,3 +124,14 @@ class AliasMoved(Conflict, RegistryError):
             f"(it read revision {seen}, it now points at {now}): a concurrent promotion won"
         )
         self.alias = alias
+
+
+# -- the rollout ----------------------------------------------------------------------------
+class RolloutPolicyInvalid(InvalidRequest):
+    """A rollout policy (or one of its layers: settings, the model's rollout.json, the rollout's
+    options) has a value it cannot take; the message says which and what to change."""
+
+
+class MetricsUnavailable(ServiceError):
+    """CloudWatch could not give a version's figures: a rollout waits and reads them again, never
+    judging a step without them."""
