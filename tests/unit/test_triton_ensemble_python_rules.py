@@ -500,3 +500,12 @@ def test_python_auto_complete_data_type_number_no_data_type_has_is_unreadable_no
     report = check(with_auto_complete(body))
     assert_only(report, Code.PYTHON_AUTO_COMPLETE_UNREADABLE)
     assert "data_type: 99 is no DataType value" in report.findings[0].message
+
+
+def test_python_auto_complete_building_many_bounded_values_is_given_up() -> None:
+    # GIVEN thousands of statements, each building a value under the size bound (together gigabytes)
+    body = "\n".join(f"a{i} = [0] * 10000" for i in range(5000))
+    # THEN the reader stops once their total passes its budget: a warning, not a full evaluation
+    report = check(with_auto_complete(f"{body}\n{RETURN}"))
+    assert_only(report, Code.PYTHON_AUTO_COMPLETE_UNREADABLE)
+    assert "too large to follow" in report.findings[0].message

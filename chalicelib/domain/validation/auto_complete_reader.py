@@ -486,6 +486,13 @@ class Reader:
             if found is UNKNOWN:
                 raise _Unknown
             return found
+        built = self.build(node)
+        if not (isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice)):  # an item is not new
+            # Each value is bounded; their number is not: 20,000 lines of 'a = [0] * 10000' hold gigabytes.
+            self.spend(len(built) if isinstance(built, str | bytes | list | tuple | dict | set) else 1)
+        return built
+
+    def build(self, node: ast.expr) -> Any:
         if isinstance(node, ast.List | ast.Tuple | ast.Set):
             if any(isinstance(e, ast.Starred) for e in node.elts):
                 raise _Unknown
@@ -500,7 +507,7 @@ class Reader:
                     result.update(self.value(item))
                 else:
                     result[self.value(key)] = self.value(item)
-            return result
+            return _bounded(result)
         if isinstance(node, ast.Call):
             return self.call(node)
         return self.operation(node)
