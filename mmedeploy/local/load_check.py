@@ -254,26 +254,30 @@ def _load_and_run(
 
 
 def _stop(process: TritonProcess, target: str, settled: bool, started_at: float) -> None:
-    """Stop Triton and its Python stubs, letting Triton shut down where it can: its Python backend
-    keeps a directory in /tmp (``python_env_XXXXXX``, a fixed place, not TMPDIR: the unpacked
-    execution environments) and removes it only then. A ``settled`` Triton (the load and the cases
-    returned) unloads the model first, about a second. Otherwise the stubs, which may hang in
-    initialize or execute, are killed first, and a Triton still waiting on a load after
-    UNSETTLED_STOP_S is killed as a group; the directories it leaves are removed here. The stubs'
-    shared memory is removed by the caller. ``started_at``: when Triton was started (time.time())."""
+    """Stop Triton and its Python stubs, and remove what Triton's Python backend keeps in /tmp
+    (``python_env_XXXXXX``, a fixed place, not TMPDIR: the unpacked execution environments), which
+    it removes only on its own shutdown. With no other tritonserver on this machine, the empty
+    ones made since ``started_at`` (time.time()) are this one's: Triton is killed as a group at
+    once and they are removed here, as are those its stubs' environments name. Otherwise a
+    ``settled`` Triton (the load and the cases returned) unloads the model and shuts down, about a
+    second; one that may hang (a timeout, Ctrl-C) has its stubs killed first and is killed after
+    UNSETTLED_STOP_S. The stubs' shared memory is removed by the caller."""
     left_behind = _environment_directories(process.pid)
+    alone = not _other_tritonservers(process.pid)
     try:
-        if settled:
+        if settled and not alone:
             _unload(process, target)
-        else:
+        elif not alone:
             _kill_stubs(process.pid)
         process.client.close()  # Triton's shutdown waits for open connections
     finally:
-        if settled:
+        if alone:
+            process.stop(wait_s=0)
+            left_behind |= _orphaned_backend_directories(started_at)
+        elif settled:
             process.stop()
         else:
             process.stop(wait_s=UNSETTLED_STOP_S)
-            left_behind |= _orphaned_backend_directories(started_at)
         for directory in left_behind:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -315,19 +319,23 @@ def _environment_directories(group: int | None) -> set[Path]:
     return found
 
 
-def _orphaned_backend_directories(since: float) -> set[Path]:
-    """The Python backend's /tmp directories made since ``since`` and left empty, unless another
-    tritonserver runs on this machine (one may be its own)."""
+def _other_tritonservers(ours: int | None) -> bool:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "tritonserver":
-                return set()
+            if int(pid) != ours and Path(f"/proc/{pid}/comm").read_text().strip() == "tritonserver":
+                return True
+    return False
+
+
+def _orphaned_backend_directories(since: float) -> set[Path]:
+    """The Python backend's /tmp directories made since ``since`` and left empty; none if a
+    tritonserver runs now (one may be its own: it is looked for after they are listed)."""
     found: set[Path] = set()
     for directory in Path("/tmp").glob("python_env_*"):
         with contextlib.suppress(OSError):
             if directory.stat().st_ctime >= since and not any(directory.iterdir()):
                 found.add(directory)
-    return found
+    return set() if _other_tritonservers(None) else found
 
 
 def _remove_shared_memory(prefix: str) -> None:

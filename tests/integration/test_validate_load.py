@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import site
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import sysconfig
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,21 @@ def tmpdir_env(tmp_path: Path) -> dict[str, str]:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     return {**os.environ, "TMPDIR": str(scratch), "COLUMNS": "200"}
+
+
+@pytest.fixture
+def another_tritonserver(tmp_path: Path) -> Iterator[None]:
+    """A process named tritonserver (a copy of sleep): as when the local stack runs beside. Its
+    Python backend's /tmp directory cannot be told from this run's, so none is removed by age and
+    the load check lets Triton shut down and remove its own."""
+    binary = tmp_path / "tritonserver"
+    shutil.copy2(shutil.which("sleep") or "/bin/sleep", binary)
+    process = subprocess.Popen([str(binary), "300"])
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
 
 
 def validate(
@@ -247,11 +264,17 @@ def test_timeout_stops_triton_and_its_stubs(tmp_path: Path, tmpdir_env: dict[str
     assert_nothing_left(tmpdir_env, process.pid)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("signum", "beside"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-beside-another-tritonserver"],
+)
 def test_ctrl_c_or_sigterm_stops_triton_and_its_stubs(
-    tmp_path: Path, tmpdir_env: dict[str, str], signum: signal.Signals
+    tmp_path: Path, tmpdir_env: dict[str, str], signum: signal.Signals, beside: bool, request: pytest.FixtureRequest
 ) -> None:
     # SIGTERM: a CI runner cancelling the job
+    if beside:
+        request.getfixturevalue("another_tritonserver")
     process = subprocess.Popen(
         [MMEDEPLOY, "validate", str(echo_tarball(tmp_path, "hanging", HANGING)), "--load"],
         stdout=subprocess.PIPE,
@@ -327,9 +350,12 @@ def test_without_the_local_extra_it_says_what_to_install(
     assert "--load cannot run here" in message and "install mmedeploy[local]" in message
 
 
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside-another-tritonserver"])
 def test_a_model_hanging_in_its_own_environment_is_stopped_and_its_unpacked_copy_removed(
-    tmp_path: Path, tmpdir_env: dict[str, str]
+    tmp_path: Path, tmpdir_env: dict[str, str], beside: bool, request: pytest.FixtureRequest
 ) -> None:
+    if beside:
+        request.getfixturevalue("another_tritonserver")
     # GIVEN a model whose initialize hangs, loaded in its own environment (Triton unpacks it in /tmp)
     tarball = env_tarball(tmp_path, "envhang", with_numpy=True, model=HANGING)
     started = time.monotonic()
@@ -347,3 +373,14 @@ def test_a_model_hanging_in_its_own_environment_is_stopped_and_its_unpacked_copy
     assert json.loads(stdout)["load"]["timed_out"]
     assert_nothing_left(tmpdir_env, process.pid)
     assert unpacked_environments(tarball) == []
+
+
+def test_beside_another_tritonserver_triton_shuts_down_and_removes_the_unpacked_environment(
+    tmp_path: Path, tmpdir_env: dict[str, str], another_tritonserver: None
+) -> None:
+    tarball = env_tarball(tmp_path, "envbeside", with_numpy=True)
+    done = validate(tarball, tmpdir_env, "--json")
+    assert done.returncode == 0, done.stdout
+    assert unpacked_environments(tarball) == []
+    assert processes_under(tmpdir_env["TMPDIR"]) == []
+    assert list(Path(tmpdir_env["TMPDIR"]).iterdir()) == []
