@@ -8,11 +8,13 @@ infra/template.yaml, the same list the local stack applies), so handlers never r
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chalicelib.domain.validation.triton_release import TritonVersion, resolve
+if TYPE_CHECKING:
+    from chalicelib.domain.validation.triton_release import TritonVersion
 
 
 class Settings(BaseSettings):
@@ -49,13 +51,12 @@ class Settings(BaseSettings):
         "TRITON_IMAGE's tag; with no image either, the template's default (24.09: Triton 2.50)",
     )
 
-    @model_validator(mode="after")
-    def _triton_known(self) -> Settings:
-        resolve(self.triton_version, self.triton_image)  # ValueError (fails fast) if neither can be read
-        return self
-
     @property
     def deployed_triton(self) -> TritonVersion:
+        """ValueError saying what to set where neither can be read. Read only by the Validate stage,
+        not on construction: an image tag it cannot read must not stop the inference API."""
+        from chalicelib.domain.validation.triton_release import resolve
+
         return resolve(self.triton_version, self.triton_image)
 
     @property

@@ -149,13 +149,21 @@ def test_versions_parse_from_a_version_a_container_release_or_an_image_tag() -> 
         TritonVersion.of_image("registry/my-triton:latest")
 
 
-def test_settings_read_the_version_from_the_environment_and_fail_fast() -> None:
+def test_settings_read_the_version_from_the_environment() -> None:
     assert Settings(**SETTINGS).deployed_triton == DEFAULT_TRITON  # type: ignore[arg-type]
     image = "x/sagemaker-tritonserver:24.11-py3"
     assert Settings(**SETTINGS, triton_image=image).deployed_triton == v("2.52")  # type: ignore[arg-type]
     assert Settings(**SETTINGS, triton_image=image, triton_version="2.60").deployed_triton == v("2.60")  # type: ignore[arg-type]
+
+
+def test_an_unreadable_version_fails_only_the_validate_stage_not_the_other_functions() -> None:
+    # GIVEN an image whose tag names no container release, and no TritonVersion
+    settings = Settings(**SETTINGS, triton_image="registry/my-triton:latest")  # type: ignore[arg-type]
+    # THEN the settings every function reads still build (the inference API starts) ...
+    assert settings.approvers is not None
+    # ... and the Validate stage, which reads the version, fails saying what to set
     with pytest.raises(ValueError, match="set it explicitly"):
-        Settings(**SETTINGS, triton_image="registry/my-triton:latest")  # type: ignore[arg-type]
+        settings.deployed_triton  # noqa: B018
 
 
 # -- the data file ----------------------------------------------------------------------------------
