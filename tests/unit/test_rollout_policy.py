@@ -79,6 +79,19 @@ def test_each_problem_is_listed_up_to_three() -> None:
     assert text.count(";") >= 2 and text.endswith("(and 1 more)")
 
 
+def test_what_is_quoted_back_is_clipped() -> None:
+    with pytest.raises(RolloutPolicyInvalid) as refused:
+        overrides_from({"bake_seconds": "x" * 10_000, "y" * 10_000: 1})
+    assert len(refused.value.message) < 600
+    assert "'xxxx" in refused.value.message and "yyy...'" in refused.value.message
+
+
+@pytest.mark.parametrize("document", [{"steps": [float("nan"), 100]}, {"max_p99_latency_ratio": float("inf")}])
+def test_json_s_nan_and_infinity_are_refused(document: dict[str, Any]) -> None:
+    with pytest.raises(RolloutPolicyInvalid):
+        overrides_from(document)
+
+
 def test_steps_may_be_fractional_percentages() -> None:
     assert RolloutPolicy(steps=(0.5, 2.5, 100)).canary_weights == (0.005, 0.025)
 

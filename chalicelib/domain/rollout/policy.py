@@ -187,15 +187,19 @@ def _problem(error: Any) -> str:
     message: str = error["msg"].removeprefix("Value error, ")
     if not loc:  # the whole policy (a check across fields): its message says what to change
         return message
-    field = str(loc[0])
+    field = _clip(str(loc[0]))
     if error["type"] == "extra_forbidden":
         return f"'{field}' is not a field of the rollout policy; the fields are {', '.join(FIELD_HELP)}"
     where = field + "".join(f"[{part}]" for part in loc[1:])
     got = error.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, dict | list | tuple) and got is not None else ""
+    shown = f" (got {_clip(repr(got))})" if not isinstance(got, dict | list | tuple) and got is not None else ""
     # our own checks say what to change; pydantic's say what is wrong, and the field's help the rest
     takes = "" if error["type"] == "value_error" else f"; {field} is {FIELD_HELP.get(field, 'not known')}"
     return f"{where}: {message[:1].lower()}{message[1:]}{shown}{takes}"
+
+
+def _clip(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _pct(weight: float) -> str:
