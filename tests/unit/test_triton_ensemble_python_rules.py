@@ -6,13 +6,19 @@ variants Triton accepts (a partial config that model.py completes stays valid, w
 
 from __future__ import annotations
 
+import random
 import resource
 import time
+from collections import defaultdict, deque
 
 import pytest
+from google.protobuf import text_format
 
+from chalicelib.domain.validation.ensemble_rules import _decoupled
 from chalicelib.domain.validation.findings import Code
 from chalicelib.domain.validation.limits import ArchiveLimits
+from chalicelib.domain.validation.repository import ParsedModel
+from chalicelib.domain.validation.schemas import model_config_pb2 as pb
 from testkit.tarballs import codes, idcheck_repo, pack, python_config, single_python_repo, validate_bytes
 from tests.unit.test_triton_rules import (
     PIPELINE,
@@ -29,6 +35,7 @@ from tests.unit.test_triton_rules import (
 )
 
 MODEL_PY = "simple/1/model.py"
+Step = tuple[str, dict[str, str], dict[str, str]]  # model, input_map, output_map
 POST_STEP = '      model_name: "idcheck_postprocessing"\n'
 
 
@@ -509,3 +516,82 @@ def test_python_auto_complete_building_many_bounded_values_is_given_up() -> None
     report = check(with_auto_complete(f"{body}\n{RETURN}"))
     assert_only(report, Code.PYTHON_AUTO_COMPLETE_UNREADABLE)
     assert "too large to follow" in report.findings[0].message
+
+
+def _triton_decoupled_labels(inputs: list[str], outputs: list[str], steps: list[Step], flags: list[bool]) -> str:
+    """ValidateEnsembleConfig as ensemble_utils.cc writes it: every step input linked to every step
+    output, a node ready once all its predecessors are visited. The error's step model, or ''."""
+    prev: dict[str, list[str]] = defaultdict(list)
+    nxt: dict[str, list[str]] = defaultdict(list)
+    decoupled: dict[str, bool] = {}
+    writer: dict[str, str] = {}
+    sibling: dict[str, int] = {}
+    for output in outputs:
+        prev["<sink>"].append(output)
+        nxt[output].append("<sink>")
+    for index, ((model, input_map, output_map), flag) in enumerate(zip(steps, flags, strict=True)):
+        for tensor in output_map.values():
+            decoupled[tensor], writer[tensor], sibling[tensor] = flag, model, index
+            for source in input_map.values():
+                prev[tensor].append(source)
+                nxt[source].append(tensor)
+    label = dict.fromkeys(inputs, 0)
+    sibling_label: dict[int, int] = {}
+    queue, count = deque(inputs), 0
+    while queue:
+        for node in nxt[queue.popleft()]:
+            if node in label or any(p not in label for p in prev[node]):
+                continue
+            if len({label[p] for p in prev[node]}) > 1:
+                return writer.get(node, "<outputs>")
+            if node in sibling and sibling[node] in sibling_label:
+                label[node] = sibling_label[sibling[node]]
+            else:
+                if decoupled.get(node, False):
+                    count += 1
+                label[node] = count if decoupled.get(node, False) else label[prev[node][0]]
+                if node in sibling:
+                    sibling_label[sibling[node]] = label[node]
+            queue.append(node)
+    return ""
+
+
+def _assert_decoupled_check_agrees(inputs: list[str], outputs: list[str], steps: list[Step], flags: list[bool]) -> None:
+    config = ensemble("e", inputs, outputs, steps)["e/config.pbtxt"] or b""
+    parsed = text_format.Parse(config.decode(), pb.ModelConfig())
+    messages: list[str] = []
+    model = ParsedModel(directory="e", name="e", config=parsed, served=True)
+    _decoupled(model, list(parsed.ensemble_scheduling.step), flags, lambda _, message: messages.append(message))
+    # in the parsed maps' order, as Triton iterates them
+    parsed_steps = [(s.model_name, dict(s.input_map), dict(s.output_map)) for s in parsed.ensemble_scheduling.step]
+    expected = _triton_decoupled_labels(inputs, outputs, parsed_steps, flags)
+    if expected == "<outputs>":
+        assert messages and "the outputs of ensemble 'e'" in messages[0], (steps, flags)
+    elif expected:
+        assert messages and f"the step of model '{expected}'" in messages[0], (steps, flags)
+    else:
+        assert not messages, (steps, flags)
+
+
+def test_ensemble_decoupled_check_agrees_with_tritons_algorithm() -> None:
+    # GIVEN a step whose output another step writes too, ready as soon as a sibling is labelled
+    written_twice: list[Step] = [
+        ("m0", {"i0": "t2"}, {"o0": "t0", "o1": "t1", "o2": "t3"}),
+        ("m1", {"i0": "t1", "i1": "t2", "i2": "t0"}, {"o0": "t3", "o1": "t2"}),
+    ]
+    _assert_decoupled_check_agrees(["t2", "t0"], ["t0"], written_twice, [True, False])
+    # GIVEN 2000 random ensembles (tensors written twice, unread, cyclic included) WHEN the linear
+    # check and Triton's per-output one label them THEN they refuse the same step, or none
+    rng = random.Random(19)
+    for _ in range(2000):
+        tensors = [f"t{i}" for i in range(rng.randint(3, 8))]
+        steps: list[Step] = [
+            (
+                f"m{s}",
+                {f"i{k}": rng.choice(tensors) for k in range(rng.randint(0, 3))},
+                {f"o{k}": rng.choice(tensors) for k in range(rng.randint(0, 3))},
+            )
+            for s in range(rng.randint(1, 5))
+        ]
+        inputs, outputs = rng.sample(tensors, rng.randint(1, 2)), rng.sample(tensors, rng.randint(1, 3))
+        _assert_decoupled_check_agrees(inputs, outputs, steps, [rng.random() < 0.4 for _ in steps])

@@ -334,7 +334,7 @@ class _Step:
         self.outputs = outputs
         self.waiting = len(inputs)  # inputs not visited yet
         self.scanned = False
-        self.labels: set[int] = set()
+        self.labels: set[int] = set()  # of the inputs visited so far (a label is final once visited)
 
 
 def _decoupled(ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], flags: list[bool], add: Report) -> bool:
@@ -365,7 +365,6 @@ def _decoupled(ensemble: ParsedModel, steps: list[pb.ModelEnsembling.Step], flag
             if reader.waiting or reader.scanned:
                 continue
             reader.scanned = True
-            reader.labels = {p.label for p in reader.inputs}
             for nxt in reader.outputs:
                 if nxt.visited or any(w.waiting for w in nxt.writers):
                     continue
@@ -409,6 +408,7 @@ def _visit(node: _Node) -> None:
     node.visited = True
     for reader in node.readers:
         reader.waiting -= 1
+        reader.labels.add(node.label)
 
 
 def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
