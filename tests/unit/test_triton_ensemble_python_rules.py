@@ -245,6 +245,21 @@ def test_a_long_chain_of_nested_ensembles_is_walked_without_recursion() -> None:
     assert_only(check(files, "e0_1.tar.gz"))
 
 
+def test_a_long_chain_of_steps_listed_last_first_is_ordered_in_linear_time() -> None:
+    # GIVEN 3000 steps, each reading the tensor the step listed after it writes
+    count = 3000
+    steps = [("a", {"IN": f"t{i}"}, {"OUT": f"t{i + 1}"}) for i in range(count)][::-1]
+    files = {
+        "model_version.txt": b"1\n",
+        **_member("a", ["IN"], ["OUT"]),
+        **ensemble("pipe", ["t0"], [f"t{count}"], steps),
+    }
+    started = time.monotonic()
+    # WHEN validated THEN accepted (no cycle), in well under the 10+ s that passes over the steps took
+    assert_only(check(files, "pipe_1.tar.gz"))
+    assert time.monotonic() - started < 5
+
+
 # -- python auto_complete_config ---------------------------------------------------------------
 
 

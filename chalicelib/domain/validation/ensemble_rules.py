@@ -295,16 +295,24 @@ def _graph(
                 "unused tensors: drop it from the output_map",
             )
     # Run the steps in dependency order; steps that never become ready with all their inputs
-    # defined are waiting on each other.
+    # defined are waiting on each other. Each tensor is made ready once (Kahn's algorithm): passes
+    # over the pending steps took quadratic time on a long chain listed last step first.
     ready, pending = set(inputs), set(range(len(steps)))
-    progressed = True
-    while progressed:
-        progressed = False
-        for index in sorted(pending):
-            if set(steps[index].input_map.values()) <= ready:
-                ready |= set(steps[index].output_map.values())
-                pending.discard(index)
-                progressed = True
+    missing = {index: set(step.input_map.values()) - ready for index, step in enumerate(steps)}
+    readers: dict[str, list[int]] = defaultdict(list)
+    for index, tensors in missing.items():
+        for tensor in tensors:
+            readers[tensor].append(index)
+    runnable = deque(index for index, tensors in missing.items() if not tensors)
+    while runnable:
+        index = runnable.popleft()
+        pending.discard(index)
+        for tensor in set(steps[index].output_map.values()) - ready:
+            ready.add(tensor)
+            for reader in readers[tensor]:
+                missing[reader].discard(tensor)
+                if not missing[reader]:
+                    runnable.append(reader)
     stuck = [i for i in sorted(pending) if set(steps[i].input_map.values()) <= set(producers) | inputs]
     if stuck:
         names = ", ".join(f"step {i} ('{steps[i].model_name}')" for i in stuck)
