@@ -37,7 +37,10 @@ class ModelMetrics:
         model_latency_ms: float | None,
     ) -> None:
         # One instance per request: EphemeralMetrics keeps no state shared between threads.
-        metrics = EphemeralMetrics(namespace=self._namespace)
+        # service="": Powertools would add a "service" dimension from POWERTOOLS_SERVICE_NAME (the
+        # template sets it), and CloudWatch matches dimensions exactly: a query by Model and
+        # Version (the rollout's gates) would find nothing.
+        metrics = EphemeralMetrics(namespace=self._namespace, service="")
         metrics.add_dimension(name=MODEL_DIMENSION, value=name)
         metrics.add_dimension(name=VERSION_DIMENSION, value=version)
         metrics.add_metric(name=INVOCATIONS, unit=MetricUnit.Count, value=1)

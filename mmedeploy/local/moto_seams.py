@@ -1,4 +1,4 @@
-"""The two places where moto alone cannot run mmedeploy, adapted here and nowhere else.
+"""The places where moto alone cannot run mmedeploy, adapted here and nowhere else.
 
 Pinned to one moto version: these patch moto internals, so an upgrade must re-check them (the
 tests in tests/unit/test_moto_seams.py and tests/integration/test_local_stack.py do) before
@@ -23,6 +23,10 @@ bumping ``MOTO_VERSION``.
 4. S3: moto keeps a bucket's ``EventBridgeConfiguration`` (and sends the events) but leaves it out
    of ``GetBucketNotificationConfiguration``. Here the answer has it, as S3's does, so ``mmedeploy
    doctor`` checks the local staging bucket as it checks one on AWS.
+5. CloudWatch: moto computes no percentiles: GetMetricData with ``Stat: "p99"`` fails (500) and
+   GetMetricStatistics ignores ``ExtendedStatistics``. The rollout gates judge p99 latency per
+   version, so here both answer percentiles as CloudWatch does, nearest-rank over the raw values
+   moto keeps for the period (:func:`percentile`); a period with no value to rank has no datapoint.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import moto
 from moto.awslambda.models import LambdaFunction
+from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum, MetricDatum, MetricDatumBase, Statistics
+from moto.cloudwatch.responses import CloudWatchResponse
 from moto.events.models import Rule
 from moto.s3.responses import S3Response
 from moto.stepfunctions.parser.api import ExecutionStatus
@@ -313,6 +320,90 @@ def _answering_eventbridge(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_bucket_notification
 
 
+# -- CloudWatch percentiles ---------------------------------------------------------------
+
+_PERCENTILE = re.compile(r"p(\d{1,3}(?:\.\d+)?)")
+
+
+def percentile_level(stat: str) -> float | None:
+    """The level of a percentile statistic (``p99`` -> 99.0, ``p99.9``), ``None`` for any other."""
+    match = _PERCENTILE.fullmatch(stat)
+    level = float(match.group(1)) if match else None
+    return level if level is not None and level <= 100 else None
+
+
+def percentile(data: Sequence[MetricDatumBase], level: float) -> float | None:
+    """CloudWatch's percentile of a period's data: nearest rank over its values. ``None`` where
+    CloudWatch has none: no values, a negative value, or a statistic set whose values are unknown
+    (one with Minimum == Maximum counts as SampleCount copies of that value)."""
+    counted: list[tuple[float, float]] = []  # (value, how many times): a set's count may be huge
+    for datum in data:
+        if isinstance(datum, MetricDatum):
+            counted.append((datum.value, 1))
+        elif isinstance(datum, MetricAggregatedDatum) and datum.min == datum.max:
+            counted.append((datum.min, datum.sample_count))
+        else:
+            return None
+    if not counted or min(value for value, _ in counted) < 0:
+        return None
+    rank = max(1, math.ceil(level / 100 * sum(count for _, count in counted)))
+    seen = 0.0
+    for value, count in sorted(counted):
+        seen += count
+        if seen >= rank:
+            return value
+    return max(counted)[0]  # only where float counts round below the rank
+
+
+def _with_percentiles(original: Callable[[Statistics, str], Any]) -> Callable[[Statistics, str], Any]:
+    def get_statistics_for_type(self: Statistics, stat: str) -> Any:
+        level = percentile_level(stat)
+        return original(self, stat) if level is None else percentile(self.metric_data, level)
+
+    return get_statistics_for_type
+
+
+Handler = Callable[[CloudWatchResponse], Any]
+
+
+def _answering_extended_statistics(original: Handler) -> Handler:
+    def get_metric_statistics(self: CloudWatchResponse) -> Any:
+        answer = original(self)
+        requested = self._get_param("ExtendedStatistics") or []
+        for datapoint in answer.result["Datapoints"] if requested else ():
+            found = {stat: datapoint.get_statistics_for_type(stat) for stat in requested}
+            # serialized as the Datapoint's ExtendedStatistics map
+            datapoint.extended_statistics = {stat: value for stat, value in found.items() if value is not None}
+        return answer
+
+    return get_metric_statistics
+
+
+def _leaving_out_missing_values(original: Callable[..., list[dict[str, Any]]]) -> Callable[..., list[dict[str, Any]]]:
+    def get_metric_data(self: CloudWatchBackend, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        results = original(self, *args, **kwargs)
+        for result in results:
+            # a period without a percentile has no datapoint, as in CloudWatch (moto answered None)
+            kept = [(v, t) for v, t in zip(result["values"], result["timestamps"], strict=True) if v is not None]
+            result["values"], result["timestamps"] = [v for v, _ in kept], [t for _, t in kept]
+        return results
+
+    return get_metric_data
+
+
+def percentile_seams() -> list[tuple[type, str, Callable[..., Any]]]:
+    """(class, attribute, replacement) for CloudWatch's percentiles; install() applies them."""
+    return [
+        (Statistics, "get_statistics_for_type", _with_percentiles(Statistics.get_statistics_for_type)),
+        (
+            CloudWatchResponse,
+            "get_metric_statistics",
+            _answering_extended_statistics(CloudWatchResponse.get_metric_statistics),
+        ),
+        (CloudWatchBackend, "get_metric_data", _leaving_out_missing_values(CloudWatchBackend.get_metric_data)),
+    ]
+
+
 def install(run: RunFunction, client: ClientFactory) -> None:
     """Patch moto in this process: invocations go to ``run`` (the local Lambda service), rule
     targets are delivered through ``client`` (this emulator, as the local administrator)."""
@@ -336,4 +427,6 @@ def install(run: RunFunction, client: ClientFactory) -> None:
     S3Response.get_bucket_notification = _answering_eventbridge(  # type: ignore[method-assign]
         S3Response.get_bucket_notification
     )
+    for owner, attribute, replacement in percentile_seams():
+        setattr(owner, attribute, replacement)
     _installed = True

@@ -46,6 +46,7 @@ from mmedeploy.local import (
 )
 from mmedeploy.local.iam import Credentials, assume, create_administrator, enforce_iam
 from mmedeploy.local.kept_state import MotoEmulator, restore_bucket, save_bucket
+from mmedeploy.local.lambdas.emf import EmbeddedMetrics
 from mmedeploy.local.lambdas.function import FunctionConfig, Invocation
 from mmedeploy.local.lambdas.logs import FunctionLogs
 from mmedeploy.local.lambdas.sandbox import Launch
@@ -312,7 +313,11 @@ class LocalStack:
         config = self.config
         region = config.region
         admin_client = functools.partial(administrator.client, region=region, endpoint_url=config.url("AWS emulator"))
-        logs = FunctionLogs(config.state_dir / "logs", functools.cache(lambda: admin_client("logs")))
+        logs = FunctionLogs(
+            config.state_dir / "logs",
+            functools.cache(lambda: admin_client("logs")),
+            EmbeddedMetrics(functools.cache(lambda: admin_client("cloudwatch"))),
+        )
         launch = Launch(
             python=getattr(sys, "_base_executable", sys.executable),
             runtime_dir=runtime_dir,

@@ -1,6 +1,7 @@
 """Each function's output, as Lambda keeps it: log group ``/aws/lambda/<function>`` in the
 emulator's CloudWatch Logs (one stream per execution environment), and a plain file per function
-(``<state dir>/logs/<function>.log``) that stays readable when the emulator is gone."""
+(``<state dir>/logs/<function>.log``) that stays readable when the emulator is gone. Its EMF lines
+become metrics in the emulator's CloudWatch, as CloudWatch Logs makes them (:mod:`.emf`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+
+from mmedeploy.local.lambdas.emf import EmbeddedMetrics
 
 log = logging.getLogger("mmedeploy.local.lambda")
 
@@ -28,9 +31,10 @@ class LogStream:
 
 
 class FunctionLogs:
-    def __init__(self, folder: Path, client: Callable[[], Any]) -> None:
+    def __init__(self, folder: Path, client: Callable[[], Any], metrics: EmbeddedMetrics | None = None) -> None:
         self._folder = folder
         self._client = client
+        self._metrics = metrics
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._known_groups: set[str] = set()
@@ -67,6 +71,14 @@ class FunctionLogs:
             pending, self._pending = self._pending, {}
         if not pending:
             return
+        self._ship(pending)
+        if self._metrics is not None:
+            # here, on the shipping thread, not in write(): the invoke path only appends
+            self._metrics.publish(
+                (group, event["message"]) for (group, _), events in pending.items() for event in events
+            )
+
+    def _ship(self, pending: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
         try:
             client = self._client()
             for (group, stream), events in pending.items():
