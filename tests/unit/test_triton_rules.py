@@ -427,6 +427,23 @@ def test_data_type_invalid() -> None:
     assert_only(check(simple_with(inputs='{ name: "IN", dims: [ 4 ] }')), Code.DATA_TYPE_INVALID)
 
 
+def pytorch_model(outputs: str) -> Files:
+    inputs = 'input [ { name: "INPUT__0", data_type: TYPE_FP32, dims: [ 4 ] } ]'
+    config = f'name: "torch"\nbackend: "pytorch"\nmax_batch_size: 4\n{inputs}\n{outputs}'
+    return {"model_version.txt": b"1\n", "torch/config.pbtxt": config.encode(), "torch/1/model.pt": b"torchscript"}
+
+
+def test_outputs_missing_for_a_pytorch_model() -> None:
+    # GIVEN a PyTorch model whose config lists no output (its backend cannot infer them)
+    report = check(pytorch_model(""), "torch_1.tar.gz")
+    assert_only(report, Code.OUTPUTS_MISSING)
+    assert "OUTPUT__0" in report.findings[0].message
+    # AND with its output listed it is valid
+    assert_only(
+        check(pytorch_model('output [ { name: "OUTPUT__0", data_type: TYPE_FP32, dims: [ 4 ] } ]'), "torch_1.tar.gz")
+    )
+
+
 @pytest.mark.parametrize("dims", ["", "dims: [ ]"])
 def test_dims_empty(dims: str) -> None:
     assert_only(check(simple_with(outputs=f'{{ name: "OUT", data_type: TYPE_FP32 {dims} }}')), Code.DIMS_EMPTY)

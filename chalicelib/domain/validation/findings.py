@@ -77,6 +77,7 @@ class Code(StrEnum):
     PREFERRED_BATCH_SIZE_INVALID = "PREFERRED_BATCH_SIZE_INVALID"
     IO_DUPLICATE_NAME = "IO_DUPLICATE_NAME"
     DATA_TYPE_INVALID = "DATA_TYPE_INVALID"
+    OUTPUTS_MISSING = "OUTPUTS_MISSING"
     DIMS_EMPTY = "DIMS_EMPTY"
     DIMS_INVALID = "DIMS_INVALID"
     RESHAPE_MISMATCH = "RESHAPE_MISMATCH"
@@ -206,6 +207,7 @@ CATALOGUE: dict[Code, tuple[Severity, str]] = {
     Code.PREFERRED_BATCH_SIZE_INVALID: (E, "preferred_batch_size is invalid for max_batch_size"),
     Code.IO_DUPLICATE_NAME: (W, "an input or output name is used twice (Triton keeps the first)"),
     Code.DATA_TYPE_INVALID: (E, "missing or invalid data_type"),
+    Code.OUTPUTS_MISSING: (E, "a PyTorch model's config lists no output (its backend cannot auto-complete them)"),
     Code.DIMS_EMPTY: (E, "an input or output has no dims"),
     Code.DIMS_INVALID: (E, "a dim or reshape value is 0 or below -1"),
     Code.RESHAPE_MISMATCH: (E, "reshape and dims have different element counts"),

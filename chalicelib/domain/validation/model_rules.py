@@ -299,6 +299,18 @@ def _io(model: ParsedModel, findings: list[Finding]) -> None:
             _dims_values(model, where, "dims", tensor.dims, findings)
             if tensor.HasField("reshape"):
                 _reshape(model, where, list(tensor.dims), list(tensor.reshape.shape), findings)
+    if model.backend == "pytorch" and not config.output:
+        # libtorch.cc ModelInstanceState::ValidateOutputs: TorchScript keeps no output metadata, so
+        # the PyTorch backend auto-completes nothing and refuses a config without outputs
+        findings.append(
+            Finding.of(
+                Code.OUTPUTS_MISSING,
+                model.config_path,
+                f"PyTorch model '{model.name}' lists no output; the PyTorch backend cannot infer them: add each "
+                'output the forward() returns, in order, e.g. output [ { name: "OUTPUT__0", data_type: TYPE_FP32, '
+                "dims: [ -1 ] } ]",
+            )
+        )
 
 
 def _dims_values(model: ParsedModel, where: str, what: str, dims: Iterable[int], findings: list[Finding]) -> None:
