@@ -19,6 +19,7 @@ from isal import igzip
 
 from chalicelib.domain.naming import ARTIFACT_PATTERN, ArtifactName
 from chalicelib.domain.validation.report import ValidationReport
+from chalicelib.domain.validation.triton_release import DEFAULT_TRITON, TritonVersion
 from chalicelib.domain.validation.validator import VERSION_FILE, validate_tarball
 
 # 2000-01-01T00:00:00Z: a fixed, plausible mtime (GNU tar warns about 1970 timestamps).
@@ -118,8 +119,11 @@ def write_tarball(source: Path, artifact: ArtifactName, target: Path) -> None:
                     tar.addfile(tarinfo, handle)
 
 
-def package(source: Path, name: str, version: str, output_dir: Path) -> PackageResult:
-    """Package, validate, and only then move the tarball to ``output_dir/NAME_VERSION.tar.gz``."""
+def package(
+    source: Path, name: str, version: str, output_dir: Path, triton_version: TritonVersion = DEFAULT_TRITON
+) -> PackageResult:
+    """Package, validate (against the endpoints' ``triton_version``), and only then move the tarball
+    to ``output_dir/NAME_VERSION.tar.gz``."""
     artifact = ArtifactName.build(name, version)
     if not source.is_dir():
         raise PackagingError(f"{source} is not a directory")
@@ -129,7 +133,7 @@ def package(source: Path, name: str, version: str, output_dir: Path) -> PackageR
     try:
         write_tarball(source, artifact, partial)
         with open(partial, "rb") as handle:
-            report = validate_tarball(handle, artifact.filename)
+            report = validate_tarball(handle, artifact.filename, triton_version=triton_version)
         if not report.valid:
             raise InvalidPackage(report)
         os.replace(partial, final)

@@ -132,3 +132,14 @@ def triton_version(text: str) -> TritonVersion:
         return TritonVersion.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_triton_version(parser: argparse.ArgumentParser) -> None:
+    """``--triton-version`` of the commands that validate (validate, package)."""
+    parser.add_argument(
+        "--triton-version",
+        type=triton_version,
+        metavar="X",
+        help="the Triton version the endpoints run (2.N, or the image's container release YY.MM): config fields "
+        "newer than it are errors (default: the template's image, 24.09: Triton 2.50)",
+    )

@@ -74,13 +74,7 @@ def register(commands: Any) -> None:
         "holding model_version.txt), packaged in a temporary file as 'mmedeploy package' would",
     )
     validate.add_argument("--json", action="store_true", help="print the report as JSON (with --changed: a list)")
-    validate.add_argument(
-        "--triton-version",
-        type=options.triton_version,
-        metavar="X",
-        help="the Triton version the endpoints run (2.N, or the image's container release YY.MM): config fields "
-        "newer than it are errors (default: the template's image, 24.09: Triton 2.50)",
-    )
+    options.add_triton_version(validate)
     validate.add_argument(
         "--load",
         action="store_true",
@@ -102,6 +96,7 @@ def register(commands: Any) -> None:
     pkg.add_argument("--version", required=True)
     pkg.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR")
     pkg.add_argument("--json", action="store_true", help="print the validation report as JSON")
+    options.add_triton_version(pkg)
     pkg.set_defaults(handler=cmd_package)
 
     push = options.add_command(
@@ -241,11 +236,12 @@ def _load(
 
 def cmd_package(args: argparse.Namespace, ctx: Context) -> int:
     from chalicelib.domain.naming import InvalidArtifactName
+    from chalicelib.domain.validation.triton_release import resolve
     from mmedeploy.packaging import InvalidPackage, PackagingError, package
     from mmedeploy.report_view import render_report
 
     try:
-        result = package(args.source, args.name, args.version, args.output_dir)
+        result = package(args.source, args.name, args.version, args.output_dir, args.triton_version or resolve())
     except InvalidPackage as exc:
         if args.json:
             print(exc.report.model_dump_json(indent=2))

@@ -28,13 +28,19 @@ def _parses(argv: list[str]) -> None:
 
 def _mmedeploy_commands(workflow: dict[str, Any]) -> list[list[str]]:
     """Each ``mmedeploy ...`` line of the workflow's run steps, split as the shell would, with
-    shell values as plain words."""
+    shell values as the workflow's env sets them (others as a plain word)."""
+    env = {name: str(value) for name, value in workflow.get("env", {}).items()}
+
+    def value(match: re.Match[str]) -> str:
+        return env.get(match.group(0).strip("${}"), "x")
+
     commands = []
     for job in workflow["jobs"].values():
         for step in job["steps"]:
-            for line in str(step.get("run", "")).splitlines():
+            script = str(step.get("run", "")).replace("\\\n", " ")  # continued lines, joined
+            for line in script.splitlines():
                 if line.strip().startswith("mmedeploy "):
-                    commands.append([SHELL_VALUE.sub("x", word) for word in shlex.split(line)])
+                    commands.append([SHELL_VALUE.sub(value, word) for word in shlex.split(line)])
     return commands
 
 
@@ -57,5 +63,11 @@ def test_every_mmedeploy_line_of_the_example_workflow_parses() -> None:
     commands = _mmedeploy_commands(yaml.safe_load(WORKFLOW.read_text()))
     # the workflow packages, validates with a load, adds the target and pushes
     assert {_subcommand(argv) for argv in commands} == {"package", "validate", "target", "push"}
+    # AND validates against the Triton the stack runs, the push against the stack's outputs
+    for argv in commands:
+        if _subcommand(argv) in ("package", "validate"):
+            assert "--triton-version" in argv, argv
+        if _subcommand(argv) == "push":
+            assert "--no-validate" not in argv, argv
     for argv in commands:
         _parses(argv[1:])

@@ -24,7 +24,7 @@ from mmedeploy import cli
 from mmedeploy.deploy import triton_fields
 from mmedeploy.project_files import CLONE
 from mmedeploy.target import DeploymentTarget
-from testkit.tarballs import codes, pack, python_config, single_python_repo, validate_bytes
+from testkit.tarballs import codes, pack, python_config, single_python_repo, validate_bytes, write_tree
 
 METRICS = 'model_metrics { metric_control { metric_identifier { family: "nv_inference_request_duration" } } }'
 SETTINGS = {
@@ -309,6 +309,20 @@ def test_validate_takes_the_triton_version(tmp_path: Path, capsys: pytest.Captur
     capsys.readouterr()
     assert cli.main(["validate", str(tarball), "--triton-version", "latest"]) == cli.EXIT_USAGE
     assert "is not a Triton version" in capsys.readouterr().err
+
+
+def test_package_takes_the_triton_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a source folder whose config sets a field Triton 2.52 introduced
+    source = tmp_path / "src"
+    write_tree(source, {**single_python_repo(), "simple/config.pbtxt": python_config("simple", extra=METRICS)})
+    argv = ["package", str(source), "--name", "simple", "--version", "1", "-o", str(tmp_path / "out")]
+    # WHEN packaged for the default endpoints (2.50) THEN refused, nothing written
+    assert cli.main([*argv, "--json"]) == cli.EXIT_INVALID
+    assert "Triton 2.50.0" in json.loads(capsys.readouterr().out)["findings"][0]["message"]
+    assert not (tmp_path / "out" / "simple_1.tar.gz").exists()
+    # WHEN packaged for endpoints that run 2.52 THEN written
+    assert cli.main([*argv, "--triton-version", "24.11"]) == 0
+    assert (tmp_path / "out" / "simple_1.tar.gz").exists()
 
 
 def test_push_validates_against_the_targets_triton(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
