@@ -43,7 +43,7 @@ static checks is never extracted. Progress goes to stderr; Ctrl-C stops Triton.
 
   mmedeploy validate idcheck_1.tar.gz --load
 """
-LOAD_TIMEOUT_S = 300.0  # mmedeploy.local.load_check.DEFAULT_TIMEOUT_S: not imported, the CLI starts light
+LOAD_TIMEOUT_S = 300.0  # validate --timeout's default, the only one (load_check takes it from here)
 
 REDEPLOY_INTRO = """\
 For a version that ended FAILED or EXPIRED for a reason outside the model (its execution was

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from mmedeploy.local.mme.staging import StagedModel
     from mmedeploy.local.mme.triton import TritonInstall, TritonProcess
 
-DEFAULT_TIMEOUT_S = 300.0
 ENV_PARAMETER = "EXECUTION_ENV_PATH"
 MODEL_DIRECTORY_VARIABLE = "$$TRITON_MODEL_DIRECTORY"
 STUB_NAME = "triton_python_backend_stub"
@@ -110,7 +109,7 @@ class LoadedValidationReport(ValidationReport):
 
 # -- the check ---------------------------------------------------------------------------------------
 def load_check(
-    tarball: Path, inspection: Inspection, timeout: float = DEFAULT_TIMEOUT_S, progress: Progress = lambda line: None
+    tarball: Path, inspection: Inspection, timeout: float, progress: Progress = lambda line: None
 ) -> LoadReport:
     """Stage ``tarball``, load its served model into a fresh Triton and run its cases.
 
@@ -256,9 +255,9 @@ def _load_and_run(
 def _stop(process: TritonProcess, target: str, settled: bool, started_at: float) -> None:
     """Stop Triton and its Python stubs, and remove what Triton's Python backend keeps in /tmp
     (``python_env_XXXXXX``, a fixed place, not TMPDIR: the unpacked execution environments), which
-    it removes only on its own shutdown. With no other tritonserver on this machine, the empty
-    ones made since ``started_at`` (time.time()) are this one's: Triton is killed as a group at
-    once and they are removed here, as are those its stubs' environments name. Otherwise a
+    it removes only on its own shutdown. With no other tritonserver on this machine, the ones made
+    since ``started_at`` (time.time()) are this one's: Triton is killed as a group at once and
+    they are removed here, as are those its stubs' environments name. Otherwise a
     ``settled`` Triton (the load and the cases returned) unloads the model and shuts down, about a
     second; one that may hang (a timeout, Ctrl-C) has its stubs killed first and is killed after
     UNSETTLED_STOP_S. The stubs' shared memory is removed by the caller."""
@@ -328,12 +327,13 @@ def _other_tritonservers(ours: int | None) -> bool:
 
 
 def _orphaned_backend_directories(since: float) -> set[Path]:
-    """The Python backend's /tmp directories made since ``since`` and left empty; none if a
-    tritonserver runs now (one may be its own: it is looked for after they are listed)."""
+    """The Python backend's /tmp directories made since ``since`` (a stub that exited, after a
+    failed load, names its own in no environment any more); none if a tritonserver runs now (one
+    may be its own: it is looked for after they are listed)."""
     found: set[Path] = set()
     for directory in Path("/tmp").glob("python_env_*"):
         with contextlib.suppress(OSError):
-            if directory.stat().st_ctime >= since and not any(directory.iterdir()):
+            if directory.stat().st_ctime >= since:
                 found.add(directory)
     return set() if _other_tritonservers(None) else found
 

@@ -132,14 +132,20 @@ def another_tritonserver(tmp_path: Path) -> Iterator[None]:
     """A process named tritonserver (a copy of sleep): as when the local stack runs beside. Its
     Python backend's /tmp directory cannot be told from this run's, so none is removed by age and
     the load check lets Triton shut down and remove its own."""
+    from mmedeploy.local.load_check import _orphaned_backend_directories
+
     binary = tmp_path / "tritonserver"
     shutil.copy2(shutil.which("sleep") or "/bin/sleep", binary)
+    started = time.time()
     process = subprocess.Popen([str(binary), "300"])
     try:
         yield
     finally:
         process.kill()
         process.wait()
+        # what the load check had to leave, unable to tell it from the other's, is removed here
+        for directory in _orphaned_backend_directories(started):
+            shutil.rmtree(directory)
 
 
 def validate(
@@ -323,8 +329,10 @@ def test_a_model_loads_in_its_own_environment_where_it_is_a_real_one(
     )
 
     # the same model, its environment without numpy: the missing package fails the load
-    missing = validate(env_tarball(tmp_path, "envbad", with_numpy=False), tmpdir_env, "--json")
+    bad = env_tarball(tmp_path, "envbad", with_numpy=False)
+    missing = validate(bad, tmpdir_env, "--json")
     assert missing.returncode == 1
+    assert unpacked_environments(bad) == []  # its stub exited with the failed load
     assert "ModuleNotFoundError: No module named 'numpy'" in as_json(missing)["load"]["error"]
     assert processes_under(tmpdir_env["TMPDIR"]) == []
 
