@@ -253,21 +253,29 @@ def test_a_case_whose_expectation_differs_fails_with_the_difference(tmp_path: Pa
     assert load["cases"][0]["problems"] == ["output 'OUT'[0, 2] is 3.0, expected 3.5 (off by 0.5, allowed 0.0036)"]
 
 
-def test_timeout_stops_triton_and_its_stubs(tmp_path: Path, tmpdir_env: dict[str, str]) -> None:
+def timed_out(tarball: Path, env: dict[str, str], seconds: int) -> tuple[dict[str, Any], int]:
+    """``validate --load --json --timeout seconds`` of a tarball that hangs: its load report and
+    the command's pid, once it has exited 1, promptly."""
     started = time.monotonic()
     process = subprocess.Popen(
-        [MMEDEPLOY, "validate", str(echo_tarball(tmp_path, "hanging", HANGING)), "--load", "--json", "--timeout", "4"],
+        [MMEDEPLOY, "validate", str(tarball), "--load", "--json", "--timeout", str(seconds)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=tmpdir_env,
+        env=env,
     )
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 1, stderr
-    assert time.monotonic() - started < 30
-    load = json.loads(stdout)["load"]
-    assert load["timed_out"] and "timed out after 4 s while loading hanging_1.tar.gz" in load["error"]
-    assert_nothing_left(tmpdir_env, process.pid)
+    assert time.monotonic() - started < seconds + 25
+    load: dict[str, Any] = json.loads(stdout)["load"]
+    assert load["timed_out"]
+    return load, process.pid
+
+
+def test_timeout_stops_triton_and_its_stubs(tmp_path: Path, tmpdir_env: dict[str, str]) -> None:
+    load, pid = timed_out(echo_tarball(tmp_path, "hanging", HANGING), tmpdir_env, 4)
+    assert "timed out after 4 s while loading hanging_1.tar.gz" in load["error"]
+    assert_nothing_left(tmpdir_env, pid)
 
 
 @pytest.mark.parametrize(
@@ -366,20 +374,9 @@ def test_a_model_hanging_in_its_own_environment_is_stopped_and_its_unpacked_copy
         request.getfixturevalue("another_tritonserver")
     # GIVEN a model whose initialize hangs, loaded in its own environment (Triton unpacks it in /tmp)
     tarball = env_tarball(tmp_path, "envhang", with_numpy=True, model=HANGING)
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [MMEDEPLOY, "validate", str(tarball), "--load", "--json", "--timeout", "6"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=tmpdir_env,
-    )
-    stdout, stderr = process.communicate(timeout=120)
     # THEN it times out promptly, and neither a process nor the unpacked environment is left
-    assert process.returncode == 1, stderr
-    assert time.monotonic() - started < 30
-    assert json.loads(stdout)["load"]["timed_out"]
-    assert_nothing_left(tmpdir_env, process.pid)
+    _, pid = timed_out(tarball, tmpdir_env, 6)
+    assert_nothing_left(tmpdir_env, pid)
     assert unpacked_environments(tarball) == []
 
 
