@@ -106,6 +106,8 @@ class TritonClient:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[tuple[socket.socket, Any]] = set()  # every thread's connection, for close_all()
 
     def request(
         self,
@@ -136,10 +138,14 @@ class TritonClient:
 
     def _connection(self, timeout: float) -> tuple[socket.socket, Any, bool]:
         connection: tuple[socket.socket, Any] | None = getattr(self._local, "connection", None)
+        if connection is not None and connection[0].fileno() == -1:  # closed by close_all()
+            connection = None
         if connection is None:
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._local.connection = (sock, sock.makefile("rb"))
+            with self._lock:
+                self._open.add(self._local.connection)
             return sock, self._local.connection[1], False
         if connection[0].gettimeout() != timeout:
             connection[0].settimeout(timeout)
@@ -150,10 +156,24 @@ class TritonClient:
         for open HTTP connections, kept-alive idle ones included."""
         self._close()
 
+    def close_all(self) -> None:
+        """Close every thread's connection, idle or not: before Triton is stopped, so its shutdown
+        neither waits out --exit-timeout-secs for kept-alive connections nor exits without
+        cleaning up (the Python backend removes its /tmp/python_env_* directories only then)."""
+        with self._lock:
+            connections, self._open = self._open, set()
+        for sock, reader in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading it
+            reader.close()
+            sock.close()
+
     def _close(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
+            with self._lock:
+                self._open.discard(connection)
             connection[1].close()
             connection[0].close()
 
@@ -366,6 +386,7 @@ class TritonProcess:
             # The supervisor ends at once now; its health-check connection closes with it, and
             # Triton's shutdown would otherwise wait a second for that open connection.
             self._thread.join(timeout=3 * HEALTH_INTERVAL_S)
+        self.client.close_all()
         if process is not None and process.poll() is None:
             try:
                 os.killpg(process.pid, signal.SIGTERM)
