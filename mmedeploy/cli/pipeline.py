@@ -205,7 +205,11 @@ def _validate_changed(args: argparse.Namespace, ctx: Context) -> int:
             with packaged(folder) as tarball:
                 code, document = _validate_file(args, ctx, tarball, f"{shown}/ (as {tarball.name})")
         except (InvalidArtifactName, PackagingError) as exc:
-            raise CommandError(f"{ctx.prog}: {shown}: {exc}", Exit.INVALID) from exc
+            # the folder cannot become a tarball at all; say why and go on with the others
+            ctx.note(f"{ctx.prog}: {shown}: not validated: {exc}")
+            worst = max(worst, EXIT_INVALID)
+            documents.append({"source": str(shown), "valid": False, "error": str(exc)})
+            continue
         worst = max(worst, code)
         documents.append({"source": str(shown), **document.model_dump(mode="json")})
     if args.json:

@@ -116,6 +116,14 @@ def test_validate_changed_checks_each_touched_model_folder_as_pre_commit_runs_it
     both = run("validate", "--changed", *changed, "models/simple/simple/config.pbtxt", cwd=tmp_path)
     assert both.returncode == 1
     assert "models/simple/" in both.stdout and "BATCH_SIZE_INVALID" in both.stdout and "models/idcheck/" in both.stdout
+    # AND a folder that cannot be packaged is reported, and the others are still validated
+    (tmp_path / "models/idcheck/model_version.txt").write_text("three\n")
+    named = run("validate", "--changed", *changed, "models/simple/simple/config.pbtxt", "--json", cwd=tmp_path)
+    assert named.returncode == 1 and "models/idcheck: not validated" in named.stderr
+    documents = {d["source"]: d for d in json.loads(named.stdout)}
+    assert documents["models/idcheck"]["valid"] is False and "three" in documents["models/idcheck"]["error"]
+    assert documents["models/simple"]["model"] == "simple"
+    (tmp_path / "models/idcheck/model_version.txt").write_text("3\n")
     # AND files outside any model folder validate nothing, successfully
     none = run("validate", "--changed", "README.md", cwd=tmp_path)
     assert none.returncode == 0 and "nothing to validate" in none.stderr
