@@ -27,7 +27,14 @@ from mmedeploy.local.lambdas.logs import FunctionLogs
 
 GROUP = "/aws/lambda/mmedeploy-dev-APIHandler"
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-WINDOW = {"StartTime": NOW - datetime.timedelta(minutes=10), "EndTime": NOW + datetime.timedelta(minutes=10)}
+PERIOD = 7200  # one period spans the window: every datum of a test falls in it
+
+
+def window() -> dict[str, datetime.datetime]:
+    """Two hours around the time of the call, not of the import: a full suite reaches these tests
+    long after it collected them (NOW, the percentile tests' timestamp, stays inside)."""
+    now = datetime.datetime.now(datetime.UTC)
+    return {"StartTime": now - datetime.timedelta(hours=1), "EndTime": now + datetime.timedelta(hours=1)}
 
 
 def printed(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -288,7 +295,7 @@ def test_function_logs_ship_the_apis_lines_as_metrics(
             _query("p99", "Latency", version_2, "p99"),
             _query("p50", "Latency", version_2, "p50"),
         ],
-        **WINDOW,
+        **window(),
     )
     values = {result["Id"]: result["Values"] for result in answer["MetricDataResults"]}
     assert values == {"calls": [5.0], "p99": [50.0], "p50": [30.0]}
@@ -299,7 +306,7 @@ def test_function_logs_ship_the_apis_lines_as_metrics(
 
 def _query(query_id: str, name: str, dimensions: list[dict[str, str]], stat: str) -> dict[str, Any]:
     metric = {"Namespace": "mmedeploy", "MetricName": name, "Dimensions": dimensions}
-    return {"Id": query_id, "MetricStat": {"Metric": metric, "Period": 1200, "Stat": stat}}
+    return {"Id": query_id, "MetricStat": {"Metric": metric, "Period": PERIOD, "Stat": stat}}
 
 
 # -- the percentile seam ------------------------------------------------------------------
@@ -315,7 +322,7 @@ def _put(cloudwatch: Any, **datum: Any) -> None:
 
 
 def _stat(cloudwatch: Any, stat: str) -> list[float]:
-    answer = cloudwatch.get_metric_data(MetricDataQueries=[_query("q", "Latency", DIMENSIONS, stat)], **WINDOW)
+    answer = cloudwatch.get_metric_data(MetricDataQueries=[_query("q", "Latency", DIMENSIONS, stat)], **window())
     return answer["MetricDataResults"][0]["Values"]  # type: ignore[no-any-return]
 
 
@@ -325,10 +332,10 @@ def _datapoint(cloudwatch: Any, extended: list[str], statistics: list[str] | Non
         Namespace="mmedeploy",
         MetricName="Latency",
         Dimensions=DIMENSIONS,
-        Period=1200,
+        Period=PERIOD,
         ExtendedStatistics=extended,
         **({"Statistics": statistics} if statistics else {}),
-        **WINDOW,
+        **window(),
     )
     (datapoint,) = answer["Datapoints"]
     return datapoint  # type: ignore[no-any-return]
