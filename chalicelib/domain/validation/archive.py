@@ -1,8 +1,8 @@
 """One streaming pass over an untrusted model tarball: safety checks and the members' facts.
 
 Nothing is written to disk. Each member's bytes go to the sinks it needs: a SHA-256, a small
-in-memory copy (configs, ``model.py``, ``model_version.txt``, smoke-test cases) or the ONNX
-probe. A fatal problem (bomb, truncation, bad header) stops the pass at once.
+in-memory copy (configs, ``model.py``, ``model_version.txt``, ``rollout.json``, smoke-test cases)
+or the ONNX probe. A fatal problem (bomb, truncation, bad header) stops the pass at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from chalicelib.domain.validation.onnx_probe import OnnxProbe, OnnxSummary
 from chalicelib.domain.validation.tar_stream import MemberSink, TarEntry, TarStreamParser
 
 KEPT_BASENAMES = {"config.pbtxt", "model_version.txt"}
+KEPT_ROOT_FILES = {"rollout.json"}  # the model's rollout policy (chalicelib/domain/rollout/tarball_policy.py)
 OS_CLUTTER = {".DS_Store", "Thumbs.db", "desktop.ini"}
 KIND_FINDINGS = {
     "symlink": (Code.MEMBER_SYMLINK, "is a symbolic link (to '{link}'); replace it with the file itself"),
@@ -224,7 +225,7 @@ def _parents(path: str) -> list[str]:
 
 def _is_kept(path: str) -> bool:
     base = posixpath.basename(path)
-    if base in KEPT_BASENAMES or base.endswith(".py"):
+    if base in KEPT_BASENAMES or base.endswith(".py") or path in KEPT_ROOT_FILES:
         return True
     return path.startswith("tests/") and path.endswith(".json")
 

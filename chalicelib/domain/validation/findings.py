@@ -27,6 +27,8 @@ class Code(StrEnum):
     # smoke-test cases (tests/*.json), a convention of ours like model_version.txt
     TEST_CASE_INVALID = "TEST_CASE_INVALID"
     TEST_CASES_TOO_LARGE = "TEST_CASES_TOO_LARGE"
+    # the model's rollout policy (rollout.json), read now, used by the rollout (issue 20)
+    ROLLOUT_POLICY_INVALID = "ROLLOUT_POLICY_INVALID"
     # compressed stream
     ARCHIVE_EMPTY = "ARCHIVE_EMPTY"
     ARCHIVE_NOT_GZIP = "ARCHIVE_NOT_GZIP"
@@ -163,6 +165,7 @@ CATALOGUE: dict[Code, tuple[Severity, str]] = {
     Code.VERSION_FILE_MISMATCH: (E, "model_version.txt differs from the version in the file name"),
     Code.TEST_CASE_INVALID: (E, "a tests/*.json case is malformed or does not fit the served model's config"),
     Code.TEST_CASES_TOO_LARGE: (E, "more than 16 test cases or 64 KiB of them in tests/"),
+    Code.ROLLOUT_POLICY_INVALID: (E, "rollout.json is malformed, over 16 KiB, or sets a value the policy refuses"),
     Code.ARCHIVE_EMPTY: (E, "the file is empty"),
     Code.ARCHIVE_NOT_GZIP: (E, "the file is not gzip-compressed"),
     Code.ARCHIVE_TRUNCATED: (E, "the archive ends early (an interrupted upload or copy)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from chalicelib.domain.rollout.policy import RolloutOverrides
 from chalicelib.domain.signature import ModelSummary
 from chalicelib.domain.validation.findings import Finding, Severity
 
@@ -19,6 +20,7 @@ class ValidationReport(BaseModel):
     findings: list[Finding]
     models: list[ModelSummary]
     test_cases: int = 0  # smoke-test cases (tests/*.json) the warm stage will send
+    rollout_policy: RolloutOverrides | None = None  # what a valid rollout.json sets (issue 20)
 
     @property
     def errors(self) -> list[Finding]:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from chalicelib.domain.naming import ArtifactName, InvalidArtifactName
+from chalicelib.domain.rollout.policy import RolloutOverrides
+from chalicelib.domain.rollout.tarball_policy import load_rollout_policy
 from chalicelib.domain.signature import ModelSummary, TensorSpec
 from chalicelib.domain.validation.archive import ArchiveScan, scan_archive
 from chalicelib.domain.validation.ensemble_rules import check_ensembles
@@ -34,6 +36,7 @@ class Inspection:
     repository: Repository
     findings: list[Finding]
     test_cases: list[TestCase] = field(default_factory=list)
+    rollout_overrides: RolloutOverrides | None = None  # the model's rollout.json, when valid
 
     @property
     def safe_to_extract(self) -> bool:
@@ -58,14 +61,24 @@ def inspect_tarball(
     findings += scan.findings
     repository = Repository()
     test_cases: list[TestCase] = []
+    rollout_overrides: RolloutOverrides | None = None
     if scan.complete:
         findings += _version_file(scan, artifact)
+        rollout_overrides, policy_findings = load_rollout_policy(scan)
+        findings += policy_findings
         repository, repo_findings = _check_repository(scan, artifact.filename if artifact else filename, triton_version)
         findings += repo_findings
         if repository.served is not None:  # cases are checked against the model they will be sent to
             test_cases, case_findings = load_test_cases(scan, _summary(repository.served))
             findings += case_findings
-    return Inspection(artifact=artifact, scan=scan, repository=repository, findings=findings, test_cases=test_cases)
+    return Inspection(
+        artifact=artifact,
+        scan=scan,
+        repository=repository,
+        findings=findings,
+        test_cases=test_cases,
+        rollout_overrides=rollout_overrides,
+    )
 
 
 def validate_tarball(
@@ -92,6 +105,7 @@ def report_of(inspection: Inspection) -> ValidationReport:
         findings=findings,
         models=[_summary(m) for m in inspection.repository.models.values()],
         test_cases=len(inspection.test_cases),
+        rollout_policy=inspection.rollout_overrides,
     )
 
 
