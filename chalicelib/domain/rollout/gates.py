@@ -1,7 +1,7 @@
 """The gates of a rollout step: does the candidate do as well as production, within the policy?
 
 :func:`judge` is pure: the policy and both versions' figures over the same window in, a
-:class:`GateVerdict` out.
+:class:`StepVerdict` out.
 
 - **WAIT** while either version has served fewer than ``min_requests`` requests in the window:
   never judged on too little; and while a p99 latency is missing (CloudWatch has not aggregated
@@ -60,7 +60,7 @@ class GateCheck(BaseModel):
     detail: str
 
 
-class GateVerdict(BaseModel):
+class StepVerdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     outcome: Outcome
@@ -74,11 +74,11 @@ class GateVerdict(BaseModel):
         return tuple(check for check in self.checks if not check.passed)
 
 
-def judge(policy: RolloutPolicy, candidate: VersionFigures, production: VersionFigures) -> GateVerdict:
+def judge(policy: RolloutPolicy, candidate: VersionFigures, production: VersionFigures) -> StepVerdict:
     """The verdict on one step's window (see the module's doc)."""
 
-    def verdict(outcome: Outcome, reason: str, checks: list[GateCheck]) -> GateVerdict:
-        return GateVerdict(
+    def verdict(outcome: Outcome, reason: str, checks: list[GateCheck]) -> StepVerdict:
+        return StepVerdict(
             outcome=outcome, reason=reason, checks=tuple(checks), candidate=candidate, production=production
         )
 
