@@ -58,7 +58,6 @@ def check_model(model: ParsedModel, scan: ArchiveScan, dirs: set[str]) -> list[F
     if model.backend == "python":  # first: Triton validates the inputs and outputs model.py completed
         findings += check_python(model, scan, dirs)
     _io(model, findings)
-    _instance_groups(model, findings)
     findings += check_batching(model, scan)
     findings += check_placement(model, scan)
     return findings
@@ -371,26 +370,3 @@ def _fixed_runs(dims: list[int]) -> list[int]:
             current *= dim
     runs.append(current)
     return runs
-
-
-def _instance_groups(model: ParsedModel, findings: list[Finding]) -> None:
-    groups = model.config.instance_group
-    if model.is_ensemble:
-        if groups:
-            findings.append(
-                Finding.of(
-                    Code.ENSEMBLE_INSTANCE_GROUP,
-                    model.config_path,
-                    f"ensemble '{model.name}' must not set instance_group; set it on its member models",
-                )
-            )
-        return
-    if model.backend not in ("python", "") and any(g.kind == pb.ModelInstanceGroup.KIND_CPU for g in groups):
-        findings.append(
-            Finding.of(
-                Code.INSTANCE_KIND_CPU,
-                model.config_path,
-                f"'{model.name}' ({model.backend}) runs on CPU (KIND_CPU) on a GPU endpoint; use KIND_GPU "
-                "unless that is intended",
-            )
-        )

@@ -37,10 +37,26 @@ STANDARD_BACKENDS = {
 
 
 def check_placement(model: ParsedModel, scan: ArchiveScan) -> list[Finding]:
-    if model.is_ensemble:
-        return []  # no instances and no backend library (ValidateInstanceGroup skips ensembles)
     findings: list[Finding] = []
-    for index, group in enumerate(model.config.instance_group):
+    groups = model.config.instance_group
+    if model.is_ensemble:
+        if groups:  # an ensemble has no instances (ValidateInstanceGroup skips it; Triton refuses the field)
+            _add(
+                findings,
+                Code.ENSEMBLE_INSTANCE_GROUP,
+                model,
+                f"ensemble '{model.name}' must not set instance_group; set it on its member models",
+            )
+        return findings  # and no backend library
+    if model.backend not in ("python", "") and any(g.kind == Group.KIND_CPU for g in groups):
+        _add(
+            findings,
+            Code.INSTANCE_KIND_CPU,
+            model,
+            f"'{model.name}' ({model.backend}) runs on CPU (KIND_CPU) on a GPU endpoint; use KIND_GPU "
+            "unless that is intended",
+        )
+    for index, group in enumerate(groups):
         _instance_group(model, group, group.name or f"{model.name}_{index}", findings)
     if model.config.runtime:
         _runtime(model, scan, model.config.runtime, findings)
