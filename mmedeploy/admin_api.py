@@ -1,6 +1,6 @@
 """The API seen from the command line: one small HTTP client (:func:`request`, with :func:`get`,
-:func:`post` and :func:`delete` on it) and the admin routes ``promote``, ``rollback`` and
-``canary`` call (``Authorization: Bearer <admin token>``).
+:func:`post` and :func:`delete` on it) and the admin routes ``promote``, ``rollback``,
+``canary`` and ``rollout`` call (``Authorization: Bearer <admin token>``).
 
 Every answer comes back as an :class:`ApiAnswer` whatever its HTTP status (a 4xx is an answer,
 not an exception); only a request that got no answer at all raises :class:`ApiUnreachable`.
@@ -173,3 +173,25 @@ def end_canary(target: DeploymentTarget, name: str) -> ApiAnswer:
     (``canary`` is the one ended), 404 when the model has none."""
     headers = _admin_headers(target)
     return delete(canary_url(str(target.api_url), name), headers)
+
+
+def rollout_url(api_url: str, name: str, version: str) -> str:
+    return f"{model_url(api_url, name)}/versions/{_segment(version)}/rollout"
+
+
+def rollout_control_url(api_url: str, name: str, action: str) -> str:
+    return f"{model_url(api_url, name)}/rollout/{_segment(action)}"
+
+
+def request_rollout(target: DeploymentTarget, name: str, version: str, options: dict[str, Any]) -> ApiAnswer:
+    """``POST /models/{name}/versions/{version}/rollout`` with the rollout's own options (only those
+    given: the policy's other layers decide the rest); 202 ``{"name", "version", "status", "action",
+    "production", "policy", "rollout": null}`` (``policy``: the one resolved for this rollout)."""
+    headers = _admin_headers(target)
+    return post(rollout_url(str(target.api_url), name, version), json.dumps(options).encode(), headers)
+
+
+def control_rollout(target: DeploymentTarget, name: str, action: str) -> ApiAnswer:
+    """``POST /models/{name}/rollout/{pause|resume|abort}``; 200 ``{"name", "version", "status",
+    "action", "production", "policy", "rollout": {...}}``, 404 when no rollout of ``name`` runs."""
+    return post(rollout_control_url(str(target.api_url), name, action), b"{}", _admin_headers(target))

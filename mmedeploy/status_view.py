@@ -7,6 +7,7 @@ without a stack. The exit policy of ``status --watch`` lives here too (:func:`wa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -14,8 +15,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from chalicelib.adapters.rollout_text import figure_rows, percent, step_line, timing_line
 from chalicelib.domain.lifecycle import FAILURE, IN_PROGRESS, Status
-from chalicelib.domain.records import HistoryEntry, ModelRoutes, ModelVersion
+from chalicelib.domain.records import Canary, HistoryEntry, ModelRoutes, ModelVersion
+from chalicelib.domain.rollout.gates import Outcome
+from chalicelib.domain.rollout.progress import RolloutRun
 from chalicelib.domain.validation.findings import Finding, Severity
 
 _STYLES: dict[Status, str] = {
@@ -178,8 +182,9 @@ def _refused_table(record: ModelVersion) -> Table:
     return table
 
 
-def version_view(record: ModelVersion, footer: RenderableType | None = None) -> Panel:
-    """One version: status and reason, evidence, metrics, findings, history, refused uploads."""
+def version_view(record: ModelVersion, footer: RenderableType | None = None, now: datetime | None = None) -> Panel:
+    """One version: status and reason, evidence, metrics, its rollout (see :func:`rollout_view`),
+    findings, history, refused uploads."""
     headline = Text(record.status.value, style=status_style(record.status))
     if record.reason:
         headline.append(f"  {record.reason}", style="")
@@ -195,6 +200,9 @@ def version_view(record: ModelVersion, footer: RenderableType | None = None) -> 
     if metrics is not None:
         details.add_row("metrics", metrics)
     parts: list[RenderableType] = [headline, details]
+    rollout = rollout_view(record, now)
+    if rollout is not None:
+        parts.append(rollout)
     if record.findings:
         parts.append(_findings_table(record.findings))
     if record.history:
@@ -206,9 +214,82 @@ def version_view(record: ModelVersion, footer: RenderableType | None = None) -> 
     return Panel(Group(*parts), title=f"[bold]{record.name}[/] {record.version}", title_align="left", expand=False)
 
 
-def percent(weight: float) -> str:
-    """A share of the traffic: 0.1 -> '10%', 0.125 -> '12.5%'."""
-    return f"{weight * 100:.4g}%"
+# -- a rollout's panel ------------------------------------------------------------------------------
+_OUTCOME_STYLES = {Outcome.PASS: "green", Outcome.WAIT: "yellow", Outcome.FAIL: "bold red"}
+
+
+def rollout_of(record: ModelVersion) -> RolloutRun | None:
+    """The rollout a panel shows: one running (PROMOTING) or one its gates or an admin ended
+    (ROLLED_BACK); None otherwise."""
+    run = record.promotion.rollout if record.promotion else None
+    return run if record.status in (Status.PROMOTING, Status.ROLLED_BACK) else None
+
+
+def _mark(passed: bool | None) -> Text:
+    if passed is None:
+        return Text("-", style="dim")
+    return Text("pass", style="green") if passed else Text("FAIL", style="bold red")
+
+
+def rollout_view(record: ModelVersion, now: datetime | None = None) -> Panel | None:
+    """A rollout's panel: candidate and production, the step and its weight, paused (by whom), the
+    latest reading (both versions' requests, errors and p99 latency against each gate's bound, the
+    outcome and why), the time to the next reading and what is left of the step's bake. None when
+    the version has no rollout (see :func:`rollout_of`)."""
+    run = rollout_of(record)
+    if run is None:
+        return None
+    now = now or datetime.now(UTC)
+    ended = record.status is Status.ROLLED_BACK
+    lines: list[RenderableType] = [
+        Text.assemble(
+            ("candidate ", "dim"),
+            (record.version, "bold"),
+            ("  production ", "dim"),
+            (run.production_version, "bold"),
+            ("  ", ""),
+            ("ROLLED_BACK " if ended else "", status_style(Status.ROLLED_BACK)),
+            (step_line(run), "bold yellow" if run.paused_by and not ended else ""),
+        )
+    ]
+    if run.paused_by and run.paused_at and not ended:
+        lines.append(Text(f"paused by {run.paused_by} at {_when(run.paused_at)} UTC: it holds its weight", "yellow"))
+    reading = run.last
+    if reading is None:
+        lines.append(Text("no reading yet", style="dim"))
+    else:
+        lines.append(
+            Text.assemble(
+                (f"latest reading {_when(reading.at)} UTC  ", "dim"),
+                (reading.outcome.value, _OUTCOME_STYLES.get(reading.outcome, "")),
+                (f"  {reading.reason}", ""),
+            )
+        )
+        table = Table(header_style="bold", expand=False, box=None, padding=(0, 2))
+        table.add_column("")
+        table.add_column(f"candidate {reading.candidate.version}", justify="right")
+        table.add_column(f"production {reading.production.version}", justify="right")
+        table.add_column("bound", justify="right")
+        table.add_column("gate")
+        for row in figure_rows(run):
+            table.add_row(row.label, row.candidate, row.production, row.bound, _mark(row.passed))
+        lines.append(table)
+    timing = None if ended else timing_line(run, now)
+    if timing:
+        lines.append(Text(timing, style="dim"))
+    title = f"[bold]rollout[/] of {record.name} {record.version}{' (ended)' if ended else ''}"
+    return Panel(Group(*lines), title=title, title_align="left", expand=False)
+
+
+def rollout_line(run: RolloutRun, lead: str = "") -> Text:
+    """A rollout's step and latest reading on one line (``mmedeploy rollout`` following one)."""
+    line = Text(lead)
+    line.append(step_line(run), style="bold")
+    if run.last is not None:
+        line.append("  ")
+        line.append(run.last.outcome.value, style=_OUTCOME_STYLES.get(run.last.outcome, ""))
+        line.append(f"  {run.last.reason}")
+    return line
 
 
 def _alias_cells(routes: ModelRoutes | None) -> dict[str, str]:
@@ -217,9 +298,14 @@ def _alias_cells(routes: ModelRoutes | None) -> dict[str, str]:
     for alias, version in aliases(routes).items():
         label = alias
         if alias == "canary" and routes is not None and routes.canary is not None:
-            label = f"canary {percent(routes.canary.weight)}"
+            label = f"{_canary_kind(routes.canary)} {percent(routes.canary.weight)}"
         cells.setdefault(version, []).append(label)
     return {version: ", ".join(labels) for version, labels in cells.items()}
+
+
+def _canary_kind(canary: Canary) -> str:
+    """'rollout' for a rollout's canary (its execution owns it), else 'canary' (an admin's)."""
+    return "rollout" if canary.rollout_execution else "canary"
 
 
 def routes_line(routes: ModelRoutes | None) -> str | None:
@@ -233,7 +319,12 @@ def routes_line(routes: ModelRoutes | None) -> str | None:
         parts.append(f"production {production.version}{rollback}")
     else:
         parts.append("no production version")
-    if canary is not None:
+    if canary is not None and canary.rollout_execution:
+        parts.append(
+            f"rollout of {canary.version}: it takes {percent(canary.weight)} of the traffic "
+            f"(mmedeploy status {canary.name} {canary.version} shows its step)"
+        )
+    elif canary is not None:
         parts.append(f"canary {canary.version} takes {percent(canary.weight)} of the traffic (by {canary.actor})")
     return "; ".join(parts)
 

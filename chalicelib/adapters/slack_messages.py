@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.adapters.rollout_text import duration, figure_rows, step_line
 from chalicelib.domain.approvals import Decision, PendingApproval
 from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
+from chalicelib.domain.rollout.gates import Outcome
 from chalicelib.domain.validation.findings import Severity
 
 ICON = {
@@ -18,7 +20,9 @@ ICON = {
     Status.PROMOTING: ":arrows_counterclockwise:",
     Status.PRODUCTION: ":rocket:",
     Status.RETIRED: ":file_cabinet:",
+    Status.ROLLED_BACK: ":rewind:",
 }
+OUTCOME_ICON = {Outcome.PASS: ":white_check_mark:", Outcome.WAIT: ":hourglass_flowing_sand:", Outcome.FAIL: ":x:"}
 TEXT_LIMIT = 2900  # a section's text may hold 3000 characters
 
 
@@ -115,9 +119,39 @@ def approval_outcome(record: ModelVersion, approval: PendingApproval, channel: s
             _section(f"*{record.name}* version *{record.version}*"),
             *_evidence(record),
             _section(line),
+            *_rollout(record),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"approval `{approval.approval_id}`"}]},
         ],
     }
+
+
+def _rollout(record: ModelVersion) -> list[dict[str, Any]]:
+    """A rollout's progress (PROMOTING) or where it ended (ROLLED_BACK): the step and its weight,
+    paused by whom, the latest reading's outcome and both versions' figures against the bounds."""
+    run = record.promotion.rollout if record.promotion else None
+    if run is None or record.status not in (Status.PROMOTING, Status.ROLLED_BACK):
+        return []
+    ended = record.status is Status.ROLLED_BACK
+    text = f"*Rollout* against production `{run.production_version}`: {'ended at ' if ended else ''}{step_line(run)}"
+    if run.started and run.step_started_at and not ended:
+        text += (
+            f"\nstep started {run.step_started_at}; it bakes {duration(run.policy.bake_seconds)}, the gates read "
+            f"every {duration(run.policy.evaluation_interval_seconds)}"
+        )
+    reading = run.last
+    if reading is None:
+        return [_section(text + "\n_no reading yet_")]
+    text += f"\n{OUTCOME_ICON[reading.outcome]} latest reading {reading.at}: *{reading.outcome.value}* {reading.reason}"
+    marks = {True: " :white_check_mark:", False: " :x:", None: ""}
+    fields = [
+        {
+            "type": "mrkdwn",
+            "text": f"*{row.label}*{marks[row.passed]}\ncandidate `{row.candidate}` · production "
+            f"`{row.production}` · bound `{row.bound}`",
+        }
+        for row in figure_rows(run)
+    ]
+    return [_section(text), {"type": "section", "fields": fields}]
 
 
 def outcome(record: ModelVersion, channel: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ share declared once (:mod:`.options`), and the exit codes in one table (:mod:`.e
 
 - :mod:`.pipeline`: ``validate``, ``package``, ``push``, ``status``
 - :mod:`.decisions`: ``approve``, ``decline`` (the Slack buttons, without Slack)
-- :mod:`.admin`: ``promote``, ``rollback``, ``canary``
+- :mod:`.admin`: ``promote``, ``rollback``, ``canary``, ``rollout``
 - :mod:`.serving`: ``invoke``, ``models``
 - :mod:`.local_stack`: ``up``, ``down``, ``demo``, ``logs``
 - :mod:`.targets`: ``target add|list|show|use|remove|login``

@@ -81,7 +81,8 @@ EXIT_CODES: dict[str, dict[Exit, str]] = {
     },
     "status": {
         Exit.OK: "found (with --watch: settled in AWAITING_APPROVAL, APPROVED, PRODUCTION or RETIRED)",
-        Exit.INVALID: "with --watch: settled in REJECTED, FAILED, EXPIRED or DECLINED, or --timeout reached",
+        Exit.INVALID: "with --watch: settled in REJECTED, FAILED, EXPIRED, DECLINED or ROLLED_BACK, or --timeout "
+        "reached",
         Exit.USAGE: f"usage or I/O error ({_NO_STACK}, the API refused or failed the registry read)",
         Exit.NOT_FOUND: "no such model or version (--watch waits for a version not registered yet instead)",
         Exit.INTERRUPTED: "Ctrl-C with --watch: watching stops, the deployment goes on",
@@ -104,6 +105,15 @@ EXIT_CODES: dict[str, dict[Exit, str]] = {
         Exit.INVALID: "refused by the API (401/403: the admin token was refused; 404: no such model, version, "
         "production version or canary; 409: the version cannot take traffic)",
         Exit.USAGE: f"usage or connection error (bad weight, {_NO_STACK}, the API does not answer)",
+    },
+    "rollout": {
+        Exit.OK: "accepted (--no-wait), or the version is PRODUCTION; pause, resume, abort: done (or already so)",
+        Exit.INVALID: "refused by the API (401/403: the admin token was refused; 400: a policy that does not hold "
+        "together; 404: no rollout in progress to pause, resume or abort; 409: it cannot run, the message says "
+        "why), ROLLED_BACK (a gate failed, or aborted) or FAILED, or --timeout",
+        Exit.USAGE: f"usage or connection error (a bad option or value, {_NO_STACK}, the API does not answer)",
+        Exit.NOT_FOUND: "no such model or version",
+        Exit.INTERRUPTED: "Ctrl-C while following: the rollout goes on",
     },
     "invoke": {
         Exit.OK: "answered (HTTP 200)",

@@ -108,6 +108,40 @@ def weight(text: str) -> float:
     return value
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(text: str) -> int:
+    """A rollout's duration: whole seconds (``600``), or with a unit: ``30s``, ``10m``, ``1h``, ``1.5m``."""
+    stripped = text.strip().lower()
+    unit = _DURATION_UNITS.get(stripped[-1:], 0)
+    try:
+        value = float(stripped[:-1] if unit else stripped) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a duration: give seconds (600) or a number with s, m or h (30s, 10m, 1h)"
+        ) from None
+    if not (value > 0 and value.is_integer()):  # nan and inf are neither
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of seconds above 0")
+    return int(value)
+
+
+def percent_steps(text: str) -> tuple[float, ...]:
+    """A rollout's steps: canary weights in percent, comma-separated, each with or without ``%``
+    (``5,25,50,100`` or ``5%,25%,50%,100%``). Whether they rise to 100 is the policy's check."""
+    steps: list[float] = []
+    for part in text.split(","):
+        number = part.strip().removesuffix("%").strip()
+        try:
+            steps.append(float(number))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'{part.strip()}' in '{text}' is not a percentage: give the weights in percent, "
+                "comma-separated, e.g. 5,25,50,100"
+            ) from None
+    return tuple(steps)
+
+
 def page_size(text: str) -> int:
     size = int(text) if text.isascii() and text.isdigit() else 0
     if not 1 <= size <= MAX_PAGE:

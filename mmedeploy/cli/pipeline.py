@@ -385,9 +385,10 @@ def _not_found(ctx: Context, what: str, name: str, state_dir: Path) -> CommandEr
 
 
 def _status_of_model(args: argparse.Namespace, target: DeploymentTarget, ctx: Context) -> int:
+    from chalicelib.domain.lifecycle import Status
     from mmedeploy.inference_client import PagingLoop
-    from mmedeploy.registry_client import find_model
-    from mmedeploy.status_view import model_json, versions_view
+    from mmedeploy.registry_client import find_model, find_version
+    from mmedeploy.status_view import model_json, rollout_view, versions_view
 
     try:
         listing = find_model(target, args.name)
@@ -398,8 +399,14 @@ def _status_of_model(args: argparse.Namespace, target: DeploymentTarget, ctx: Co
     records, routes = listing.versions, listing.routes
     if args.json:
         print(dumps(model_json(args.name, records, routes)))
-    else:
-        ctx.out.print(versions_view(args.name, records, routes))
+        return EXIT_OK
+    ctx.out.print(versions_view(args.name, records, routes))
+    for line in records:  # a rollout's progress is on its version's record: read it
+        if line.status is Status.PROMOTING:
+            record = find_version(target, args.name, line.version)
+            panel = rollout_view(record) if record is not None else None
+            if panel is not None:
+                ctx.out.print(panel)
     return EXIT_OK
 
 

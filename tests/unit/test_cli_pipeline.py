@@ -125,7 +125,8 @@ def test_versions_view_is_a_table_of_versions() -> None:
 
 @pytest.mark.parametrize("status", sorted(SETTLED))
 def test_watch_exits_1_only_for_failed_endings(status: Status) -> None:
-    expected = 1 if status in {Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.DECLINED} else 0
+    failed = {Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.DECLINED, Status.ROLLED_BACK}
+    expected = 1 if status in failed else 0
     assert watch_exit_code(status) == expected
     assert FAILURE <= SETTLED
 
@@ -228,7 +229,11 @@ def test_status_usage_errors_exit_2(argv: list[str], message: str, capsys: pytes
 def test_status_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "exit codes" in text and "REJECTED, FAILED, EXPIRED or DECLINED" in text and "3  no such model" in text
+    assert (
+        "exit codes" in text
+        and "REJECTED, FAILED, EXPIRED, DECLINED or ROLLED_BACK" in text
+        and "3  no such model" in text
+    )
 
 
 # -- against AWS in-process (moto) ------------------------------------------------------------------
