@@ -5,6 +5,7 @@ Wiring only: parse input into pydantic models, call one chalicelib service, shap
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ from chalicelib.domain.errors import (
     RequestTooLarge,
     ServiceError,
 )
+from chalicelib.domain.rollout.policy import RolloutOverrides, overrides_from
 from chalicelib.inference.api_contract import HEADER_LENGTH, ROUTE_HEADER, VERSION_HEADER
 from chalicelib.inference.canary import CanaryRequest
 from chalicelib.inference.catalog import page_limit
@@ -309,6 +311,38 @@ def _canary_request() -> CanaryRequest:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
         raise InvalidRequest(f'a canary needs {{"version": "...", "weight": 0..1}}: {problems}') from None
+
+
+@app.route(
+    "/models/{name}/versions/{version}/rollout", methods=["POST"], authorizer=bearer_token, content_types=["*/*"]
+)
+def start_rollout(name: str, version: str) -> Response:
+    return _answer(lambda: composition.rollout_requests().start(name, version, _rollout_options(), _principal()), 202)
+
+
+@app.route("/models/{name}/rollout/{action}", methods=["POST"], authorizer=bearer_token, content_types=["*/*"])
+def control_rollout(name: str, action: str) -> Response:
+    def control() -> Any:
+        rollouts = composition.rollout_requests()
+        actions = {"pause": rollouts.pause, "resume": rollouts.resume, "abort": rollouts.abort}
+        if action not in actions:
+            raise NotFound(f"no rollout action {action!r}: pause, resume or abort")
+        return actions[action](name, _principal())
+
+    return _answer(control)
+
+
+def _rollout_options() -> RolloutOverrides:
+    """The request's body: the rollout's own options, every field optional (``{}`` or none: the
+    policy's other layers decide)."""
+    raw = _request().raw_body or b"{}"
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest('a rollout\'s options are a JSON object, e.g. {"steps": [10, 50, 100]}') from None
+    if not isinstance(document, dict):
+        raise InvalidRequest('a rollout\'s options are a JSON object, e.g. {"steps": [10, 50, 100]}')
+    return overrides_from(document)
 
 
 @app.on_cw_event(upload_event_pattern(TriggerSettings().staging_bucket), name="on_model_uploaded")

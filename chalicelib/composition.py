@@ -40,6 +40,7 @@ from chalicelib.settings import Settings, get_settings
 from chalicelib.stages.tracker import LifecycleTracker
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from chalicelib.approval.slack_interactions import SlackInteractions
     from chalicelib.deploy_model.unheard_uploads import UnheardUploads
     from chalicelib.execution_ended import ExecutionEnded
+    from chalicelib.promote_model.rollout_requests import RolloutRequests
     from chalicelib.sweep import Sweep
 
 # The inference path: one attempt (503 + Retry-After beats a retry API Gateway cuts at 29 s).
@@ -71,6 +73,8 @@ def session() -> boto3.session.Session:
 
 
 # One overload per service the Lambdas use (boto3-stubs' client types; a new service adds one).
+@overload
+def client(service: Literal["cloudwatch"], config: Config | None = None) -> CloudWatchClient: ...
 @overload
 def client(service: Literal["dynamodb"], config: Config | None = None) -> DynamoDBClient: ...
 @overload
@@ -277,6 +281,20 @@ def inference_proxy(status_of: Callable[[BaseException], int]) -> InferenceProxy
 @lru_cache(maxsize=1)
 def model_catalog() -> ModelCatalog:
     return ModelCatalog(registry(), router(), approvals())
+
+
+@lru_cache(maxsize=1)
+def rollout_requests() -> RolloutRequests:
+    from chalicelib.adapters.executions import Executions
+    from chalicelib.promote_model.rollout_requests import RolloutRequests
+
+    return RolloutRequests(
+        tracker(),
+        approval_gate(),
+        publisher(),
+        Executions(client("stepfunctions")),
+        lambda: settings().rollout_defaults,
+    )
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,20 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from chalicelib.domain.rollout.policy import RolloutOverrides
     from chalicelib.domain.validation.triton_release import TritonVersion
+
+# The rollout policy's defaults for this deployment (the template's Rollout* parameters): each
+# setting, by the policy field it sets. Empty: the built-in default.
+ROLLOUT_SETTINGS = {
+    "rollout_steps": "steps",
+    "rollout_bake_seconds": "bake_seconds",
+    "rollout_max_error_rate_margin": "max_error_rate_margin",
+    "rollout_max_p99_latency_ratio": "max_p99_latency_ratio",
+    "rollout_min_requests": "min_requests",
+    "rollout_evaluation_interval_seconds": "evaluation_interval_seconds",
+    "rollout_start_on_approval": "start_on_approval",
+}
 
 
 class Settings(BaseSettings):
@@ -50,6 +63,51 @@ class Settings(BaseSettings):
         description="the Triton version the endpoints run (2.N, or a container release YY.MM); auto: read from "
         "TRITON_IMAGE's tag; with no image either, the template's default (24.09: Triton 2.50)",
     )
+
+    # the rollout policy's defaults (ROLLOUT_SETTINGS): read where a rollout's policy is resolved
+    rollout_steps: str = Field(default="", description="canary weights in percent, comma-separated, ending at 100")
+    rollout_bake_seconds: str = Field(default="", description="seconds each canary step runs before the next")
+    rollout_max_error_rate_margin: str = Field(
+        default="", description="how much the candidate's error rate may exceed production's (a fraction)"
+    )
+    rollout_max_p99_latency_ratio: str = Field(
+        default="", description="the candidate's p99 latency at most this many times production's"
+    )
+    rollout_min_requests: str = Field(
+        default="", description="requests each version serves in a step before the gates judge it"
+    )
+    rollout_evaluation_interval_seconds: str = Field(
+        default="", description="seconds between two readings of the gates"
+    )
+    rollout_start_on_approval: str = Field(
+        default="", description="true: an approval starts a rollout instead of promoting at once"
+    )
+
+    @property
+    def rollout_defaults(self) -> RolloutOverrides:
+        """The deployment's layer of every rollout's policy. RolloutPolicyInvalid naming the
+        environment variable whose value is refused; read where a policy is resolved, not on
+        construction (a bad value must not stop the inference API)."""
+        from chalicelib.domain.errors import RolloutPolicyInvalid
+        from chalicelib.domain.rollout.policy import overrides_from
+
+        given: dict[str, object] = {}
+        for setting, field in ROLLOUT_SETTINGS.items():
+            text = str(getattr(self, setting)).strip()
+            if not text:
+                continue
+            if field == "steps":
+                given[field] = [part.strip() for part in text.split(",")]
+            elif field == "start_on_approval":
+                if text.lower() not in {"true", "false"}:
+                    raise RolloutPolicyInvalid(f"{setting.upper()} is {text!r}; give true or false")
+                given[field] = text.lower() == "true"
+            else:
+                given[field] = text
+        try:
+            return overrides_from(given)
+        except RolloutPolicyInvalid as exc:
+            raise RolloutPolicyInvalid(f"the deployment's Rollout* settings (ROLLOUT_* variables): {exc}") from None
 
     @property
     def deployed_triton(self) -> TritonVersion:

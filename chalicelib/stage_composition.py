@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from chalicelib.promote_model.flip_alias import FlipAlias
     from chalicelib.promote_model.prepare_promotion import PreparePromotion
     from chalicelib.promote_model.record_promotion_outcome import RecordPromotionOutcome
+    from chalicelib.promote_model.rollout import RolloutStep
     from chalicelib.promote_model.warm_production import WarmProduction
 
 # InvokeEndpoint may take 60 s; ModelNotReady is retried by EndpointInvoker, not botocore.
@@ -79,7 +80,11 @@ def record_approval() -> RecordApproval:
 def prepare_promotion() -> PreparePromotion:
     from chalicelib.promote_model.prepare_promotion import PreparePromotion
 
-    return PreparePromotion(tracker(), artifact_store(), settings().production_bucket)
+    # the policy's deployment layer is read here, so a bad Rollout* setting fails this stage with
+    # the reason (the version FAILED, promotable again), never the inference API
+    return PreparePromotion(
+        tracker(), artifact_store(), settings().production_bucket, lambda: settings().rollout_defaults
+    )
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +98,14 @@ def warm_production() -> WarmProduction:
         settings().production_bucket,
         settings().warm_requests,
     )
+
+
+@lru_cache(maxsize=1)
+def rollout_step() -> RolloutStep:
+    from chalicelib.adapters.version_metrics import VersionMetrics
+    from chalicelib.promote_model.rollout import RolloutStep
+
+    return RolloutStep(tracker(), VersionMetrics(client("cloudwatch")))
 
 
 @lru_cache(maxsize=1)

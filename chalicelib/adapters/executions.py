@@ -54,3 +54,13 @@ class Executions:
         if not entered:
             return None
         return max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"]["name"]
+
+    def stop(self, execution_arn: str, cause: str) -> bool:
+        """Stop the execution (StopExecution, with ``cause``); False when Step Functions refuses
+        (gone, already ended, not allowed): what the stop was for is then done by the execution's
+        own next step, which finds its version ended."""
+        try:
+            self._sfn.stop_execution(executionArn=execution_arn, error="RolloutAborted", cause=cause[:32768])
+        except ClientError:
+            return False
+        return True

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from chalicelib.domain.lifecycle import EVENT_FOR_STATUS, Status
 from chalicelib.domain.records import ModelVersion
+from chalicelib.domain.rollout.policy import RolloutOverrides
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -39,6 +40,9 @@ class LifecycleEvent(BaseModel):
     metrics: dict[str, float] = {}
     execution_arn: str | None = None
     approval_id: str | None = None
+    # RolloutRequested only: the rollout's own options over the policy's other layers ({}: none).
+    # Always present (null otherwise): PromoteModel's first state reads $.rollout.
+    rollout: RolloutOverrides | None = None
 
     @property
     def detail_type(self) -> str:

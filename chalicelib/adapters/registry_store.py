@@ -27,7 +27,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.adapters.dynamodb import ConditionFailed, transact, translate_errors
-from chalicelib.domain.errors import AliasMoved, ConcurrentUpdate, TransitionRefused, VersionExists, VersionNotFound
+from chalicelib.domain.errors import (
+    AliasMoved,
+    ConcurrentUpdate,
+    RolloutInProgress,
+    TransitionRefused,
+    VersionExists,
+    VersionNotFound,
+)
 from chalicelib.domain.lifecycle import Status, may_move
 from chalicelib.domain.records import (
     CANARY_ALIAS,
@@ -266,9 +273,15 @@ class VersionStore:
         """Drop ``record``'s notices up to revision ``announced`` (they were announced), on condition
         that the version is still at ``record.revision``; False if it moved on meanwhile (whoever
         moved it delivers what is still owed). No history entry: nothing about the version changed."""
-        kept = record.model_copy(update={"outbox": [n for n in record.outbox if n.revision > announced]})
+        return self.refresh(record, {"outbox": [n for n in record.outbox if n.revision > announced]})
+
+    @translate_errors
+    def refresh(self, record: ModelVersion, update: dict[str, Any]) -> bool:
+        """Set ``update``'s fields on ``record`` without a history entry or a new revision (nothing
+        about the version changed: announcements made, a rollout's latest reading), on condition
+        that the version is still at ``record.revision``; False if it moved on meanwhile."""
         try:
-            self._replace_record(kept)
+            self._replace_record(ModelVersion.model_validate({**record.model_dump(), **update}))
         except ConditionFailed:
             return False
         return True
@@ -373,6 +386,8 @@ class VersionStore:
                 return Flip(alias=alias, promoted=current, changed=False)  # a retried flip, done
             if (alias.revision if alias else 0) != seen_revision:
                 raise AliasMoved(name, alias, seen_revision)
+            if not may_flip_under(routes.canary, version):
+                raise rollout_in_progress(name, routes.canary)
             if not may_move(current.status, Status.PRODUCTION):
                 raise TransitionRefused(current, Status.PRODUCTION)
             (promoted, items), *replaced = [
@@ -435,32 +450,116 @@ class VersionStore:
 
     # -- the canary ------------------------------------------------------------------------
     @translate_errors
-    def put_canary(self, name: str, version: str, weight: float, actor: str) -> Canary:
-        """Start (or re-weight) the canary of ``name``; the caller checks the version may serve."""
-        canary = Canary(name=name, version=version, weight=weight, started_at=self.now(), actor=actor)
-        item = {**_alias_key(name, CANARY_ALIAS), "kind": {"S": "alias"}, "canary": {"S": canary.model_dump_json()}}
-        self._transact(
-            [
-                {"Put": {"TableName": self._table, "Item": item}},
-                self._update_index(
-                    name,
-                    "SET canary_version = :canary, updated_at = :at",
-                    {":canary": {"S": version}, ":at": {"S": canary.started_at}},
-                ),
-            ]
+    def put_canary(
+        self, name: str, version: str, weight: float, actor: str, rollout_execution: str | None = None
+    ) -> Canary:
+        """Start (or re-weight) the canary of ``name``; the caller checks the version may serve.
+
+        A rollout's canary (``rollout_execution``: its PromoteModel execution) may replace no
+        canary but its own or an admin's canary of the same version; an admin's may not replace a
+        rollout's. RolloutInProgress, naming the rollout, when the condition fails."""
+        canary = Canary(
+            name=name,
+            version=version,
+            weight=weight,
+            started_at=self.now(),
+            actor=actor,
+            rollout_execution=rollout_execution,
         )
+        item = {
+            **_alias_key(name, CANARY_ALIAS),
+            "kind": {"S": "alias"},
+            "canary": {"S": canary.model_dump_json()},
+            "canary_version": {"S": version},
+        }
+        if rollout_execution:
+            item["rollout_execution"] = {"S": rollout_execution}
+            condition = (
+                "attribute_not_exists(pk) OR rollout_execution = :mine "
+                "OR (attribute_not_exists(rollout_execution) AND canary_version = :version)"
+            )
+            values = {":mine": {"S": rollout_execution}, ":version": {"S": version}}
+        else:
+            condition, values = "attribute_not_exists(rollout_execution)", {}
+        try:
+            self._transact(
+                [
+                    self._put(item, condition, values),
+                    self._update_index(
+                        name,
+                        "SET canary_version = :canary, updated_at = :at",
+                        {":canary": {"S": version}, ":at": {"S": canary.started_at}},
+                    ),
+                ]
+            )
+        except ConditionFailed:
+            raise self._rollout_in_progress(name) from None
         return canary
 
     @translate_errors
-    def delete_canary(self, name: str) -> Canary | None:
-        """End the canary of ``name``; the one ended, or None if there was none."""
+    def delete_canary(self, name: str, rollout_execution: str | None = None) -> Canary | None:
+        """End the canary of ``name``; the one ended, or None if there was none. An admin's end
+        (no ``rollout_execution``) may not end a rollout's canary (RolloutInProgress); a rollout
+        ends only its own (another's is left, and None answered)."""
         canary = self.routes(name).canary
         if canary is None:
             return None
-        self._transact(
-            [
-                {"Delete": {"TableName": self._table, "Key": _alias_key(name, CANARY_ALIAS)}},
-                self._update_index(name, "REMOVE canary_version SET updated_at = :at", {":at": {"S": self.now()}}),
-            ]
+        if rollout_execution and canary.rollout_execution != rollout_execution:
+            return None
+        condition, values = (
+            ("rollout_execution = :mine", {":mine": {"S": rollout_execution}})
+            if rollout_execution
+            else ("attribute_not_exists(rollout_execution)", {})
         )
+        delete: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _alias_key(name, CANARY_ALIAS),
+            "ConditionExpression": condition,
+        }
+        if values:
+            delete["ExpressionAttributeValues"] = values
+        try:
+            self._transact(
+                [
+                    {"Delete": delete},
+                    self._update_index(name, "REMOVE canary_version SET updated_at = :at", {":at": {"S": self.now()}}),
+                ]
+            )
+        except ConditionFailed:
+            if rollout_execution:
+                return None  # ended meanwhile (by the flip, or another ending of this rollout)
+            raise self._rollout_in_progress(name) from None
         return canary
+
+    def _rollout_in_progress(self, name: str) -> RolloutInProgress:
+        return rollout_in_progress(name, self.routes(name).canary)
+
+
+def rollout_in_progress(name: str, canary: Canary | None) -> RolloutInProgress:
+    """The refusal of a canary change (or a flip) that the canary's rollout does not allow."""
+    owner = (
+        f"a rollout of {name} {canary.version} (at {canary.weight:.0%}, execution "
+        f"{canary.rollout_execution.rsplit(':', 1)[-1]})"
+        if canary and canary.rollout_execution
+        else f"another change to {name}'s canary"
+    )
+    return RolloutInProgress(
+        f"{owner} owns the canary; wait for it to end or abort it (mmedeploy rollout abort {name})"
+    )
+
+
+def may_replace_canary(canary: Canary | None, version: str, rollout_execution: str | None) -> bool:
+    """put_canary's condition: a rollout's canary replaces none but its own or an admin's canary of
+    the same version; an admin's replaces any but a rollout's."""
+    if canary is None:
+        return True
+    if rollout_execution:
+        return canary.rollout_execution == rollout_execution or (
+            canary.rollout_execution is None and canary.version == version
+        )
+    return canary.rollout_execution is None
+
+
+def may_flip_under(canary: Canary | None, version: str) -> bool:
+    """Production does not move under a rollout, but to the rollout's own candidate."""
+    return canary is None or canary.rollout_execution is None or canary.version == version

@@ -80,6 +80,7 @@ class Validate:
                 "size": report.size,
                 "models": report.models,
                 "test_cases": len(inspection.test_cases),
+                "rollout_policy": inspection.rollout_overrides,
                 "metrics": {**current.metrics, "validation_ms": elapsed_ms},
             }
 

@@ -135,3 +135,8 @@ class RolloutPolicyInvalid(InvalidRequest):
 class MetricsUnavailable(ServiceError):
     """CloudWatch could not give a version's figures: a rollout waits and reads them again, never
     judging a step without them."""
+
+
+class RolloutInProgress(Conflict, RegistryError):
+    """A rollout owns the model's canary: nothing else may change or end it, promote or roll back
+    the model, or start a second rollout, until it ends (or an admin aborts it)."""

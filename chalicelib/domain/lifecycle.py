@@ -25,6 +25,7 @@ class Status(StrEnum):
     PRODUCTION = "PRODUCTION"
     RETIRED = "RETIRED"
     FAILED = "FAILED"
+    ROLLED_BACK = "ROLLED_BACK"
 
 
 S = Status
@@ -52,12 +53,15 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.FAILED: frozenset(
         {S.RECEIVED, S.VALIDATING, S.VALIDATED, S.WARMING, S.STAGED, S.AWAITING_APPROVAL, S.APPROVED, S.PROMOTING}
     ),
+    # a rollout (a PROMOTING version taking canary steps) its gates or an admin ended: the canary
+    # is removed and production never changed
+    S.ROLLED_BACK: frozenset({S.PROMOTING}),
 }
 
 # -- the groupings: every set of statuses the code decides on is defined here, and only here ------
 # Where a version's deployment ends. RETIRED and PRODUCTION are not "in progress" either: a
 # DeployModel execution is over once a version reaches any of these.
-TERMINAL = frozenset({S.REJECTED, S.DECLINED, S.EXPIRED, S.FAILED, S.RETIRED})
+TERMINAL = frozenset({S.REJECTED, S.DECLINED, S.EXPIRED, S.FAILED, S.RETIRED, S.ROLLED_BACK})
 # Where a version waits for nobody but people (or is over): `status --watch` stops here.
 SETTLED = TERMINAL | {S.AWAITING_APPROVAL, S.APPROVED, S.PRODUCTION}
 # Still moving through a state machine (`mmedeploy status` shows these in progress).
@@ -68,7 +72,7 @@ EXECUTION_OWNED = IN_PROGRESS | {S.AWAITING_APPROVAL}
 # What a redeploy may start again (chalicelib/deploy_model/redeploy.py says which FAILED ones).
 REDEPLOYABLE = frozenset({S.FAILED, S.EXPIRED})
 # Where a deployment ends without a version to use: `status --watch` exits 1 on these.
-FAILURE = frozenset({S.REJECTED, S.FAILED, S.EXPIRED, S.DECLINED})
+FAILURE = frozenset({S.REJECTED, S.FAILED, S.EXPIRED, S.DECLINED, S.ROLLED_BACK})
 
 # Where a pinned version is served (the inference routes): staged versions from the staging MME
 # (where they were warmed), promoted ones from the production MME. Others (rejected, failed,
@@ -83,7 +87,7 @@ CANARY_CANDIDATES = frozenset({S.STAGED, S.AWAITING_APPROVAL, S.APPROVED})
 # again (chalicelib/promote_model/ownership.py may_claim).
 PROMOTABLE = frozenset({S.APPROVED, S.RETIRED})
 # Once decided, the approval message shows where the version stands instead of its buttons.
-AFTER_DECISION = frozenset({S.APPROVED, S.DECLINED, S.EXPIRED, S.PROMOTING, S.PRODUCTION, S.FAILED})
+AFTER_DECISION = frozenset({S.APPROVED, S.DECLINED, S.EXPIRED, S.PROMOTING, S.PRODUCTION, S.FAILED, S.ROLLED_BACK})
 
 # The lifecycle event (detail-type on the mmedeploy-lifecycle bus) each status is announced by.
 EVENT_FOR_STATUS: dict[Status, str] = {
@@ -101,13 +105,22 @@ EVENT_FOR_STATUS: dict[Status, str] = {
     S.PRODUCTION: "ModelPromoted",
     S.RETIRED: "ModelRetired",
     S.FAILED: "DeploymentFailed",
+    S.ROLLED_BACK: "RolloutAborted",
 }
 
 
 # Not status changes of their own: a rollback's PRODUCTION is announced as ModelRolledBack, and an
 # admin's promotion request (the API) as PromotionRequested; both start PromoteModel.
-ROLLED_BACK = "ModelRolledBack"
+MODEL_ROLLED_BACK = "ModelRolledBack"
 PROMOTION_REQUESTED = "PromotionRequested"
+# Progressive delivery (a mode of PromoteModel): an admin's rollout request starts PromoteModel as
+# PromotionRequested does; a rollout's PRODUCTION is announced as RolloutCompleted; each canary step
+# is announced, without a status change, as RolloutStepStarted and each passed gate reading that
+# ends a step as RolloutGatePassed (an ended rollout is ROLLED_BACK's RolloutAborted).
+ROLLOUT_REQUESTED = "RolloutRequested"
+ROLLOUT_COMPLETED = "RolloutCompleted"
+ROLLOUT_STEP_STARTED = "RolloutStepStarted"
+ROLLOUT_GATE_PASSED = "RolloutGatePassed"
 
 
 def may_move(current: Status, target: Status) -> bool:

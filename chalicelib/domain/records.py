@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from chalicelib.domain.lifecycle import Status
+from chalicelib.domain.rollout.policy import RolloutOverrides
+from chalicelib.domain.rollout.progress import RolloutRun
 from chalicelib.domain.signature import ModelSummary
 from chalicelib.domain.validation.findings import Finding
 
@@ -50,6 +52,7 @@ class PromotionRun(BaseModel):
     rollback: bool  # RETIRED -> PROMOTING: a failure leaves it RETIRED, not FAILED
     requested_by: str
     started_at: str
+    rollout: RolloutRun | None = None  # a rollout: canary steps judged by gates before the flip
 
 
 class Notice(BaseModel):
@@ -91,6 +94,11 @@ class ModelVersion(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     rejected_uploads: list[RejectedUpload] = []
     promotion: PromotionRun | None = None
+    # the tarball's rollout.json, as the validator read it: a rollout's layer over the defaults
+    rollout_policy: RolloutOverrides | None = None
+    # an admin's rollout of a version awaiting approval (approved by that request): its options,
+    # taken by the promotion the approval starts, which then rolls the version out
+    rollout_request: RolloutOverrides | None = None
     outbox: list[Notice] = []  # announcements owed (see Notice); internal, not in document()
     history: list[HistoryEntry] = Field(default=[], exclude=True)  # read beside the record
 
@@ -132,6 +140,9 @@ class Canary(BaseModel):
     weight: float
     started_at: str
     actor: str
+    # set while a rollout owns the canary (its PromoteModel execution): the candidate is served
+    # from the production endpoint, and only the rollout changes or ends the canary
+    rollout_execution: str | None = None
 
 
 class ModelRoutes(BaseModel):

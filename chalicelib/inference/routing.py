@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.lifecycle import ON_PRODUCTION, ON_STAGING
+from chalicelib.domain.lifecycle import ON_PRODUCTION, ON_STAGING, Status
 from chalicelib.domain.naming import ArtifactName
 from chalicelib.domain.records import ModelRoutes, ModelVersion
 from chalicelib.domain.signature import ModelSummary
@@ -97,7 +97,14 @@ class Router:
         canary = routes.canary
         if canary is not None and canary.version != production.version and self._chance() < canary.weight:
             candidate = self.version(name, canary.version)
-            if candidate is not None and candidate.status in ON_STAGING:  # a declined one stops serving
+            if candidate is None:
+                return production
+            if canary.rollout_execution:
+                # a rollout's candidate was warmed on production; once its rollout ends (the
+                # version moves on from PROMOTING) it stops serving, even before the canary goes
+                if candidate.status is Status.PROMOTING:
+                    return self._route(name, canary.version, CANARY, self._production, candidate)
+            elif candidate.status in ON_STAGING:  # a declined one stops serving
                 return self._route(name, canary.version, CANARY, self._staging, candidate)
         return production
 

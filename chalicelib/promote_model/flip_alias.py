@@ -21,8 +21,17 @@ class FlipAlias:
         if not (record.status is Status.PRODUCTION and owned_by(record, step.execution)):  # else a retried step
             require_owned(record, step.execution)
         by = record.promotion.requested_by if record.promotion else "unknown"
-        reason = f"{'rolled back' if step.rollback else 'promoted'} to production (requested by {by})"
-        flip = self._tracker.flip(step.name, step.version, step.alias_revision, ACTOR, reason, step.rollback)
+        rollout = record.promotion.rollout if record.promotion else None
+        if rollout is not None:
+            reason = (
+                f"promoted to production: its rollout passed every gate of {len(rollout.policy.steps) - 1} "
+                f"canary step(s) (requested by {by})"
+            )
+        else:
+            reason = f"{'rolled back' if step.rollback else 'promoted'} to production (requested by {by})"
+        flip = self._tracker.flip(
+            step.name, step.version, step.alias_revision, ACTOR, reason, step.rollback, rollout=rollout is not None
+        )
         return FlipResult(
             version=flip.alias.version,
             replaced=flip.retired.version if flip.retired else None,

@@ -1,6 +1,7 @@
 """RecordPromotionOutcome: every Catch of PromoteModel ends here. The alias was not flipped, so a
-first promotion ends FAILED with the reason, and a rollback leaves its version RETIRED (as it
-was, still a rollback candidate) with the reason in its history."""
+first promotion ends FAILED with the reason, a rollout FAILED with its canary removed, and a
+rollback leaves its version RETIRED (as it was, still a rollback candidate) with the reason in its
+history."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.domain.lifecycle import Status
 from chalicelib.promote_model.ownership import owned_by
+from chalicelib.promote_model.rollout import end_rollout, remove_canary
 from chalicelib.promote_model.stage_io import RecordPromotionOutcomeInput
 from chalicelib.stages.stage_io import StageResult, failure_reason
 from chalicelib.stages.tracker import LifecycleTracker
@@ -23,6 +25,9 @@ class RecordPromotionOutcome:
     def run(self, outcome: RecordPromotionOutcomeInput) -> StageResult:
         record = self._tracker.registry.get(outcome.name, outcome.version)
         reason = failure_reason(outcome.error)
+        if record.status is Status.ROLLED_BACK and owned_by(record, outcome.execution):
+            remove_canary(self._tracker, record)  # its rollout ended (an admin's abort stops the execution)
+            return StageResult(status=record.status.value)
         if record.status is not Status.PROMOTING or not owned_by(record, outcome.execution):
             # e.g. a duplicate execution's error: the owner's promotion must not be ended by it
             logger.error(
@@ -30,6 +35,11 @@ class RecordPromotionOutcome:
                 extra={"model": outcome.name, "version": outcome.version, "error": reason},
             )
             return StageResult(status=record.status.value)
+        rollout = record.promotion.rollout if record.promotion else None
+        if rollout is not None:  # the canary goes with it; a rollout or promotion may be asked for again
+            reason = f"rollout failed ({rollout.describe_step()}), production unchanged, canary removed: {reason}"
+            ended = end_rollout(self._tracker, record, Status.FAILED, ACTOR, reason)
+            return StageResult(status=ended.record.status.value)
         if record.promotion and record.promotion.rollback:
             target, reason = Status.RETIRED, f"rollback failed, production unchanged: {reason}"
         else:

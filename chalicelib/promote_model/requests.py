@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from chalicelib.adapters.lifecycle_events import LifecycleEvent, LifecyclePublisher
 from chalicelib.adapters.registry_store import VersionStore
 from chalicelib.domain.approvals import Decision
-from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.errors import Conflict, NotFound, RolloutInProgress
 from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, REDEPLOYABLE, Status
 from chalicelib.domain.records import ModelVersion
 from chalicelib.promote_model.ownership import may_claim
@@ -47,6 +47,7 @@ class PromotionRequests:
         self._publisher = publisher
 
     def promote(self, name: str, version: str, actor: str) -> PromotionAccepted:
+        self._no_rollout(name, "promoted")
         record = self._registry.find(name, version)
         if record is None:
             raise NotFound(f"no version {version} of model {name} in the registry")
@@ -71,6 +72,7 @@ class PromotionRequests:
         )
 
     def rollback(self, name: str, actor: str) -> PromotionAccepted:
+        self._no_rollout(name, "rolled back")
         alias = self._registry.find_alias(name)
         if alias is None:
             raise NotFound(f"model {name} has no production version")
@@ -84,6 +86,14 @@ class PromotionRequests:
             )
         accepted = self._request(previous, actor, "rollback requested")
         return accepted.model_copy(update={"from_version": alias.version})
+
+    def _no_rollout(self, name: str, what: str) -> None:
+        canary = self._registry.routes(name).canary
+        if canary is not None and canary.rollout_execution:
+            raise RolloutInProgress(
+                f"a rollout of {name} {canary.version} is in progress (at {canary.weight:.0%}): {name} is not "
+                f"{what} until it ends; abort it first (mmedeploy rollout abort {name})"
+            )
 
     def _request(self, record: ModelVersion, actor: str, action: str) -> PromotionAccepted:
         # PromoteModel claims the version itself (a conditional move), so a repeated request is harmless.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
+from chalicelib.domain.rollout.policy import RolloutOverrides
 from chalicelib.stages.stage_io import StageError
 
 
@@ -15,6 +18,8 @@ class PromotionStep(BaseModel):
 
 class PrepareInput(PromotionStep):
     requested_by: str = "unknown"  # the lifecycle event's actor (the approver, or the admin)
+    # RolloutRequested's: the rollout's own options ({} for none); absent or null for the others
+    rollout: RolloutOverrides | None = None
 
 
 class PrepareResult(BaseModel):
@@ -23,6 +28,18 @@ class PrepareResult(BaseModel):
     alias_revision: int = 0
     rollback: bool = False
     copied: bool = False
+    rollout: bool = False  # canary steps judged by gates come before the flip
+
+
+class RolloutStepResult(BaseModel):
+    """What the state machine does after a RolloutStep: wait ``wait_seconds`` and call it again,
+    flip the alias (every canary step passed), or end (the rollout was rolled back)."""
+
+    action: Literal["wait", "promote", "rolled_back"]
+    wait_seconds: int = 0
+    step: int = -1
+    weight: float = 0.0
+    reason: str = ""
 
 
 class FlipInput(PromotionStep):

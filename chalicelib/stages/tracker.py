@@ -17,7 +17,15 @@ from chalicelib.adapters.lifecycle_events import (
     LifecyclePublisher,
 )
 from chalicelib.adapters.registry_store import VersionStore
-from chalicelib.domain.lifecycle import AFTER_DECISION, ROLLED_BACK, TERMINAL, Status
+from chalicelib.domain.lifecycle import (
+    AFTER_DECISION,
+    MODEL_ROLLED_BACK,
+    ROLLOUT_COMPLETED,
+    ROLLOUT_GATE_PASSED,
+    ROLLOUT_STEP_STARTED,
+    TERMINAL,
+    Status,
+)
 from chalicelib.domain.records import Flip, ModelVersion, Notice, RejectedUpload, Transition
 
 if TYPE_CHECKING:  # built by composition, which imports slack_sdk only when a Lambda needs it
@@ -80,15 +88,14 @@ class LifecycleTracker:
         """Announce what ``record``'s outbox owes, oldest first, then drop it from the outbox. A
         failure leaves the rest owed, for the retried step or the sweep. ``actor``: who made the
         record's current revision, when the caller knows (else its history says)."""
-        known = actor is not None and all(
-            n.revision == record.revision and n.detail_type != UPLOAD_REFUSED for n in record.outbox
-        )
+        known = actor is not None and all(n.revision == record.revision and not _is_note(n) for n in record.outbox)
         history = {} if known else {h.revision: h for h in self.registry.history(record.name, record.version)}
         for notice in record.outbox:
             entry = history.get(notice.revision)
             event = LifecycleEvent.of(record, entry.actor if entry else (actor or "mmedeploy"), notice.previous)
-            # an older change as it was; a refused upload with its own reason, not the status's
-            if entry is not None and (notice.revision != record.revision or notice.detail_type == UPLOAD_REFUSED):
+            # an older change as it was; a note (a refused upload, a rollout's step) with its own
+            # reason, not the status's
+            if entry is not None and (notice.revision != record.revision or _is_note(notice)):
                 event = event.model_copy(
                     update={"status": entry.status, "reason": entry.reason, "at": entry.at, "revision": entry.revision}
                 )
@@ -104,14 +111,27 @@ class LifecycleTracker:
         if notice.detail_type == UPLOAD_REFUSED:
             self._notifier.announce_refused_upload(record, event.reason)
         elif event.status is Status.PRODUCTION:
-            self._notifier.announce_promoted(record, notice.replaced, rolled_back=notice.detail_type == ROLLED_BACK)
+            self._notifier.announce_promoted(
+                record, notice.replaced, rolled_back=notice.detail_type == MODEL_ROLLED_BACK
+            )
         elif event.status in TERMINAL:
             self._notifier.announce_outcome(record)
 
-    def flip(self, name: str, version: str, seen_revision: int, actor: str, reason: str, rollback: bool) -> Flip:
+    def flip(
+        self,
+        name: str,
+        version: str,
+        seen_revision: int,
+        actor: str,
+        reason: str,
+        rollback: bool,
+        rollout: bool = False,
+    ) -> Flip:
         """Make ``version`` the production version (see VersionStore.flip_production): announced
-        as ModelPromoted, or ModelRolledBack, and in Slack; the replaced version as ModelRetired.
-        Both versions owe theirs in the flip's transaction (the outbox)."""
+        as ModelPromoted, ModelRolledBack (``rollback``) or RolloutCompleted (the last step of a
+        ``rollout``), and in Slack; the replaced version as ModelRetired. Both versions owe theirs
+        in the flip's transaction (the outbox)."""
+        detail_type = MODEL_ROLLED_BACK if rollback else ROLLOUT_COMPLETED if rollout else None
 
         def with_notice(current: ModelVersion, target: Status, replaced: str | None) -> dict[str, Any]:
             promoted = target is Status.PRODUCTION
@@ -119,7 +139,7 @@ class LifecycleTracker:
                 revision=current.revision + 1,
                 previous=current.status,
                 slack=promoted,  # the replaced version is named in the promotion's notice
-                detail_type=ROLLED_BACK if promoted and rollback else None,
+                detail_type=detail_type if promoted else None,
                 replaced=replaced if promoted else None,
             )
             return {"outbox": [*current.outbox, owed]}
@@ -131,9 +151,7 @@ class LifecycleTracker:
             replaced = self.registry.find(name, flip.alias.previous) if flip.alias.previous else None
             settled = [flip.promoted, *([replaced] if replaced and replaced.status is Status.RETIRED else [])]
             if not flip.promoted.outbox:  # its notices went out: the event again (consumers de-duplicate)
-                self._publisher.publish(
-                    LifecycleEvent.of(flip.promoted, actor), detail_type=ROLLED_BACK if rollback else None
-                )
+                self._publisher.publish(LifecycleEvent.of(flip.promoted, actor), detail_type=detail_type)
         for record in settled:
             if record.outbox:
                 self._deliver_after_flip(record, actor)
@@ -173,7 +191,36 @@ class LifecycleTracker:
             self._publisher.publish(event, detail_type=UPLOAD_REFUSED)
         return noted
 
+    def note(
+        self,
+        name: str,
+        version: str,
+        actor: str,
+        reason: str,
+        detail_type: str,
+        changes: Callable[[ModelVersion], dict[str, Any]] | None = None,
+    ) -> ModelVersion:
+        """Record something that happened to the version without a status change (a rollout's
+        step, a passed gate), applying ``changes``, owing its event ``detail_type`` (one of
+        NOTE_EVENTS) in the same write; then announce it and update the approval message."""
+
+        def with_notice(current: ModelVersion) -> dict[str, Any]:
+            owed = Notice(revision=current.revision + 1, detail_type=detail_type)
+            return {**(changes(current) if changes else {}), "outbox": [*current.outbox, owed]}
+
+        noted = self.registry.annotate(name, version, actor, reason, with_notice)
+        self.deliver(noted, actor)
+        return noted
+
     def _update_approval_message(self, record: ModelVersion) -> None:
         approval = self.approvals.find_approval(record.approval_id) if record.approval_id else None
         if approval is not None:
             self._notifier.update_approval(record, approval)
+
+
+# Events that announce a note on a version (its history entry's reason), not a status change.
+NOTE_EVENTS = frozenset({UPLOAD_REFUSED, ROLLOUT_STEP_STARTED, ROLLOUT_GATE_PASSED})
+
+
+def _is_note(notice: Notice) -> bool:
+    return notice.detail_type in NOTE_EVENTS

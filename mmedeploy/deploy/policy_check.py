@@ -35,6 +35,7 @@ from mmedeploy.deploy.template import TemplateError, is_intrinsic, load_template
 # lists no resource type for them), so "Resource": "*" is the only way to grant them.
 RESOURCE_STAR_ACTIONS: Mapping[str, str] = {
     "cloudwatch:PutMetricData": "no resource type; scope it with the cloudwatch:namespace condition key",
+    "cloudwatch:GetMetricData": "no resource type (the rollout's gates read both versions' figures)",
     "xray:PutTraceSegments": "no resource type; what Lambda's active tracing sends segments with",
     "xray:PutTelemetryRecords": "no resource type; the X-Ray SDK's telemetry",
     # Vended log delivery (Step Functions and API Gateway logging to CloudWatch Logs): AWS's

@@ -20,7 +20,13 @@ from typing import Any
 from chalicelib.adapters.approval_store import new_approval_id
 from chalicelib.adapters.dynamodb import ConditionFailed
 from chalicelib.adapters.registry import ModelRegistry
-from chalicelib.adapters.registry_store import WRITE_ATTEMPTS, FlipChanges
+from chalicelib.adapters.registry_store import (
+    WRITE_ATTEMPTS,
+    FlipChanges,
+    may_flip_under,
+    may_replace_canary,
+    rollout_in_progress,
+)
 from chalicelib.domain.approvals import EXPIRED_DECISION, PendingApproval
 from chalicelib.domain.errors import (
     AliasMoved,
@@ -184,6 +190,8 @@ class FakeRegistry(ModelRegistry):
                 raise AliasMoved(name, alias, seen_revision)
             if not may_move(current.status, Status.PRODUCTION):
                 raise TransitionRefused(current, Status.PRODUCTION)
+            if not may_flip_under(routes.canary, version):
+                raise rollout_in_progress(name, routes.canary)
             writes = [
                 (m.current, *self._changed(m.current, m.to, actor, m.reason, m.update))
                 for m in self._flip_moves(current, alias, reason, changes)
@@ -219,16 +227,31 @@ class FakeRegistry(ModelRegistry):
         raise ConcurrentUpdate(f"{name} {version}: {WRITE_ATTEMPTS} concurrent writes in a row")
 
     # -- the canary ------------------------------------------------------------------------
-    def put_canary(self, name: str, version: str, weight: float, actor: str) -> Canary:
-        canary = Canary(name=name, version=version, weight=weight, started_at=self.now(), actor=actor)
+    def put_canary(
+        self, name: str, version: str, weight: float, actor: str, rollout_execution: str | None = None
+    ) -> Canary:
+        if not may_replace_canary(self.routes(name).canary, version, rollout_execution):
+            raise rollout_in_progress(name, self.routes(name).canary)
+        canary = Canary(
+            name=name,
+            version=version,
+            weight=weight,
+            started_at=self.now(),
+            actor=actor,
+            rollout_execution=rollout_execution,
+        )
         self._canaries[name] = canary.model_dump_json()
         self._index.setdefault(name, {}).update(canary_version=version, updated_at=canary.started_at)
         return canary
 
-    def delete_canary(self, name: str) -> Canary | None:
+    def delete_canary(self, name: str, rollout_execution: str | None = None) -> Canary | None:
         canary = self.routes(name).canary
         if canary is None:
             return None
+        if canary.rollout_execution != rollout_execution:
+            if rollout_execution:
+                return None  # another's: a rollout ends only its own
+            raise rollout_in_progress(name, canary)
         self._canaries.pop(name, None)
         index = self._index.setdefault(name, {})
         index.pop("canary_version", None)

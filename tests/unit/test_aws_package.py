@@ -135,7 +135,7 @@ def test_the_promotion_rule_starts_promote_model_with_retries_and_a_dead_letter_
 ) -> None:
     template = packaged_template.template
     rule = properties(template["Resources"]["PromotionRule"])
-    assert rule["EventPattern"]["detail-type"] == ["ModelApproved", "PromotionRequested"]
+    assert rule["EventPattern"]["detail-type"] == ["ModelApproved", "PromotionRequested", "RolloutRequested"]
     assert rule["EventBusName"] == {"Fn::GetAtt": ["LifecycleBus", "Name"]}
     (target,) = rule["Targets"]
     machine_name = properties(template["Resources"]["PromoteModelStateMachine"])["Name"]["Fn::Sub"]

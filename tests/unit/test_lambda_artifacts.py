@@ -77,7 +77,7 @@ def test_every_packaged_handler_imports_from_its_artifact_alone(
 ) -> None:
     functions = packaged_functions(staging_package.template)
     assert {f.code_uri for f in functions} == {f"./{CHALICE_ZIP}", f"./{FUNCTIONS_ZIP}"}
-    assert len(functions) == 13  # the API, its authorizer, the upload trigger, nine stage Lambdas, the reconciler
+    assert len(functions) == 14  # the API, its authorizer, the upload trigger, ten stage Lambdas, the reconciler
 
     failures = []
     for function in functions:

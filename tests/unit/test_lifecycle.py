@@ -82,8 +82,8 @@ def test_production_is_entered_only_through_a_promotion() -> None:
     assert ALLOWED_FROM[S.PRODUCTION] == {S.PROMOTING}
 
 
-def test_a_promotion_ends_serving_failed_or_back_where_a_rollback_began() -> None:
-    assert successors(S.PROMOTING) == {S.PRODUCTION, S.FAILED, S.RETIRED}
+def test_a_promotion_ends_serving_failed_or_back_where_a_rollback_began_or_rolled_back_by_its_rollout() -> None:
+    assert successors(S.PROMOTING) == {S.PRODUCTION, S.FAILED, S.RETIRED, S.ROLLED_BACK}
 
 
 @pytest.mark.parametrize("status", sorted(TERMINAL))

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from chalicelib.adapters.lifecycle_events import UPLOAD_REFUSED, EventPublishFailed
-from chalicelib.domain.lifecycle import ROLLED_BACK, Status
+from chalicelib.domain.lifecycle import MODEL_ROLLED_BACK, Status
 from chalicelib.domain.records import ModelVersion, Notice
 from chalicelib.sweep import OWED_AFTER_S
 from tests.unit.builders import a_version
@@ -219,7 +219,7 @@ def test_a_flip_whose_announcements_were_lost_to_a_crash_is_delivered_by_the_swe
 ) -> None:
     # GIVEN version 2 flipped in place of version 1, and the flip's first event refused after its transaction
     flipped_over_one(world)
-    kind = ROLLED_BACK if rollback else "ModelPromoted"
+    kind = MODEL_ROLLED_BACK if rollback else "ModelPromoted"
     world.publisher._fail_on.add(kind)
     promoted_before = len(world.notifier.promoted)
     with pytest.raises(EventPublishFailed):
@@ -228,7 +228,7 @@ def test_a_flip_whose_announcements_were_lost_to_a_crash_is_delivered_by_the_swe
     two, one = world.registry.get("fraud", "2"), world.registry.get("fraud", "1")
     assert (two.status, one.status) == (Status.PRODUCTION, Status.RETIRED)
     assert [(n.revision, n.previous, n.slack, n.detail_type, n.replaced) for n in two.outbox] == [
-        (two.revision, Status.PROMOTING, True, ROLLED_BACK if rollback else None, "1")
+        (two.revision, Status.PROMOTING, True, MODEL_ROLLED_BACK if rollback else None, "1")
     ]
     assert [(n.revision, n.previous, n.slack) for n in one.outbox] == [(one.revision, Status.PRODUCTION, False)]
     assert len(world.notifier.promoted) == promoted_before and "ModelRetired" not in world.publisher.kinds

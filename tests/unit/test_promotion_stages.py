@@ -12,8 +12,9 @@ import pytest
 from chalicelib.adapters.endpoint_invoker import Invocation
 from chalicelib.domain.approvals import Decision
 from chalicelib.domain.errors import AliasMoved, DomainError, TransitionRefused
-from chalicelib.domain.lifecycle import PROMOTION_REQUESTED, ROLLED_BACK, Status
+from chalicelib.domain.lifecycle import MODEL_ROLLED_BACK, PROMOTION_REQUESTED, Status
 from chalicelib.domain.records import ModelVersion, PromotionRun
+from chalicelib.domain.rollout.policy import RolloutOverrides
 from chalicelib.promote_model.flip_alias import FlipAlias
 from chalicelib.promote_model.ownership import NotOwned
 from chalicelib.promote_model.prepare_promotion import PreparePromotion
@@ -61,7 +62,13 @@ class Promotion(ApprovalWorld):
     def __init__(self) -> None:
         super().__init__()
         self.invoker = FakeInvoker()
-        self.preparer = PreparePromotion(self.tracker, self.store, PRODUCTION_BUCKET)  # type: ignore[arg-type]
+        self.rollout_defaults = RolloutOverrides()  # the deployment's layer of a rollout's policy
+        self.preparer = PreparePromotion(
+            self.tracker,
+            self.store,  # type: ignore[arg-type]
+            PRODUCTION_BUCKET,
+            lambda: self.rollout_defaults,
+        )
         self.warmer = WarmProduction(
             self.tracker,
             self.store,  # type: ignore[arg-type]
@@ -300,7 +307,7 @@ def test_a_rollback_flip_retires_the_current_version_and_is_announced_as_rolled_
     assert world.registry.get("fraud", "2").status is S.RETIRED
     alias = world.alias()
     assert (alias.version, alias.previous, alias.revision) == ("1", "2", 3)
-    assert ROLLED_BACK in world.publisher.kinds
+    assert MODEL_ROLLED_BACK in world.publisher.kinds
     assert world.notifier.promoted[-1][1:] == ("2", True)  # names the version it replaced
 
 

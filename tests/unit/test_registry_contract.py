@@ -19,6 +19,7 @@ from chalicelib.domain.errors import (
     AlreadyDecided,
     ApprovalNotFound,
     RegistryError,
+    RolloutInProgress,
     TransitionRefused,
     VersionExists,
     VersionNotFound,
@@ -260,6 +261,66 @@ def test_the_canary_starts_ends_and_is_removed_when_its_version_is_promoted(regi
     registry.put_canary("fraud", "2", 0.5, "api:ops")
     registry.flip_production("fraud", "2", 1, "pipeline/promote", "promoted")
     assert registry.routes("fraud").canary is None and registry.list_models().models[0].canary_version is None
+
+
+ROLLOUT = "arn:aws:states:us-east-1:123456789012:execution:mmedeploy-dev-promote-model:rollout-2"
+
+
+def test_a_rollouts_canary_is_changed_and_ended_by_its_rollout_only(registry: Any) -> None:
+    promoting(registry, "1")
+    registry.flip_production("fraud", "1", 0, "pipeline/promote", "promoted")
+    promoting(registry, "2")
+    promoting(registry, "3")
+    # an admin's canary of the rollout's own version is taken over; of another version it is not
+    registry.put_canary("fraud", "3", 0.1, "api:ops")
+    with pytest.raises(RolloutInProgress, match="another change to fraud's canary"):
+        registry.put_canary("fraud", "2", 0.05, "pipeline/rollout", rollout_execution=ROLLOUT)
+    registry.delete_canary("fraud")
+    registry.put_canary("fraud", "2", 0.05, "pipeline/rollout", rollout_execution=ROLLOUT)
+    stepped = registry.put_canary("fraud", "2", 0.25, "pipeline/rollout", rollout_execution=ROLLOUT)
+    assert (stepped.weight, stepped.rollout_execution) == (0.25, ROLLOUT)
+    assert registry.routes("fraud").canary == stepped
+    # nobody else changes or ends it: an admin, another rollout, a flip of another version
+    refused = "a rollout of fraud 2 \\(at 25%, execution rollout-2\\) owns the canary"
+    with pytest.raises(RolloutInProgress, match=refused):
+        registry.put_canary("fraud", "3", 0.1, "api:ops")
+    with pytest.raises(RolloutInProgress, match=refused):
+        registry.put_canary("fraud", "3", 0.1, "pipeline/rollout", rollout_execution=ROLLOUT + "-other")
+    with pytest.raises(RolloutInProgress, match=refused):
+        registry.delete_canary("fraud")
+    with pytest.raises(RolloutInProgress, match=refused):
+        registry.flip_production("fraud", "3", 1, "pipeline/promote", "promoted")
+    assert registry.delete_canary("fraud", rollout_execution=ROLLOUT + "-other") is None
+    assert registry.routes("fraud").canary == stepped and registry.find_alias("fraud").version == "1"
+    # its own rollout ends it (and again: nothing left to end)
+    assert registry.delete_canary("fraud", rollout_execution=ROLLOUT) == stepped
+    assert registry.delete_canary("fraud", rollout_execution=ROLLOUT) is None
+    assert registry.routes("fraud").canary is None and registry.list_models().models[0].canary_version is None
+
+
+def test_the_flip_of_a_rollouts_own_candidate_removes_its_canary(registry: Any) -> None:
+    promoting(registry, "1")
+    registry.flip_production("fraud", "1", 0, "pipeline/promote", "promoted")
+    promoting(registry, "2")
+    registry.put_canary("fraud", "2", 0.5, "pipeline/rollout", rollout_execution=ROLLOUT)
+    registry.flip_production("fraud", "2", 1, "pipeline/promote", "promoted")
+    assert registry.routes("fraud").canary is None and registry.find_alias("fraud").version == "2"
+
+
+def test_a_refresh_sets_fields_without_history_and_only_at_the_revision_read(registry: Any) -> None:
+    promoting(registry, "1")
+    read = registry.get("fraud", "1")
+    history = registry.history("fraud", "1")
+    assert registry.refresh(read, {"metrics": {"p50": 3.0}}) is True
+    refreshed = registry.get("fraud", "1")
+    assert (refreshed.metrics, refreshed.revision, registry.history("fraud", "1")) == (
+        {"p50": 3.0},
+        read.revision,
+        history,
+    )
+    registry.annotate("fraud", "1", "api:ops", "noted", lambda _: {})
+    assert registry.refresh(read, {"metrics": {"p50": 9.0}}) is False  # it moved on meanwhile
+    assert registry.get("fraud", "1").metrics == {"p50": 3.0}
 
 
 # -- pending approvals ---------------------------------------------------------------------------

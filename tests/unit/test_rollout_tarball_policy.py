@@ -62,6 +62,7 @@ def test_a_valid_file_reaches_the_inspection_and_the_report() -> None:
         "max_p99_latency_ratio": None,
         "min_requests": 50,
         "evaluation_interval_seconds": None,
+        "start_on_approval": None,
     }
     assert resolve_policy(model_file=inspection.rollout_overrides).bake_seconds == 300
 

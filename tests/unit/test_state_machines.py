@@ -22,7 +22,7 @@ MACHINES = {
         "RecordOutcome",
     ),
     "PromoteModelStateMachine": (
-        {"PreparePromotion", "WarmProduction", "FlipAlias", "RecordPromotionOutcome"},
+        {"PreparePromotion", "WarmProduction", "RolloutStep", "FlipAlias", "RecordPromotionOutcome"},
         "RecordPromotionOutcome",
     ),
 }
@@ -109,9 +109,37 @@ def test_only_a_failed_version_fails_the_deployment(deploy: dict[str, Any]) -> N
 def test_the_alias_is_flipped_only_after_production_warmed(promote: dict[str, Any]) -> None:
     states = promote["States"]
     assert promote["StartAt"] == "PreparePromotion"
-    assert states["WarmProduction"]["Next"] == "FlipAlias"
-    assert [name for name, s in states.items() if s.get("Next") == "FlipAlias"] == ["WarmProduction"]
+    assert states["WarmProduction"]["Next"] == "Rollout?"
+    # a promotion flips after warming; a rollout only once its RolloutStep answers "promote"
+    rollout = states["Rollout?"]
+    assert rollout["Default"] == "FlipAlias"
+    assert rollout["Choices"] == [{"Variable": "$.promotion.rollout", "BooleanEquals": True, "Next": "RolloutStep"}]
+    into_flip = [
+        (name, choice.get("StringEquals"))
+        for name, state in states.items()
+        for choice in state.get("Choices", [])
+        if choice["Next"] == "FlipAlias"
+    ]
+    assert into_flip == [("Step?", "promote")]
+    assert [name for name, s in states.items() if s.get("Next") == "FlipAlias"] == []
     assert states["FlipAlias"]["Parameters"]["alias_revision.$"] == "$.promotion.alias_revision"
+
+
+def test_a_rollout_loops_through_its_steps_with_a_wait_between_readings(promote: dict[str, Any]) -> None:
+    states = promote["States"]
+    assert states["RolloutStep"]["Next"] == "Step?"
+    assert states["RolloutStep"]["Parameters"]["execution.$"] == "$$.Execution.Id"
+    actions = {choice["StringEquals"]: choice["Next"] for choice in states["Step?"]["Choices"]}
+    assert actions == {"wait": "Bake", "promote": "FlipAlias", "rolled_back": "RolledBack"}
+    assert "Default" not in states["Step?"]  # every action is named: an unknown one fails the execution
+    assert states["Bake"] == {
+        "Type": "Wait",
+        "Comment": states["Bake"]["Comment"],
+        "SecondsPath": "$.step.wait_seconds",
+        "Next": "RolloutStep",
+    }
+    assert states["RolledBack"]["Type"] == "Succeed"  # the gates working is not a failed execution
+    assert states["PreparePromotion"]["Parameters"]["rollout.$"] == "$.rollout"
 
 
 def test_a_duplicate_promotion_touches_nothing(promote: dict[str, Any]) -> None:
@@ -123,7 +151,7 @@ def test_a_duplicate_promotion_touches_nothing(promote: dict[str, Any]) -> None:
 def test_approvals_and_promotion_requests_start_promote_model_with_the_event_detail() -> None:
     resources = load_template()["Resources"]
     rule = resources["PromotionRule"]["Properties"]
-    assert set(rule["EventPattern"]["detail-type"]) == {"ModelApproved", "PromotionRequested"}
+    assert set(rule["EventPattern"]["detail-type"]) == {"ModelApproved", "PromotionRequested", "RolloutRequested"}
     (target,) = rule["Targets"]
     name = properties("PromoteModelStateMachine")["Name"]["Fn::Sub"]
     assert target["Arn"]["Fn::Sub"].endswith(f":stateMachine:{name}")

@@ -66,6 +66,7 @@ Seconds = Annotated[int, BeforeValidator(_not_bool), Field(gt=0, le=MAX_BAKE_SEC
 Margin = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1)]
 Ratio = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=100)]
 Requests = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=1_000_000_000)]
+Switch = Annotated[bool, Field(strict=True)]  # true or false, not 1 or "yes"
 
 # What each field takes, said in the error that refuses a value for it.
 FIELD_HELP: dict[str, str] = {
@@ -80,6 +81,9 @@ FIELD_HELP: dict[str, str] = {
     ),
     "min_requests": "requests each version must have served in a step before the gates judge it, at least 1",
     "evaluation_interval_seconds": ("whole seconds between two readings of the metrics, from 1 to the bake, e.g. 60"),
+    "start_on_approval": (
+        "true or false: true makes an approval start a rollout instead of promoting the version at once"
+    ),
 }
 
 
@@ -94,6 +98,7 @@ class RolloutOverrides(BaseModel):
     max_p99_latency_ratio: Ratio | None = None
     min_requests: Requests | None = None
     evaluation_interval_seconds: Seconds | None = None
+    start_on_approval: Switch | None = None
 
     def given(self) -> dict[str, Any]:
         """The fields this layer sets."""
@@ -115,6 +120,9 @@ class RolloutPolicy(BaseModel):
     # neither gate judges a step before both versions served this many requests in it
     min_requests: Requests = 100
     evaluation_interval_seconds: Seconds = 60
+    # an approval starts a rollout (else PromoteModel promotes at once; an admin's `mmedeploy
+    # rollout` starts one either way)
+    start_on_approval: Switch = False
 
     @model_validator(mode="after")
     def _interval_within_bake(self) -> RolloutPolicy:
