@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= staging
 
-.PHONY: demo test test-unit lock lint typecheck docs protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start clean
+.PHONY: demo test test-unit lock lint typecheck docs protos package check-package examples bench-validate bench-mme bench-pipeline bench-approval bench-api bench-stack-up bench-cold-start bench-rollout clean
 
 # The venv is the lock: requirements/lock.txt pins every package of every extra (make lock).
 $(STAMP): requirements/lock.txt pyproject.toml setup.py
@@ -106,6 +106,10 @@ bench-stack-up: examples
 ## bench-approval: the Slack webhook's answer time (budget 3 s) and click -> PRODUCTION
 bench-approval: $(STAMP)
 	$(BIN)/python benchmarks/bench_approval.py
+
+## bench-rollout: a rollout gate's breach -> the canary's removal on the local stack (<= one evaluation interval + 5 s)
+bench-rollout: examples
+	$(BIN)/python benchmarks/bench_rollout.py
 
 ## bench-cold-start: each handler's import from its artifact vs boto3 + a client (API <= 1.5x, stages <= 2x), artifact sizes (<= 60 MB)
 bench-cold-start: $(STAMP)

@@ -155,6 +155,8 @@ def _error_response(error: DomainError) -> Response:
     headers: dict[str, str | list[str]] = (
         {"Retry-After": str(error.retry_after_s)} if isinstance(error, ModelNotReady) else {}
     )
+    if error.served_by is not None:
+        headers[VERSION_HEADER], headers[ROUTE_HEADER] = error.served_by
     return Response(body={"error": error.message}, status_code=http_status(error), headers=headers)
 
 

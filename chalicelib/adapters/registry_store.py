@@ -496,6 +496,21 @@ class VersionStore:
             raise self._rollout_in_progress(name) from None
         return canary
 
+    def running_rollout(self, name: str) -> Canary | None:
+        """The model's canary if a rollout owns it and is running (its candidate PROMOTING under the
+        execution the canary names). A canary its ended rollout left (the version moved on, then
+        the canary's removal failed) routes nothing already: it is removed here, and None answered,
+        so it blocks nothing."""
+        canary = self.routes(name).canary
+        if canary is None or canary.rollout_execution is None:
+            return None
+        candidate = self.find(name, canary.version)
+        promotion = candidate.promotion if candidate is not None and candidate.status is Status.PROMOTING else None
+        if promotion is not None and promotion.execution_arn == canary.rollout_execution:
+            return canary
+        self.delete_canary(name, rollout_execution=canary.rollout_execution)
+        return None
+
     @translate_errors
     def delete_canary(self, name: str, rollout_execution: str | None = None) -> Canary | None:
         """End the canary of ``name``; the one ended, or None if there was none. An admin's end

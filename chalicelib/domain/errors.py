@@ -22,6 +22,9 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # (version, route) of the model version that was asked and failed, once an inference request
+        # was routed: its answer names them as a success does (a canary's errors are told apart)
+        self.served_by: tuple[str, str] | None = None
 
 
 # -- the kinds ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.adapters.model_runtime import ModelRuntime
+from chalicelib.domain.errors import DomainError
 from chalicelib.inference.kserve import InferAnswer, check_request, parse_request, served_response
 from chalicelib.inference.model_metrics import ModelMetrics
 from chalicelib.inference.routing import Route, Router
@@ -49,6 +50,8 @@ class InferenceProxy:
             return Served(answer, route)
         except Exception as error:
             status = self._status_of(error)
+            if isinstance(error, DomainError):
+                error.served_by = (route.version, route.kind)
             raise
         finally:
             self._metrics.record(

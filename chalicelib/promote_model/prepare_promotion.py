@@ -90,13 +90,14 @@ class PreparePromotion:
                 raise refusal
         if not record.sha256 or record.promotion is None:
             raise MissingChecksum(f"{step.name} {step.version} has no recorded SHA-256")
-        canary = registry.routes(step.name).canary
-        if canary and canary.rollout_execution and canary.rollout_execution != step.execution:
+        running = registry.running_rollout(step.name)  # (a stale one is cleared here)
+        if running and running.rollout_execution != step.execution:
             raise RolloutInProgress(
-                f"a rollout of {step.name} {canary.version} is in progress (at {canary.weight:.0%}): nothing else "
+                f"a rollout of {step.name} {running.version} is in progress (at {running.weight:.0%}): nothing else "
                 f"is promoted or rolled back until it ends; ask again then, or abort it "
                 f"(mmedeploy rollout abort {step.name})"
             )
+        canary = registry.routes(step.name).canary
         if record.promotion.rollout and canary and not canary.rollout_execution and canary.version != step.version:
             raise RolloutRefused(
                 f"{step.name} has a canary of {canary.version} (started by {canary.actor}): a rollout needs the "

@@ -25,8 +25,11 @@ class RecordPromotionOutcome:
     def run(self, outcome: RecordPromotionOutcomeInput) -> StageResult:
         record = self._tracker.registry.get(outcome.name, outcome.version)
         reason = failure_reason(outcome.error)
-        if record.status is Status.ROLLED_BACK and owned_by(record, outcome.execution):
-            remove_canary(self._tracker, record)  # its rollout ended (an admin's abort stops the execution)
+        ended_rollout = record.promotion is not None and record.promotion.rollout is not None
+        if record.status is not Status.PROMOTING and ended_rollout and owned_by(record, outcome.execution):
+            # its rollout ended (by its gates, an admin's abort that stops the execution, or an
+            # earlier try of this ending): the canary goes, if a failed removal left it
+            remove_canary(self._tracker, record)
             return StageResult(status=record.status.value)
         if record.status is not Status.PROMOTING or not owned_by(record, outcome.execution):
             # e.g. a duplicate execution's error: the owner's promotion must not be ended by it

@@ -88,8 +88,8 @@ class PromotionRequests:
         return accepted.model_copy(update={"from_version": alias.version})
 
     def _no_rollout(self, name: str, what: str) -> None:
-        canary = self._registry.routes(name).canary
-        if canary is not None and canary.rollout_execution:
+        canary = self._registry.running_rollout(name)
+        if canary is not None:
             raise RolloutInProgress(
                 f"a rollout of {name} {canary.version} is in progress (at {canary.weight:.0%}): {name} is not "
                 f"{what} until it ends; abort it first (mmedeploy rollout abort {name})"

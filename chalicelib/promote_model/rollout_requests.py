@@ -67,12 +67,13 @@ class RolloutRequests:
             raise Conflict(f"{name} has no production version to judge {version} against: promote it instead")
         if routes.production.version == version:
             raise Conflict(f"{name} {version} already serves in production")
-        canary = routes.canary
-        if canary and canary.rollout_execution:
+        running = self._registry.running_rollout(name)  # (a stale one is cleared here)
+        if running is not None:
             raise RolloutInProgress(
-                f"a rollout of {name} {canary.version} is in progress; one rollout per model "
+                f"a rollout of {name} {running.version} is in progress; one rollout per model "
                 f"(abort it first: mmedeploy rollout abort {name})"
             )
+        canary = self._registry.routes(name).canary
         if canary and canary.version != version:
             raise Conflict(
                 f"{name} has a canary of {canary.version} (started by {canary.actor}); end it first "
@@ -154,10 +155,10 @@ class RolloutRequests:
 
     def _rollout_of(self, name: str) -> tuple[ModelVersion, RolloutRun]:
         """The version of ``name`` a rollout is running, and its progress; NotFound if none."""
-        canary = self._registry.routes(name).canary
+        canary = self._registry.running_rollout(name)
         candidates = (
             [self._registry.get(name, canary.version)]
-            if canary and canary.rollout_execution
+            if canary
             else [r for r in self._registry.versions(name) if r.status is Status.PROMOTING]  # before step 1
         )
         for record in candidates:

@@ -43,8 +43,10 @@ A rollout promotes VERSION in canary steps: warmed on production, it takes each 
 NAME's traffic (the last step, 100%, is the promotion itself), and at each step the gates compare
 its error rate and p99 latency with production's every --interval; once a step has baked (--bake)
 with the gates passing it moves on. A breach ends it: VERSION is ROLLED_BACK, its canary removed,
-production unchanged. The options given override the policy's other layers (the deployment's
-settings, the model's rollout.json); the others are theirs. Unless --no-wait, follows VERSION
+production unchanged. A VERSION awaiting approval is approved by the request (as promote does);
+an APPROVED one, or one whose promotion or rollout failed, is rolled out. The options given
+override the policy's other layers (the deployment's settings, the model's rollout.json); the
+others are theirs. Unless --no-wait, follows VERSION
 until PRODUCTION (exit 0), ROLLED_BACK or FAILED (exit 1), or --timeout (default: the policy's
 steps x bake, plus 15 minutes), printing each step and reading; Ctrl-C stops waiting, not the
 rollout. 'mmedeploy status NAME VERSION' shows its panel. pause holds the rollout at its step (the

@@ -80,6 +80,18 @@ class RoleSpecError(ValueError):
     """The template gives a function a role this module cannot reproduce; the message says why."""
 
 
+@functools.cache
+def emulator_client_config() -> Any:
+    """What every client of the emulator signs with: uncompressed bodies. moto verifies a request's
+    SigV4 signature over its body *after* undoing ``Content-Encoding: gzip``, and botocore gzips a
+    PutMetricData body over 10 KiB before signing it, so such a request fails with
+    SignatureDoesNotMatch once IAM is enforced (the local MME's metrics and the EMF lines of a busy
+    API did). docs/local-stack.md tells users' scripts to do the same."""
+    from botocore.config import Config
+
+    return Config(disable_request_compression=True)
+
+
 class Credentials(BaseModel):
     """Credentials the emulator issued: an IAM user's access key, or an assumed role's session."""
 
@@ -97,7 +109,7 @@ class Credentials(BaseModel):
         return found
 
     def client(self, service: str, region: str, endpoint_url: str, config: Any = None) -> Any:
-        """A boto3 client signing with these credentials."""
+        """A boto3 client signing with these credentials (with :func:`emulator_client_config`)."""
         import boto3
 
         return boto3.client(  # type: ignore[call-overload]
@@ -107,7 +119,7 @@ class Credentials(BaseModel):
             aws_access_key_id=self.access_key_id,
             aws_secret_access_key=self.secret_access_key,
             aws_session_token=self.session_token,
-            config=config,
+            config=emulator_client_config().merge(config) if config else emulator_client_config(),
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from mmedeploy.local.iam import RoleSpec, create_execution_role
 from mmedeploy.local.lambdas.service import LOCAL_RUNTIME
 from mmedeploy.local.stack import StackInfo
+from testkit.polling import wait_for  # noqa: F401 - the integration tests import it from here
 from testkit.stack_process import start_stack, stop_stack
 
 
@@ -131,14 +131,3 @@ def states_role(aws: Callable[[str], Any]) -> str:
         managed_policies={},
     )
     return create_execution_role(aws("iam"), "seam-states", spec)
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll until ``probe`` returns something truthy (delivery is asynchronous, as on AWS)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -41,11 +41,11 @@ from chalicelib.domain.lifecycle import IN_PROGRESS, SETTLED, Status
 from chalicelib.domain.records import ModelVersion
 from chalicelib.sweep import GONE
 from mmedeploy.local.stack import StackInfo
+from testkit.http import call_api
 from testkit.mme import triton_pids
 from testkit.slack import click
 from testkit.stack_process import aws_client, free_port_base, mmedeploy, start_stack, stop_stack
 from testkit.tarballs import ECHO_MODEL, echo_repo, pack
-from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
 from tests.integration.test_reconciliation import _in, _registry, _s3
 

@@ -21,9 +21,9 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.records import ModelVersion
 from examples.build_examples import build_test_cases
 from mmedeploy.local.stack import StackInfo
+from testkit.http import call_api
 from testkit.stack_process import mmedeploy
 from testkit.tarballs import idcheck_repo, pack
-from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -18,6 +18,7 @@ from chalicelib.domain.lifecycle import SETTLED, Status
 from examples.build_examples import MODELS
 from mmedeploy.local.stack import StackInfo, process_alive
 from mmedeploy.packaging import package
+from testkit.http import call_api
 from testkit.mme import (
     create_mme_endpoint,
     invoke_when_ready,
@@ -30,7 +31,6 @@ from testkit.mme import (
 from testkit.slack import click
 from testkit.stack_process import start_stack, stop_stack
 from testkit.tarballs import echo_repo, pack
-from tests.integration.api_helpers import call_api
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

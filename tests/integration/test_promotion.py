@@ -60,9 +60,16 @@ def reach(registry: ModelRegistry, name: str, version: str, statuses: set[Status
 
 
 def staged(
-    local_stack: StackInfo, aws: Callable[[str], Any], registry: ModelRegistry, name: str, version: str, factor: int
+    local_stack: StackInfo,
+    aws: Callable[[str], Any],
+    registry: ModelRegistry,
+    name: str,
+    version: str,
+    factor: int = 1,
+    code: bytes | None = None,
 ) -> ModelVersion:
-    body = pack(echo_repo(name, version, scaled_model(factor)))
+    """``name`` ``version`` uploaded and AWAITING_APPROVAL: its model.py is ``code``, or answers OUT = IN * factor."""
+    body = pack(echo_repo(name, version, code or scaled_model(factor)))
     aws("s3").put_object(Bucket=local_stack.staging_bucket, Key=f"{name}_{version}.tar.gz", Body=body)
     record = reach(registry, name, version, {Status.AWAITING_APPROVAL, Status.FAILED, Status.REJECTED})
     assert record.status is Status.AWAITING_APPROVAL, record.reason

@@ -320,12 +320,15 @@ def test_a_request_the_model_would_refuse_is_a_client_error_without_invoking(
 def test_an_upstream_failure_is_an_error_metric_and_raised(
     source: FakeRoutes, capsys: pytest.CaptureFixture[str], error: Exception
 ) -> None:
-    with pytest.raises(type(error)):
+    with pytest.raises(type(error)) as raised:
         proxy(source, FakeRuntime(error=error)).infer("fraud", None, REQUEST, None)
     line = one_metric_line(capsys)
     status = http_status(error)
     assert line["status"] == status
     assert [first(line[k]) for k in ("Invocations", "Errors", "ClientErrors")] == [1, 1, 0]
+    # the answer names the version that failed, as a success names the one that served
+    if isinstance(raised.value, DomainError):
+        assert raised.value.served_by == (line["Version"], line["route"])
 
 
 def test_an_oversized_body_is_refused_before_any_read_or_call(

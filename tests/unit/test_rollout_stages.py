@@ -413,3 +413,29 @@ def test_a_policy_that_cannot_hold_at_approval_fails_the_version_with_the_reason
         world.prepare("2", SECOND)
     assert world.registry.get("fraud", "2").status is S.PROMOTING  # claimed: its Catch ends it FAILED
     assert world.fail("2", SECOND, "RolloutPolicyInvalid") == "FAILED"
+
+
+def test_a_canary_left_by_an_ended_rollout_blocks_nothing_and_a_retried_ending_removes_it(
+    world: Rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.start()
+    # GIVEN the ending of a failed rollout execution that could not remove the canary
+    removal = world.registry.delete_canary
+
+    def refused(name: str, rollout_execution: str | None = None) -> Any:
+        raise RolloutInProgress("the registry refused")
+
+    monkeypatch.setattr(world.registry, "delete_canary", refused)
+    with pytest.raises(RolloutInProgress):
+        world.fail("2", SECOND, "States.Timeout")
+    monkeypatch.setattr(world.registry, "delete_canary", removal)
+    assert world.registry.get("fraud", "2").status is S.FAILED
+    assert world.registry.routes("fraud").canary is not None
+    # THEN the ending, retried, removes it
+    assert world.fail("2", SECOND, "States.Timeout") == "FAILED"
+    assert world.registry.routes("fraud").canary is None
+    # AND a stale one (here put back) blocks no promotion: it is cleared where it is met
+    world.registry.put_canary("fraud", "2", 0.1, "pipeline/rollout", rollout_execution=SECOND)
+    world.approved("3")
+    assert world.requests.promote("fraud", "3", "api:ops").action == "promotion requested"
+    assert world.registry.routes("fraud").canary is None

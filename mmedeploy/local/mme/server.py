@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mmedeploy.local.iam import emulator_client_config
 from mmedeploy.local.mme.endpoint import EndpointSettings, LocalEndpoint
 from mmedeploy.local.mme.errors import (
     MAX_BODY_BYTES,
@@ -106,7 +107,7 @@ class LocalMme:
         self.backends = self.install.prepare_backends(self.root / "backends")
         self.directory = EndpointDirectory(session.client("sagemaker"))
         self.s3 = session.client("s3")
-        self.metrics = MetricsPublisher(session.client("cloudwatch"))
+        self.metrics = MetricsPublisher(session.client("cloudwatch", config=emulator_client_config()))
         self._endpoints: dict[str, LocalEndpoint] = {}
         self._lock = threading.Lock()
         self._closed = False
