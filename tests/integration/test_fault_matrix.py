@@ -176,6 +176,7 @@ def _in_progress(registry: ModelRegistry, names: list[str]) -> list[str]:
 # -- 1. a restart, with a version at each status that can be held ---------------------------------
 WARMING, AWAITING, PROMOTING = "r-warming", "r-awaiting", "r-promoting"
 SERVING, DECLINED, REJECTED, BROKEN_NAME = "r-serving", "r-declined", "r-rejected", "r-broken"
+ROLLING = "r-rolling"  # 1 in production, 2 rolled out: at its first canary step
 
 
 def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_next_action_working(
@@ -188,11 +189,13 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
         # GIVEN, as the stack stops: r-warming WARMING (its staging smoke test held), r-awaiting
         # AWAITING_APPROVAL, r-promoting PROMOTING (approved, its production smoke test held at
         # WarmProduction), r-serving 2 PRODUCTION over 1 RETIRED, r-declined DECLINED, r-rejected
-        # REJECTED (the validator's) and r-broken FAILED (Triton would not load it)
+        # REJECTED (the validator's), r-broken FAILED (Triton would not load it) and r-rolling 2
+        # rolled out, at its first canary step (waiting for traffic) over 1 in production
         for name in (AWAITING, DECLINED):
             _push(s3, bucket, name, "1")
         for version in ("1", "2"):
             _push(s3, bucket, SERVING, version)
+            _push(s3, bucket, ROLLING, version)
         _push(s3, bucket, PROMOTING, "1", holds.model(PROMOTING))
         _push(s3, bucket, BROKEN_NAME, "1", BROKEN)
         s3.put_object(Bucket=bucket, Key=f"{REJECTED}_1.tar.gz", Body=b"not a tarball")
@@ -201,7 +204,10 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
         assert broken.status is Status.FAILED and broken.reason.startswith("ModelLoadFailed"), broken.reason
         awaiting = {
             (name, version): _settled(registry, name, version)
-            for name, version in [(AWAITING, "1"), (PROMOTING, "1"), (DECLINED, "1"), (SERVING, "1"), (SERVING, "2")]
+            for name, version in [
+                *((AWAITING, "1"), (PROMOTING, "1"), (DECLINED, "1")),
+                *((SERVING, "1"), (SERVING, "2"), (ROLLING, "1"), (ROLLING, "2")),
+            ]
         }
         assert {r.status for r in awaiting.values()} == {Status.AWAITING_APPROVAL}, awaiting
         _decide(info, awaiting[DECLINED, "1"], Decision.DECLINE)
@@ -210,6 +216,12 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
         _decide(info, awaiting[SERVING, "2"])
         _reach(registry, SERVING, Status.PRODUCTION, "2")
         _reach(registry, DECLINED, Status.DECLINED)
+        _decide(info, awaiting[ROLLING, "1"])
+        _reach(registry, ROLLING, Status.PRODUCTION)
+        policy = ("--steps", "50,100", "--bake", "10m", "--interval", "5", "--min-requests", "100000")
+        rolled = _cli(state_dir, "rollout", ROLLING, "2", *policy, "--no-wait")
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        wait_for(lambda: registry.routes(ROLLING).canary, 90, f"{ROLLING} 2's first canary step")
         # (held last, and briefly: a held answer times out after 60 s)
         holds.hold(PROMOTING)  # staging answered it already: only production's answers wait
         holds.hold(WARMING)
@@ -218,12 +230,12 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
         _warming_production(info, registry, PROMOTING)
         _reach(registry, WARMING, Status.WARMING, timeout=30)
         keys = [(name, "1") for name in (WARMING, AWAITING, PROMOTING, DECLINED, REJECTED, BROKEN_NAME, SERVING)]
-        keys.append((SERVING, "2"))
+        keys += [(SERVING, "2"), (ROLLING, "2")]
         before = {key: registry.get(*key) for key in keys}
         histories = {key: _history(registry, *key) for key in keys}
         assert [before[key].status for key in keys] == [
             *(Status.WARMING, Status.AWAITING_APPROVAL, Status.PROMOTING, Status.DECLINED, Status.REJECTED),
-            *(Status.FAILED, Status.RETIRED, Status.PRODUCTION),
+            *(Status.FAILED, Status.RETIRED, Status.PRODUCTION, Status.PROMOTING),
         ]
     finally:
         stop_stack(state_dir)
@@ -254,6 +266,16 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
             assert _history(registry, *key)[: len(entries)] == entries, key
         assert registry.find_alias(PROMOTING) is None
         _serves(info, SERVING, "2")  # production serves through the API, the version it did
+        # AND the rollout lost with its execution ends FAILED with its canary removed; production
+        # (1) untouched, answering all the model's traffic
+        rollout = _reach(registry, ROLLING, Status.FAILED, "2", timeout=30)
+        assert rollout.reason.startswith(
+            "rollout failed (step 1 of 2 (50%)), production unchanged, canary removed: ExecutionAborted: "
+            "the PromoteModel execution"
+        ), rollout.reason
+        assert registry.routes(ROLLING).canary is None
+        assert registry.find_alias(ROLLING).version == "1"  # type: ignore[union-attr]
+        _serves(info, ROLLING, "1")
 
         # WHEN each takes its documented next action, all at once
         actions: dict[str, list[str]] = {
@@ -261,6 +283,7 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
             AWAITING: ["redeploy", AWAITING, "1", "--watch"],
             PROMOTING: ["promote", PROMOTING, "1"],
             SERVING: ["rollback", SERVING],
+            ROLLING: ["promote", ROLLING, "2"],
             DECLINED: ["redeploy", DECLINED, "1"],
             REJECTED: ["redeploy", REJECTED, "1"],
             BROKEN_NAME: ["redeploy", BROKEN_NAME, "1"],
@@ -277,6 +300,8 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
         assert "accepted (it was FAILED: promotion requested again)" in said[PROMOTING][1], said[PROMOTING]
         assert f"{PROMOTING} 1 is PRODUCTION" in said[PROMOTING][1], said[PROMOTING]
         assert registry.get(PROMOTING, "1").status is Status.PRODUCTION
+        assert said[ROLLING][0] == 0, said[ROLLING]  # the lost rollout's version, promoted at once
+        assert registry.get(ROLLING, "2").status is Status.PRODUCTION
         # AND the rollback makes 1 production again, 2 retired
         assert said[SERVING][0] == 0 and f"{SERVING} 1 is PRODUCTION again" in said[SERVING][1], said[SERVING]
         assert (registry.get(SERVING, "1").status, registry.get(SERVING, "2").status) == (
