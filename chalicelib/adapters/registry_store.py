@@ -30,6 +30,7 @@ from chalicelib.adapters.dynamodb import ConditionFailed, transact, translate_er
 from chalicelib.domain.errors import (
     AliasMoved,
     ConcurrentUpdate,
+    RolloutEnded,
     RolloutInProgress,
     TransitionRefused,
     VersionExists,
@@ -456,8 +457,10 @@ class VersionStore:
         """Start (or re-weight) the canary of ``name``; the caller checks the version may serve.
 
         A rollout's canary (``rollout_execution``: its PromoteModel execution) may replace no
-        canary but its own or an admin's canary of the same version; an admin's may not replace a
-        rollout's. RolloutInProgress, naming the rollout, when the condition fails."""
+        canary but its own or an admin's canary of the same version, and only while its version
+        is PROMOTING (an abort between a rollout's reading and its next step must not bring the
+        canary back); an admin's may not replace a rollout's. RolloutInProgress, naming the
+        rollout, when a condition fails (RolloutEnded when it was the version's)."""
         canary = Canary(
             name=name,
             version=version,
@@ -481,18 +484,33 @@ class VersionStore:
             values = {":mine": {"S": rollout_execution}, ":version": {"S": version}}
         else:
             condition, values = "attribute_not_exists(rollout_execution)", {}
-        try:
-            self._transact(
-                [
-                    self._put(item, condition, values),
-                    self._update_index(
-                        name,
-                        "SET canary_version = :canary, updated_at = :at",
-                        {":canary": {"S": version}, ":at": {"S": canary.started_at}},
-                    ),
-                ]
+        items = [
+            self._put(item, condition, values),
+            self._update_index(
+                name,
+                "SET canary_version = :canary, updated_at = :at",
+                {":canary": {"S": version}, ":at": {"S": canary.started_at}},
+            ),
+        ]
+        if rollout_execution:
+            items.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": _version_key(name, version),
+                        "ConditionExpression": "#status = :promoting",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {":promoting": {"S": Status.PROMOTING.value}},
+                    }
+                }
             )
+        try:
+            self._transact(items)
         except ConditionFailed:
+            if rollout_execution:
+                current = self.find(name, version)
+                if current is None or current.status is not Status.PROMOTING:
+                    raise RolloutEnded(name, version, current.status if current else None) from None
             raise self._rollout_in_progress(name) from None
         return canary
 

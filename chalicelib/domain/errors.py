@@ -143,3 +143,12 @@ class MetricsUnavailable(ServiceError):
 class RolloutInProgress(Conflict, RegistryError):
     """A rollout owns the model's canary: nothing else may change or end it, promote or roll back
     the model, or start a second rollout, until it ends (or an admin aborts it)."""
+
+
+class RolloutEnded(Conflict, RegistryError):
+    """A rollout's write found its version no longer PROMOTING: the rollout ended meanwhile (its
+    gates, an admin's abort, its execution's end), and what the write was for is moot."""
+
+    def __init__(self, name: str, version: str, status: Status | None) -> None:
+        now = status.value if status else "gone"
+        super().__init__(f"the rollout of {name} {version} ended meanwhile ({now})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from chalicelib.adapters.registry_store import VersionStore
+from chalicelib.adapters.registry_store import VersionStore, rollout_in_progress
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.lifecycle import CANARY_CANDIDATES
 from chalicelib.domain.records import Canary
@@ -29,6 +29,7 @@ class CanaryRequests:
         self._registry = registry
 
     def start(self, name: str, request: CanaryRequest, actor: str) -> CanaryAnswer:
+        self._no_rollout(name)
         production = self._registry.routes(name).production
         if production is None:
             raise NotFound(f"model {name} has no production version to share traffic with")
@@ -47,6 +48,7 @@ class CanaryRequests:
         return CanaryAnswer(name=name, production=production.version, canary=canary, action="canary started")
 
     def stop(self, name: str, actor: str) -> CanaryAnswer:
+        self._no_rollout(name)
         routes = self._registry.routes(name)
         ended = self._registry.delete_canary(name)
         if ended is None:
@@ -54,3 +56,10 @@ class CanaryRequests:
         self._registry.annotate(name, ended.version, actor, "canary ended", lambda _: {})
         production = routes.production.version if routes.production else ""
         return CanaryAnswer(name=name, production=production, canary=ended, action="canary ended")
+
+    def _no_rollout(self, name: str) -> None:
+        """RolloutInProgress while a rollout owns the canary (a canary an ended rollout left is
+        cleared here: it routes nothing)."""
+        running = self._registry.running_rollout(name)
+        if running is not None:
+            raise rollout_in_progress(name, running)

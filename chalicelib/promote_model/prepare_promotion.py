@@ -104,6 +104,10 @@ class PreparePromotion:
                 f"canary; end it (mmedeploy canary {step.name} --stop) and ask again "
                 f"(mmedeploy rollout {step.name} {step.version})"
             )
+        if record.promotion.rollout:
+            # the rollout holds the model from its claim: its canary (no traffic until its first
+            # step) refuses other rollouts, promotions and rollbacks while the candidate warms
+            registry.put_canary(step.name, step.version, 0.0, ACTOR, rollout_execution=step.execution)
         # Never overwrite an artifact under the same name in production: an MME may keep serving
         # the old bytes. The same bytes already there (a retry, a rollback) are not copied again.
         copy = self._store.copy_immutable(
@@ -122,18 +126,25 @@ class PreparePromotion:
         RolloutPolicyInvalid when the layers do not hold together (the version ends FAILED with
         the reason, and may be promoted or rolled out again)."""
         options = step.rollout if step.rollout is not None else record.rollout_request
-        if options is None and record.status is not Status.APPROVED:
-            return None
+        if options is None:  # an approval's promotion: a rollout only where its policy says so
+            if record.status is not Status.APPROVED or production is None:
+                return None  # (a first version has nothing to share traffic with: promoted at once)
+            if not self._starts_on_approval(record):
+                return None  # its policy is never resolved: a layer that cannot hold stops no promotion
         policy = resolve_policy(self._rollout_defaults(), record.rollout_policy, options)
-        if options is None and not policy.start_on_approval:
-            return None
         if production is None:
-            if options is None:
-                return None  # nothing to share traffic with: the first version is promoted at once
             raise RolloutRefused(
                 f"{step.name} has no production version to judge {step.version} against: promote it instead"
             )
         return RolloutRun(policy=policy, production_version=production)
+
+    def _starts_on_approval(self, record: ModelVersion) -> bool:
+        """``start_on_approval`` from the highest layer that sets it (the model's rollout.json,
+        then the deployment's settings), the others unread."""
+        for layer in (record.rollout_policy, self._rollout_defaults()):
+            if layer is not None and layer.start_on_approval is not None:
+                return layer.start_on_approval
+        return False
 
     def _nothing(self, step: PrepareInput, reason: str) -> PrepareResult:
         logger.info("nothing to promote", extra={"model": step.name, "version": step.version, "reason": reason})

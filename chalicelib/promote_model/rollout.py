@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.domain.errors import Conflict, MetricsUnavailable
+from chalicelib.domain.errors import MetricsUnavailable, RolloutEnded
 from chalicelib.domain.lifecycle import ROLLOUT_GATE_PASSED, ROLLOUT_STEP_STARTED, Status
 from chalicelib.domain.records import ModelVersion, Transition, iso, utc_now
 from chalicelib.domain.rollout.figures import VersionFigures
@@ -77,17 +77,40 @@ class RolloutStep:
         self._clock = clock
 
     def run(self, step: PromotionStep) -> RolloutStepResult:
-        record = self._tracker.registry.get(step.name, step.version)
+        try:
+            return self._run(step)
+        except RolloutEnded:
+            # ended while this call ran (an admin's abort): what it was doing is moot
+            return self._ended(self._tracker.registry.get(step.name, step.version), step)
+
+    def _ended(self, record: ModelVersion, step: PromotionStep) -> RolloutStepResult:
         if record.status is Status.ROLLED_BACK and owned_by(record, step.execution):
             # ended by its gates (a retried call) or by an admin's abort: the canary goes too
             remove_canary(self._tracker, record)
             return RolloutStepResult(action="rolled_back", reason=record.reason)
-        require_owned(record, step.execution)
+        require_owned(record, step.execution)  # NotOwned: the Catch's recorder ends it as it stands
+        raise NotOwned(f"{step.name} {step.version}'s promotion is not a rollout")
+
+    def _run(self, step: PromotionStep) -> RolloutStepResult:
+        record = self._tracker.registry.get(step.name, step.version)
         run = record.promotion.rollout if record.promotion else None
-        if run is None:
-            raise NotOwned(f"{step.name} {step.version}'s promotion is not a rollout")
+        if record.status is not Status.PROMOTING or run is None or not owned_by(record, step.execution):
+            return self._ended(record, step)
         now = self._clock()
+        production = self._tracker.registry.find_alias(step.name)
+        if production is None or production.version != run.production_version:
+            # nothing else may move production during a rollout; should it have moved all the same
+            # (an operator's hand), the candidate is no longer judged against what serves
+            now_serving = production.version if production else "nothing"
+            reason = (
+                f"rollout stopped ({run.describe_step()}), canary removed: production moved from "
+                f"{run.production_version} to {now_serving} during it"
+            )
+            end_rollout(self._tracker, record, Status.FAILED, ACTOR, reason)
+            return RolloutStepResult(action="rolled_back", step=run.step, weight=run.weight, reason=reason)
         if not run.started:
+            if run.paused_by:  # paused while it warmed: it holds before its first step
+                return self._wait(record, run, now, None, "paused before its first step")
             return self._begin(record, run, 0, now)
         verdict = self._read(record, run, now)
         if verdict is None:
@@ -98,14 +121,17 @@ class RolloutStep:
         baked = now - _parse(run.step_started_at) >= timedelta(seconds=run.policy.bake_seconds)
         if verdict.outcome is not Outcome.PASS or not baked or run.paused_by:
             return self._wait(record, run, now, reading, verdict.reason)
-        self._tracker.note(
-            step.name,
-            step.version,
-            ACTOR,
-            f"rollout {run.describe_step()} passed: {verdict.reason}",
-            ROLLOUT_GATE_PASSED,
-            changes=rollout_changes(last=reading),
-        )
+        try:
+            self._tracker.note(
+                step.name,
+                step.version,
+                ACTOR,
+                f"rollout {run.describe_step()} passed: {verdict.reason}",
+                ROLLOUT_GATE_PASSED,
+                changes=_unless_paused(rollout_changes(last=reading)),
+            )
+        except _Paused as paused:  # an admin's pause written since this call read the record
+            return self._wait(self._tracker.registry.get(step.name, step.version), paused.run, now, reading, "")
         if run.last_canary_step:
             return RolloutStepResult(action="promote", step=run.step, weight=run.weight, reason=verdict.reason)
         return self._begin(record, run, run.step + 1, now)
@@ -113,7 +139,12 @@ class RolloutStep:
     def _begin(self, record: ModelVersion, run: RolloutRun, index: int, now: datetime) -> RolloutStepResult:
         assert record.promotion is not None  # owned: require_owned checked it
         wait = self._wait_seconds(run, now, now)
-        fields = {"step": index, "step_started_at": iso(now), "next_evaluation_at": iso(now + timedelta(seconds=wait))}
+        fields = {
+            "step": index,
+            "step_started_at": iso(now),
+            "next_evaluation_at": iso(now + timedelta(seconds=wait)),
+            "last": None,  # the reading of the step before is not this step's
+        }
         started = run.model_copy(update=fields)
         self._tracker.registry.put_canary(
             record.name, record.version, started.weight, ACTOR, rollout_execution=record.promotion.execution_arn
@@ -148,7 +179,11 @@ class RolloutStep:
     def _wait(
         self, record: ModelVersion, run: RolloutRun, now: datetime, reading: Reading | None, why: str
     ) -> RolloutStepResult:
-        wait = self._wait_seconds(run, _parse(run.step_started_at), now)
+        wait = (
+            self._wait_seconds(run, _parse(run.step_started_at), now)
+            if run.started
+            else (run.policy.evaluation_interval_seconds)
+        )
         fields = {"next_evaluation_at": iso(now + timedelta(seconds=wait)), **({"last": reading} if reading else {})}
         # the latest reading, for the status panel: no history entry (nothing changed); an admin's
         # pause written meanwhile wins (the write is refused, the reading shows next time)
@@ -187,11 +222,32 @@ def rollout_changes(**fields: Any) -> Callable[[ModelVersion], dict[str, Any]]:
 
     def changes(current: ModelVersion) -> dict[str, Any]:
         if current.status is not Status.PROMOTING or current.promotion is None or current.promotion.rollout is None:
-            raise Conflict(f"the rollout of {current.name} {current.version} ended meanwhile ({current.status.value})")
+            raise RolloutEnded(current.name, current.version, current.status)
         rollout = current.promotion.rollout.model_copy(update=fields)
         return {"promotion": current.promotion.model_copy(update={"rollout": rollout})}
 
     return changes
+
+
+class _Paused(Exception):
+    """Raised inside a write's changes: the rollout was paused since the call read it."""
+
+    def __init__(self, run: RolloutRun) -> None:
+        super().__init__("paused")
+        self.run = run
+
+
+def _unless_paused(changes: Callable[[ModelVersion], dict[str, Any]]) -> Callable[[ModelVersion], dict[str, Any]]:
+    """``changes``, refused (``_Paused``) when the rollout the write finds is paused: the check and
+    the step's move are one conditional write, so a pause the API answered is never overtaken."""
+
+    def checked(current: ModelVersion) -> dict[str, Any]:
+        rollout = current.promotion.rollout if current.promotion else None
+        if rollout is not None and rollout.paused_by:
+            raise _Paused(rollout)
+        return changes(current)
+
+    return checked
 
 
 def _parse(at: str | None) -> datetime:

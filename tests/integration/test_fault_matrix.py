@@ -48,6 +48,7 @@ from testkit.stack_process import aws_client, free_port_base, mmedeploy, start_s
 from testkit.tarballs import ECHO_MODEL, echo_repo, pack
 from tests.integration.conftest import wait_for
 from tests.integration.test_reconciliation import _in, _registry, _s3
+from tests.integration.test_rollout import rollout_step_started
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -221,7 +222,7 @@ def test_a_restart_leaves_every_version_ended_with_a_reason_or_resting_with_its_
         policy = ("--steps", "50,100", "--bake", "10m", "--interval", "5", "--min-requests", "100000")
         rolled = _cli(state_dir, "rollout", ROLLING, "2", *policy, "--no-wait")
         assert rolled.returncode == 0, rolled.stdout + rolled.stderr
-        wait_for(lambda: registry.routes(ROLLING).canary, 90, f"{ROLLING} 2's first canary step")
+        wait_for(lambda: rollout_step_started(registry, ROLLING), 90, f"{ROLLING} 2's first canary step")
         # (held last, and briefly: a held answer times out after 60 s)
         holds.hold(PROMOTING)  # staging answered it already: only production's answers wait
         holds.hold(WARMING)

@@ -19,6 +19,7 @@ from chalicelib.domain.errors import (
     AlreadyDecided,
     ApprovalNotFound,
     RegistryError,
+    RolloutEnded,
     RolloutInProgress,
     TransitionRefused,
     VersionExists,
@@ -292,6 +293,10 @@ def test_a_rollouts_canary_is_changed_and_ended_by_its_rollout_only(registry: An
         registry.flip_production("fraud", "3", 1, "pipeline/promote", "promoted")
     assert registry.delete_canary("fraud", rollout_execution=ROLLOUT + "-other") is None
     assert registry.routes("fraud").canary == stepped and registry.find_alias("fraud").version == "1"
+    # a rollout whose version is no longer PROMOTING writes no canary (it ended meanwhile)
+    registry.register(a_version("4"), "s3-upload")
+    with pytest.raises(RolloutEnded, match="the rollout of fraud 4 ended meanwhile \\(RECEIVED\\)"):
+        registry.put_canary("fraud", "4", 0.1, "pipeline/rollout", rollout_execution=ROLLOUT + "-4")
     # its own rollout ends it (and again: nothing left to end)
     assert registry.delete_canary("fraud", rollout_execution=ROLLOUT) == stepped
     assert registry.delete_canary("fraud", rollout_execution=ROLLOUT) is None

@@ -17,6 +17,7 @@ from chalicelib.domain.lifecycle import Status
 from chalicelib.domain.rollout.figures import VersionFigures
 from chalicelib.domain.rollout.gates import Outcome
 from chalicelib.domain.rollout.policy import RolloutOverrides
+from chalicelib.inference.canary import CanaryRequest, CanaryRequests
 from chalicelib.promote_model.prepare_promotion import RolloutRefused
 from chalicelib.promote_model.rollout import RolloutStep
 from chalicelib.promote_model.rollout_requests import RolloutRequests
@@ -406,20 +407,17 @@ def test_a_policy_that_cannot_hold_at_approval_fails_the_version_with_the_reason
     world.in_production("1", FIRST)
     world.rollout_defaults = RolloutOverrides(bake_seconds=30, evaluation_interval_seconds=30)
     world.approved("2")
-    world.registry.annotate(
-        "fraud", "2", "test", "its rollout.json", lambda _: {"rollout_policy": RolloutOverrides(bake_seconds=10)}
-    )
+    written = RolloutOverrides(bake_seconds=10, start_on_approval=True)
+    world.registry.annotate("fraud", "2", "test", "its rollout.json", lambda _: {"rollout_policy": written})
     with pytest.raises(RolloutPolicyInvalid):
         world.prepare("2", SECOND)
     assert world.registry.get("fraud", "2").status is S.PROMOTING  # claimed: its Catch ends it FAILED
     assert world.fail("2", SECOND, "RolloutPolicyInvalid") == "FAILED"
 
 
-def test_a_canary_left_by_an_ended_rollout_blocks_nothing_and_a_retried_ending_removes_it(
-    world: Rollout, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def a_canary_left_behind(world: Rollout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version 2's rollout ended FAILED by its execution's ending, which could not remove the canary."""
     world.start()
-    # GIVEN the ending of a failed rollout execution that could not remove the canary
     removal = world.registry.delete_canary
 
     def refused(name: str, rollout_execution: str | None = None) -> Any:
@@ -431,11 +429,127 @@ def test_a_canary_left_by_an_ended_rollout_blocks_nothing_and_a_retried_ending_r
     monkeypatch.setattr(world.registry, "delete_canary", removal)
     assert world.registry.get("fraud", "2").status is S.FAILED
     assert world.registry.routes("fraud").canary is not None
-    # THEN the ending, retried, removes it
+
+
+def test_a_retried_ending_removes_the_canary_its_first_try_left(
+    world: Rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_canary_left_behind(world, monkeypatch)
     assert world.fail("2", SECOND, "States.Timeout") == "FAILED"
     assert world.registry.routes("fraud").canary is None
-    # AND a stale one (here put back) blocks no promotion: it is cleared where it is met
-    world.registry.put_canary("fraud", "2", 0.1, "pipeline/rollout", rollout_execution=SECOND)
-    world.approved("3")
-    assert world.requests.promote("fraud", "3", "api:ops").action == "promotion requested"
+
+
+def test_a_canary_left_by_an_ended_rollout_blocks_nothing(world: Rollout, monkeypatch: pytest.MonkeyPatch) -> None:
+    a_canary_left_behind(world, monkeypatch)
+    assert world.admin.start("fraud", "2", FAST, "api:ops").action == "rollout requested"  # cleared where met
     assert world.registry.routes("fraud").canary is None
+
+
+# -- races and holds (the review's) ----------------------------------------------------------------
+def test_a_rollout_holds_the_model_from_its_claim_not_only_from_its_first_step(world: Rollout) -> None:
+    world.in_production("1", FIRST)
+    world.approved("2")
+    world.preparer.run(PrepareInput(name="fraud", version="2", execution=SECOND, requested_by="api:ops", rollout=FAST))
+    # while it warms (no step yet): its canary takes nothing, and holds the model
+    canary = world.registry.routes("fraud").canary
+    assert canary is not None and (canary.weight, canary.rollout_execution) == (0.0, SECOND)
+    world.approved("3")
+    with pytest.raises(RolloutInProgress):
+        world.requests.promote("fraud", "3", "api:ops")
+    with pytest.raises(RolloutInProgress, match="one rollout per model"):
+        world.admin.start("fraud", "3", FAST, "api:ops")
+
+
+def test_a_pause_written_while_the_gates_read_is_not_overtaken(world: Rollout, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.start()
+    world.healthy()
+    world.clock.advance(60)
+    reading = world.metrics.figures
+
+    def paused_meanwhile(name: str, version: str, start: datetime, end: datetime) -> VersionFigures:
+        if version == "1" and world.rollout_of().paused_by is None:
+            world.admin.pause("fraud", "api:ops")  # the API answers "paused" while this call reads
+        return reading(name, version, start, end)
+
+    monkeypatch.setattr(world.metrics, "figures", paused_meanwhile)
+    held = world.step()
+    assert (held.action, held.step) == ("wait", 0)
+    assert world.registry.routes("fraud").canary.weight == 0.1  # type: ignore[union-attr]
+    assert "RolloutGatePassed" not in world.publisher.kinds
+
+
+def test_a_rollout_paused_while_it_warms_holds_before_its_first_step(world: Rollout) -> None:
+    world.in_production("1", FIRST)
+    world.approved("2")
+    world.preparer.run(PrepareInput(name="fraud", version="2", execution=SECOND, requested_by="api:ops", rollout=FAST))
+    world.admin.pause("fraud", "api:ops")
+    held = world.step()
+    assert (held.action, held.step, held.wait_seconds) == ("wait", -1, 20)
+    assert world.registry.routes("fraud").canary.weight == 0.0  # type: ignore[union-attr]
+    world.admin.resume("fraud", "api:ops")
+    assert world.step().weight == 0.1
+
+
+def test_an_abort_between_a_reading_and_the_next_step_does_not_bring_the_canary_back(
+    world: Rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.start()
+    world.healthy()
+    world.clock.advance(60)
+    note = world.tracker.note
+
+    def aborted_after(*args: Any, **kwargs: Any) -> Any:
+        noted = note(*args, **kwargs)
+        if kwargs.get("changes") is not None and args[4] == "RolloutGatePassed":
+            world.admin.abort("fraud", "api:ops")
+        return noted
+
+    monkeypatch.setattr(world.tracker, "note", aborted_after)
+    ended = world.step()
+    assert ended.action == "rolled_back"
+    assert world.registry.get("fraud", "2").status is S.ROLLED_BACK
+    assert world.registry.routes("fraud").canary is None
+
+
+def test_production_moved_under_a_rollout_ends_it(world: Rollout) -> None:
+    world.start()
+    alias = world.registry.find_alias("fraud")
+    assert alias is not None
+    world.registry._aliases["fraud"] = alias.model_copy(update={"version": "9"}).model_dump_json()  # an operator's hand
+    ended = world.step()
+    assert ended.action == "rolled_back"
+    record = world.registry.get("fraud", "2")
+    assert record.status is S.FAILED and "production moved from 1 to 9 during it" in record.reason
+    assert world.registry.routes("fraud").canary is None
+
+
+def test_a_plain_approval_never_resolves_a_rollout_policy(world: Rollout) -> None:
+    # a deployment layer that cannot hold on its own (a 30 s bake, the default 60 s interval)
+    world.rollout_defaults = RolloutOverrides(bake_seconds=30)
+    world.in_production("1", FIRST)
+    world.approved("2")
+    assert world.prepare("2", SECOND).rollout is False
+    world.warm("2", SECOND)
+    world.flip("2", SECOND)
+    assert world.registry.get("fraud", "2").status is S.PRODUCTION
+
+
+def test_a_policy_planning_more_readings_than_an_execution_holds_is_refused(world: Rollout) -> None:
+    world.in_production("1", FIRST)
+    world.approved("2")
+    week = RolloutOverrides(bake_seconds=7 * 24 * 3600, evaluation_interval_seconds=60)
+    with pytest.raises(
+        RolloutPolicyInvalid, match="30240 readings of the gates; a rollout's execution holds about 2000"
+    ):
+        world.admin.start("fraud", "2", week, "api:ops")
+
+
+def test_an_admins_canary_is_refused_while_a_rollout_owns_it(world: Rollout) -> None:
+    world.start()
+    world.approved("3")
+    admins = CanaryRequests(world.registry)  # type: ignore[arg-type]
+    with pytest.raises(RolloutInProgress, match="a rollout of fraud 2 \\(at 10%"):
+        admins.start("fraud", CanaryRequest(version="3", weight=0.2), "api:ops")
+    with pytest.raises(RolloutInProgress):
+        admins.stop("fraud", "api:ops")
+    assert world.registry.routes("fraud").canary.version == "2"  # type: ignore[union-attr]

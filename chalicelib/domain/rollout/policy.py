@@ -30,6 +30,11 @@ DEFAULT_STEPS: tuple[float, ...] = (5.0, 25.0, 50.0, 100.0)
 MAX_STEPS = 20
 # A Step Functions Wait state may wait a year; a step that bakes longer than a week is a mistake.
 MAX_BAKE_SECONDS = 7 * 24 * 3600
+# Step Functions keeps at most 25,000 events of an execution's history, and each reading of the
+# gates takes about 9 (the Task's and the Wait's): a policy planning more readings than this would
+# end its execution partway (FAILED, the canary removed). A pause or a wait for traffic spends
+# readings too, so the plan keeps a margin.
+MAX_PLANNED_READINGS = 2000
 _MAX_PROBLEMS_SHOWN = 3
 
 
@@ -132,7 +137,19 @@ class RolloutPolicy(BaseModel):
                 f"({self.bake_seconds}): a step would end before its first evaluation; shorten the interval "
                 "or lengthen the bake"
             )
+        if self.planned_readings > MAX_PLANNED_READINGS:
+            raise ValueError(
+                f"{len(self.steps) - 1} canary step(s) of {self.bake_seconds} s read every "
+                f"{self.evaluation_interval_seconds} s are {self.planned_readings} readings of the gates; a "
+                f"rollout's execution holds about {MAX_PLANNED_READINGS} (Step Functions keeps 25,000 events of "
+                "one execution): lengthen the interval, shorten the bake or take fewer steps"
+            )
         return self
+
+    @property
+    def planned_readings(self) -> int:
+        """How many times the gates read a rollout that passes every step as soon as it baked."""
+        return (len(self.steps) - 1) * -(-self.bake_seconds // self.evaluation_interval_seconds)
 
     @property
     def canary_weights(self) -> tuple[float, ...]:
