@@ -95,7 +95,8 @@ def timing_line(run: RolloutRun, now: datetime) -> str | None:
     if baked is not None:
         bake = duration(run.policy.bake_seconds)
         left = (baked - now).total_seconds()
-        parts.append(f"bake: {duration(left)} left of {bake}" if left > 0 else f"baked ({bake}): moves on at a pass")
+        then = "held while paused" if run.paused_by else "moves on at a pass"
+        parts.append(f"bake: {duration(left)} left of {bake}" if left > 0 else f"baked ({bake}): {then}")
     return "; ".join(parts) or None
 
 
