@@ -27,6 +27,12 @@ bumping ``MOTO_VERSION``.
    GetMetricStatistics ignores ``ExtendedStatistics``. The rollout gates judge p99 latency per
    version, so here both answer percentiles as CloudWatch does, nearest-rank over the raw values
    moto keeps for the period (:func:`percentile`); a period with no value to rank has no datapoint.
+6. DynamoDB: moto's TransactWriteItems copies every table it touches when it starts and, when a
+   condition fails, puts the copies back, undoing whatever other requests wrote to those tables
+   meanwhile (two reconcilers ending one rollout at once resurrected the canary item the first had
+   deleted). Here every read and write of a table runs one at a time (:func:`dynamodb_seams`), so
+   a transaction is isolated from the others and its rollback undoes only its own writes, as on
+   AWS (the local stack's load is small: one request at a time costs it nothing it notices).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import moto
 from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum, MetricDatum, MetricDatumBase, Statistics
 from moto.cloudwatch.responses import CloudWatchResponse
+from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import Rule
 from moto.s3.responses import S3Response
 from moto.stepfunctions.parser.api import ExecutionStatus
@@ -404,6 +411,26 @@ def percentile_seams() -> list[tuple[type, str, Callable[..., Any]]]:
     ]
 
 
+# -- DynamoDB: one request at a time ---------------------------------------------------------------
+_DYNAMODB = threading.RLock()  # re-entrant: a transaction's own writes call put_item and the like
+_DYNAMODB_OPERATIONS = ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items")
+
+
+def _one_at_a_time(original: Callable[..., Any]) -> Callable[..., Any]:
+    def serialized(*args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB:
+            return original(*args, **kwargs)
+
+    return serialized
+
+
+def dynamodb_seams() -> list[tuple[type, str, Callable[..., Any]]]:
+    """(class, attribute, replacement) serializing moto's DynamoDB reads and writes; install() applies them."""
+    return [
+        (DynamoDBBackend, name, _one_at_a_time(getattr(DynamoDBBackend, name))) for name in _DYNAMODB_OPERATIONS
+    ]
+
+
 def install(run: RunFunction, client: ClientFactory) -> None:
     """Patch moto in this process: invocations go to ``run`` (the local Lambda service), rule
     targets are delivered through ``client`` (this emulator, as the local administrator)."""
@@ -427,6 +454,6 @@ def install(run: RunFunction, client: ClientFactory) -> None:
     S3Response.get_bucket_notification = _answering_eventbridge(  # type: ignore[method-assign]
         S3Response.get_bucket_notification
     )
-    for owner, attribute, replacement in percentile_seams():
+    for owner, attribute, replacement in (*percentile_seams(), *dynamodb_seams()):
         setattr(owner, attribute, replacement)
     _installed = True

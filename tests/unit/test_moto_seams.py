@@ -82,3 +82,57 @@ def test_get_bucket_notification_configuration_answers_eventbridge_as_s3_does(
         )
         assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket="notifying-bucket")
         assert "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket="quiet-bucket")
+
+
+@pytest.mark.parametrize("seamed", [True, False])
+def test_a_failed_transaction_undoes_only_its_own_writes(monkeypatch: pytest.MonkeyPatch, seamed: bool) -> None:
+    import copy
+    import threading
+    import time
+
+    import boto3
+    import moto.dynamodb.models as dynamodb_models
+    from moto import mock_aws
+
+    from mmedeploy.local.moto_seams import dynamodb_seams
+
+    if seamed:
+        for owner, attribute, replacement in dynamodb_seams():
+            monkeypatch.setattr(owner, attribute, replacement)
+    armed, started = threading.Event(), threading.Event()
+    snapshot = copy.deepcopy
+
+    def slow_snapshot(value: object, memo: object = None) -> object:
+        # the transaction's snapshot of the table, then time for another request to land
+        copied = snapshot(value, memo)  # type: ignore[arg-type]
+        if armed.is_set() and isinstance(value, dynamodb_models.Table) and not started.is_set():
+            started.set()
+            time.sleep(0.3)
+        return copied
+
+    monkeypatch.setattr(dynamodb_models.copy, "deepcopy", slow_snapshot)
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        db.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+        def failing_transaction() -> None:
+            # GIVEN a transaction whose condition fails (its item is not there)
+            put = {"TableName": "t", "Item": {"pk": {"S": "mine"}}, "ConditionExpression": "attribute_exists(pk)"}
+            with pytest.raises(db.exceptions.TransactionCanceledException):
+                db.transact_write_items(TransactItems=[{"Put": put}])
+
+        worker = threading.Thread(target=failing_transaction)
+        armed.set()
+        worker.start()
+        started.wait(5)
+        # WHEN another request writes meanwhile
+        db.put_item(TableName="t", Item={"pk": {"S": "theirs"}})
+        worker.join()
+        # THEN the failed transaction's rollback keeps it (with the seam; moto alone loses it)
+        kept = "Item" in db.get_item(TableName="t", Key={"pk": {"S": "theirs"}})
+        assert kept is seamed
