@@ -426,9 +426,7 @@ def _one_at_a_time(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def dynamodb_seams() -> list[tuple[type, str, Callable[..., Any]]]:
     """(class, attribute, replacement) serializing moto's DynamoDB reads and writes; install() applies them."""
-    return [
-        (DynamoDBBackend, name, _one_at_a_time(getattr(DynamoDBBackend, name))) for name in _DYNAMODB_OPERATIONS
-    ]
+    return [(DynamoDBBackend, name, _one_at_a_time(getattr(DynamoDBBackend, name))) for name in _DYNAMODB_OPERATIONS]
 
 
 def install(run: RunFunction, client: ClientFactory) -> None:
