@@ -508,11 +508,15 @@ class VersionStore:
             self._transact(items)
         except ConditionFailed:
             if rollout_execution:
-                current = self.find(name, version)
-                if current is None or current.status is not Status.PROMOTING:
-                    raise RolloutEnded(name, version, current.status if current else None) from None
+                self._require_promoting(name, version)
             raise self._rollout_in_progress(name) from None
         return canary
+
+    def _require_promoting(self, name: str, version: str) -> None:
+        """RolloutEnded unless ``version`` is still PROMOTING (a rollout's writes need it)."""
+        current = self.find(name, version)
+        if current is None or current.status is not Status.PROMOTING:
+            raise RolloutEnded(name, version, current.status if current else None)
 
     def running_rollout(self, name: str) -> Canary | None:
         """The model's canary if a rollout owns it and is running (its candidate PROMOTING under the

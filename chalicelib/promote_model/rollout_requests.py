@@ -159,7 +159,8 @@ class RolloutRequests:
         candidates = (
             [self._registry.get(name, canary.version)]
             if canary
-            else [r for r in self._registry.versions(name) if r.status is Status.PROMOTING]  # before step 1
+            # claimed, its canary not written yet (PreparePromotion writes it right after the claim)
+            else [r for r in self._registry.versions(name) if r.status is Status.PROMOTING]
         )
         for record in candidates:
             if record.status is Status.PROMOTING and record.promotion and record.promotion.rollout:

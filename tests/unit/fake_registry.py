@@ -34,7 +34,6 @@ from chalicelib.domain.errors import (
     ApprovalNotFound,
     ConcurrentUpdate,
     RegistryError,
-    RolloutEnded,
     TransitionRefused,
     VersionExists,
 )
@@ -232,9 +231,7 @@ class FakeRegistry(ModelRegistry):
         self, name: str, version: str, weight: float, actor: str, rollout_execution: str | None = None
     ) -> Canary:
         if rollout_execution:
-            current = self.find(name, version)
-            if current is None or current.status is not Status.PROMOTING:
-                raise RolloutEnded(name, version, current.status if current else None)
+            self._require_promoting(name, version)  # the adapter's ConditionCheck, as a read
         if not may_replace_canary(self.routes(name).canary, version, rollout_execution):
             raise rollout_in_progress(name, self.routes(name).canary)
         canary = Canary(
